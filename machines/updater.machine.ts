@@ -1,0 +1,371 @@
+/**
+ * The update lifecycle as one statechart. Pure: every effect is an invoked actor supplied with
+ * `machine.provide()`, time and identifiers arrive in events, so a journal of the events it received
+ * replays to the same snapshot through xstate's `transition()`.
+ */
+import { assign, fromPromise, setup } from 'xstate';
+import { isTransientCode, toErrorData, type UpdateErrorCode, type UpdateErrorData } from '../src/errors.js';
+import { selectCandidate, toInstalled, totalSize } from './selectCandidate.js';
+import type {
+  CheckDiskSpaceInput,
+  CheckDiskSpaceOutput,
+  DownloadInput,
+  DownloadOutput,
+  FetchManifestInput,
+  FetchManifestOutput,
+  ModelStepInput,
+  Outcome,
+  RestoreOutput,
+  RollbackPlan,
+  SwitchOutput,
+  UpdaterContext,
+  UpdaterEvent,
+  UpdaterInput,
+  VerifyInput,
+} from './types.js';
+
+/** Placeholder actors: the chart declares their contracts, adapters provide the real ones. */
+function notProvided<TOutput, TInput>(name: string) {
+  return fromPromise<TOutput, TInput>(async () => {
+    throw new Error(`The "${name}" actor was not provided: pass it with machine.provide({ actors }).`);
+  });
+}
+
+/** The error of an `xstate.error.actor.*` event, in the plain form the context keeps. */
+function errorOf(event: { error?: unknown }, fallback: UpdateErrorCode): UpdateErrorData {
+  const data = toErrorData(event.error);
+  return data.code === 'UNKNOWN' ? { ...data, code: fallback } : data;
+}
+
+/** Back-off for the next attempt: the server's Retry-After when it gave one, else doubling from the base. */
+export function retryDelayMs(context: UpdaterContext): number {
+  const { retryBaseDelayMs, maxRetryDelayMs } = context.config;
+  const requested = context.error?.retryAfterMs;
+  if (requested !== undefined) return requested;
+  const attempt = context.session?.attempt ?? 1;
+  return Math.min(maxRetryDelayMs, retryBaseDelayMs * 2 ** (attempt - 1));
+}
+
+function result(context: UpdaterContext, outcome: Outcome, error: UpdateErrorData | null = null) {
+  return {
+    sessionId: context.session?.id ?? 'none',
+    outcome,
+    version: context.candidate?.version ?? context.rollback?.to?.version ?? null,
+    error,
+  };
+}
+
+/** Fields that only live for the length of one session. */
+const sessionCleared = {
+  candidate: null,
+  digests: null,
+  progress: null,
+  rollback: null,
+  error: null,
+} satisfies Partial<UpdaterContext>;
+
+export const updaterMachine = setup({
+  types: {
+    context: {} as UpdaterContext,
+    events: {} as UpdaterEvent,
+    input: {} as UpdaterInput,
+  },
+  actors: {
+    fetchManifest: notProvided<FetchManifestOutput, FetchManifestInput>('fetchManifest'),
+    checkDiskSpace: notProvided<CheckDiskSpaceOutput, CheckDiskSpaceInput>('checkDiskSpace'),
+    downloadVersion: notProvided<DownloadOutput, DownloadInput>('downloadVersion'),
+    verifyStaged: notProvided<void, VerifyInput>('verifyStaged'),
+    stageVersion: notProvided<void, ModelStepInput>('stageVersion'),
+    runMigration: notProvided<void, ModelStepInput>('runMigration'),
+    loadModel: notProvided<void, ModelStepInput>('loadModel'),
+    checkHealth: notProvided<void, ModelStepInput>('checkHealth'),
+    switchActive: notProvided<SwitchOutput, ModelStepInput>('switchActive'),
+    restoreVersion: notProvided<RestoreOutput, RollbackPlan>('restoreVersion'),
+  },
+  guards: {
+    upToDate: ({ context }) => context.candidate === null,
+    needsApproval: ({ context }) => context.config.approval === 'ask',
+    checkCanBeDeferred: ({ context }, error: UpdateErrorData) =>
+      isTransientCode(error.code) && (context.session?.attempt ?? 1) < context.config.maxCheckAttempts,
+    downloadCanBeRetried: ({ context }, error: UpdateErrorData) =>
+      isTransientCode(error.code) && (context.session?.attempt ?? 1) < context.config.maxDownloadAttempts,
+    canRollBack: ({ context, event }) =>
+      event.type === 'ROLLBACK' && context.active !== null && rollbackTarget(context, event.to) !== null,
+  },
+  actions: {
+    beginSession: assign(({ event }) => {
+      if (event.type !== 'CHECK') return {};
+      return {
+        ...sessionCleared,
+        session: { id: event.sessionId, trigger: event.trigger, startedAt: event.at, attempt: 1 },
+      };
+    }),
+    configure: assign(({ context, event }) =>
+      event.type === 'CONFIGURE' ? { config: { ...context.config, ...event.config } } : {},
+    ),
+    recordManifest: assign(({ context }, output: FetchManifestOutput) => {
+      const manifest = output.notModified ? context.manifest : { etag: output.etag, body: output.manifest };
+      const candidate = manifest ? selectCandidate(manifest.body, context.config, context.active) : null;
+      return { manifest, candidate, error: null };
+    }),
+    finishUpToDate: assign(({ context }) => ({ lastResult: result(context, 'up-to-date') })),
+    recordError: assign((_, error: UpdateErrorData) => ({ error })),
+    countAttempt: assign(({ context }) => ({
+      session: context.session ? { ...context.session, attempt: context.session.attempt + 1 } : null,
+    })),
+    resetAttempts: assign(({ context }) => ({
+      session: context.session ? { ...context.session, attempt: 1 } : null,
+      error: null,
+    })),
+    failSession: assign(({ context }, error: UpdateErrorData) => ({
+      error,
+      progress: null,
+      lastResult: result(context, 'failed', error),
+    })),
+    cancelSession: assign(({ context }) => ({
+      progress: null,
+      lastResult: result(context, 'cancelled', { code: 'CANCELLED', message: 'The update was cancelled.' }),
+    })),
+    declineCandidate: assign(({ context }) => ({ lastResult: result(context, 'declined') })),
+    recordProgress: assign(({ event }) => (event.type === 'PROGRESS' ? { progress: event.progress } : {})),
+    recordDigests: assign((_, output: DownloadOutput) => ({ digests: output.digests })),
+    planFailureRollback: assign(({ context }, cause: UpdateErrorData) => ({
+      error: cause,
+      rollback: {
+        from: context.candidate ? toInstalled(context.candidate) : null,
+        to: context.active,
+        cause,
+        manual: false,
+      },
+    })),
+    planManualRollback: assign(({ context, event }) => {
+      if (event.type !== 'ROLLBACK') return {};
+      return {
+        ...sessionCleared,
+        session: { id: event.sessionId, trigger: 'rollback' as const, startedAt: event.at, attempt: 1 },
+        rollback: { from: context.active, to: rollbackTarget(context, event.to), cause: null, manual: true },
+      };
+    }),
+    activateCandidate: assign(({ context }, { active, retained }: SwitchOutput) => ({
+      active,
+      retained,
+      progress: null,
+      lastResult: result(context, 'activated'),
+    })),
+    finishRollback: assign(({ context }, { active, retained }: RestoreOutput) => ({
+      active,
+      retained,
+      progress: null,
+      lastResult: result(context, 'rolled-back', context.rollback?.cause ?? null),
+    })),
+  },
+  delays: {
+    retryDelay: ({ context }) => retryDelayMs(context),
+  },
+}).createMachine({
+  id: 'updater',
+  context: ({ input }) => ({
+    config: input.config,
+    active: input.active ?? null,
+    retained: input.retained ?? [],
+    manifest: null,
+    session: null,
+    ...sessionCleared,
+    lastResult: null,
+  }),
+  initial: 'idle',
+  on: {
+    CONFIGURE: { actions: 'configure' },
+  },
+  states: {
+    idle: {
+      initial: 'ready',
+      on: {
+        CHECK: { target: 'checking', actions: 'beginSession' },
+        ROLLBACK: { guard: 'canRollBack', target: 'rollingBack', actions: 'planManualRollback' },
+      },
+      states: {
+        ready: {},
+        // The service or the network was down: the same session checks again after a back-off.
+        deferred: {
+          after: { retryDelay: { target: '#updater.checking', actions: 'countAttempt' } },
+          on: { RETRY_NOW: { target: '#updater.checking', actions: 'countAttempt' } },
+        },
+      },
+    },
+    checking: {
+      invoke: {
+        id: 'fetchManifest',
+        src: 'fetchManifest',
+        input: ({ context }) => ({ etag: context.manifest?.etag ?? null }),
+        onDone: { target: 'deciding', actions: { type: 'recordManifest', params: ({ event }) => event.output } },
+        onError: [
+          {
+            guard: { type: 'checkCanBeDeferred', params: ({ event }) => errorOf(event, 'NETWORK_UNAVAILABLE') },
+            target: 'idle.deferred',
+            actions: { type: 'recordError', params: ({ event }) => errorOf(event, 'NETWORK_UNAVAILABLE') },
+          },
+          { target: 'idle', actions: { type: 'failSession', params: ({ event }) => errorOf(event, 'NETWORK_UNAVAILABLE') } },
+        ],
+      },
+      on: { CANCEL: { target: 'idle', actions: 'cancelSession' } },
+    },
+    deciding: {
+      always: [
+        { guard: 'upToDate', target: 'idle', actions: 'finishUpToDate' },
+        { guard: 'needsApproval', target: 'awaitingApproval' },
+        { target: 'downloading' },
+      ],
+    },
+    awaitingApproval: {
+      on: {
+        APPROVE: { target: 'downloading' },
+        CANCEL: { target: 'idle', actions: 'declineCandidate' },
+        CHECK: { target: 'checking', actions: 'beginSession' },
+      },
+    },
+    downloading: {
+      initial: 'preflight',
+      entry: 'resetAttempts',
+      on: {
+        CANCEL: { target: 'idle', actions: 'cancelSession' },
+        PROGRESS: { actions: 'recordProgress' },
+      },
+      states: {
+        preflight: {
+          invoke: {
+            id: 'checkDiskSpace',
+            src: 'checkDiskSpace',
+            input: ({ context }) => ({
+              version: context.candidate!.version,
+              bytesNeeded: totalSize(context.candidate!),
+              margin: context.config.diskMargin,
+            }),
+            onDone: { target: 'fetching' },
+            onError: {
+              target: '#updater.idle',
+              actions: { type: 'failSession', params: ({ event }) => errorOf(event, 'INSUFFICIENT_DISK_SPACE') },
+            },
+          },
+        },
+        fetching: {
+          invoke: {
+            id: 'downloadVersion',
+            src: 'downloadVersion',
+            input: ({ context }) => ({ candidate: context.candidate!, attempt: context.session?.attempt ?? 1 }),
+            onDone: {
+              target: '#updater.verifying',
+              actions: { type: 'recordDigests', params: ({ event }) => event.output },
+            },
+            onError: [
+              {
+                guard: { type: 'downloadCanBeRetried', params: ({ event }) => errorOf(event, 'DOWNLOAD_FAILED') },
+                target: 'retryWait',
+                actions: { type: 'recordError', params: ({ event }) => errorOf(event, 'DOWNLOAD_FAILED') },
+              },
+              {
+                target: '#updater.idle',
+                actions: { type: 'failSession', params: ({ event }) => errorOf(event, 'DOWNLOAD_FAILED') },
+              },
+            ],
+          },
+        },
+        retryWait: {
+          after: { retryDelay: { target: 'fetching', actions: 'countAttempt' } },
+          on: { RETRY_NOW: { target: 'fetching', actions: 'countAttempt' } },
+        },
+      },
+    },
+    verifying: {
+      invoke: {
+        id: 'verifyStaged',
+        src: 'verifyStaged',
+        input: ({ context }) => ({ candidate: context.candidate!, digests: context.digests ?? [] }),
+        onDone: { target: 'migrating' },
+        onError: {
+          target: 'idle',
+          actions: { type: 'failSession', params: ({ event }) => errorOf(event, 'INTEGRITY_MISMATCH') },
+        },
+      },
+      on: { CANCEL: { target: 'idle', actions: 'cancelSession' } },
+    },
+    // Past this point the update finishes or rolls back: CANCEL is not accepted.
+    migrating: {
+      initial: 'staging',
+      states: {
+        staging: modelStep('stageVersion', 'migratingData', 'STORAGE_FAILED'),
+        migratingData: modelStep('runMigration', 'loading', 'MIGRATION_FAILED'),
+        loading: modelStep('loadModel', 'checkingHealth', 'LOAD_FAILED'),
+        checkingHealth: modelStep('checkHealth', 'switching', 'HEALTH_CHECK_FAILED'),
+        switching: {
+          invoke: {
+            id: 'switchActive',
+            src: 'switchActive',
+            input: stepInput,
+            onDone: { target: '#updater.active', actions: { type: 'activateCandidate', params: ({ event }) => event.output } },
+            onError: {
+              target: '#updater.rollingBack',
+              actions: { type: 'planFailureRollback', params: ({ event }) => errorOf(event, 'SWITCH_FAILED') },
+            },
+          },
+        },
+      },
+    },
+    rollingBack: {
+      invoke: {
+        id: 'restoreVersion',
+        src: 'restoreVersion',
+        input: ({ context }) => context.rollback!,
+        onDone: { target: 'rolledBack', actions: { type: 'finishRollback', params: ({ event }) => event.output } },
+        onError: {
+          target: 'idle',
+          actions: { type: 'failSession', params: ({ event }) => errorOf(event, 'ROLLBACK_UNAVAILABLE') },
+        },
+      },
+    },
+    active: { on: restingHandlers() },
+    rolledBack: { on: restingHandlers() },
+  },
+});
+
+function stepInput({ context }: { context: UpdaterContext }): ModelStepInput {
+  return { from: context.active, to: toInstalled(context.candidate!) };
+}
+
+/** One migration step: invoke the host-facing actor, go on when it succeeds, roll back when it fails. */
+function modelStep(
+  src: 'stageVersion' | 'runMigration' | 'loadModel' | 'checkHealth',
+  next: 'migratingData' | 'loading' | 'checkingHealth' | 'switching',
+  failure: UpdateErrorCode,
+) {
+  return {
+    invoke: {
+      id: src,
+      src,
+      input: stepInput,
+      onDone: { target: next },
+      onError: {
+        target: '#updater.rollingBack',
+        actions: {
+          type: 'planFailureRollback',
+          params: ({ event }: { event: { error: unknown } }) => errorOf(event, failure),
+        },
+      },
+    },
+  } as const;
+}
+
+/** What `active` and `rolledBack` accept; `idle` accepts the same. */
+function restingHandlers() {
+  return {
+    CHECK: { target: 'checking', actions: 'beginSession' },
+    ROLLBACK: { guard: 'canRollBack', target: 'rollingBack', actions: 'planManualRollback' },
+  } as const;
+}
+
+/** The retained version a rollback goes to: the one asked for, else the newest kept. */
+function rollbackTarget(context: UpdaterContext, version: string | undefined) {
+  return context.retained.find((kept) => version === undefined || kept.version === version) ?? null;
+}
+
+export type UpdaterMachine = typeof updaterMachine;

@@ -1,0 +1,48 @@
+/**
+ * Makes a known-good version active: after a failed update (unload the new one, keep or put back the old
+ * pointer, reload the old model) or on a manual rollback (load, check and switch to a retained version).
+ */
+import { fromPromise } from 'xstate';
+import type { RestoreOutput, RollbackPlan } from '../../machines/types.js';
+import { UpdateError } from '../errors.js';
+import type { LoadedModels } from '../modelRef.js';
+import type { ModelStore } from '../store.js';
+
+export function createRestoreVersion(store: ModelStore, models: LoadedModels<any>, now: () => number) {
+  return fromPromise<RestoreOutput, RollbackPlan>(async ({ input }) => {
+    const { from, to } = input;
+    const current = await store.readPointer();
+    const others = (current?.retained ?? []).filter((kept) => kept.version !== to?.version && kept.version !== from?.version);
+
+    if (input.manual) {
+      if (!to) throw new UpdateError('ROLLBACK_UNAVAILABLE', 'There is no retained version to roll back to.');
+      try {
+        await models.load(to);
+        await models.healthCheck(to);
+      } catch (error) {
+        await models.unload(to);
+        throw new UpdateError(
+          'ROLLBACK_UNAVAILABLE',
+          `Version ${to.version} could not be restored (${(error as Error).message}); ${from?.version ?? 'the current version'} stays active.`,
+          { cause: error },
+        );
+      }
+    } else if (from) {
+      await models.unload(from);
+    }
+
+    const retained = input.manual && from ? [from, ...others] : others;
+    if (to && (current?.active.version !== to.version || input.manual)) {
+      await store.writePointer({ schemaVersion: 1, active: to, retained, switchedAt: new Date(now()).toISOString() });
+    }
+    if (!input.manual && from) {
+      // The failed version is not kept: it is not a rollback target.
+      await store.removeVersion(from.version);
+      await store.discardStaging(from.version);
+    }
+    if (input.manual && from) await models.unload(from);
+    if (to) await models.load(to);
+    const pointer = await store.readPointer();
+    return { active: pointer?.active ?? null, retained: pointer?.retained ?? [] };
+  });
+}

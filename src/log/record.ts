@@ -1,0 +1,82 @@
+/**
+ * One line of the event log and the hash chain that binds the lines together.
+ */
+import { createHash } from 'node:crypto';
+
+export interface LogRecord {
+  /** 0, 1, 2, ... with no gaps. */
+  seq: number;
+  /** ISO-8601 wall-clock time the record was written. */
+  ts: string;
+  /** Update session the record belongs to, or null outside a session. */
+  session: string | null;
+  /** The event type (`CHECK`, `xstate.done.actor.downloadVersion`, ...) or a `log.*` bookkeeping type. */
+  type: string;
+  data: Record<string, unknown>;
+  /** Hash of the previous record; GENESIS for the first. */
+  prev: string;
+  hash: string;
+}
+
+export const GENESIS = '0'.repeat(64);
+
+/** Records the log writes about itself; replay skips them. */
+export const META_PREFIX = 'log.';
+
+export function recordHash(record: Omit<LogRecord, 'hash'>): string {
+  const { seq, ts, session, type, data, prev } = record;
+  return createHash('sha256').update(JSON.stringify([seq, ts, session, type, data, prev])).digest('hex');
+}
+
+export function sealRecord(fields: Omit<LogRecord, 'hash'>): LogRecord {
+  return { ...fields, hash: recordHash(fields) };
+}
+
+export type LogVerification =
+  | { ok: true; count: number; head: string }
+  | { ok: false; seq: number; reason: string };
+
+/**
+ * Checks the chain: sequence numbers contiguous, each record's `prev` equal to the hash before it, each
+ * hash matching its content. Names the first record that breaks it.
+ * @example
+ * const result = verifyLog(readLog(path)); if (!result.ok) console.error(`record ${result.seq}: ${result.reason}`)
+ */
+export function verifyLog(records: readonly LogRecord[]): LogVerification {
+  let prev = GENESIS;
+  for (const [index, record] of records.entries()) {
+    if (record.seq !== index) {
+      return { ok: false, seq: index, reason: `expected sequence number ${index}, found ${record.seq} (a record was deleted or reordered)` };
+    }
+    if (record.prev !== prev) {
+      return { ok: false, seq: index, reason: 'does not chain to the record before it (a record was deleted, inserted or reordered)' };
+    }
+    if (recordHash(record) !== record.hash) {
+      return { ok: false, seq: index, reason: 'its content does not match its hash (the record was edited)' };
+    }
+    prev = record.hash;
+  }
+  return { ok: true, count: records.length, head: prev };
+}
+
+/** Parses one line, or null when it is not a whole record. */
+export function parseRecordLine(line: string): LogRecord | null {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch {
+    return null;
+  }
+  if (typeof value !== 'object' || value === null) return null;
+  const r = value as Record<string, unknown>;
+  const ok =
+    typeof r.seq === 'number' &&
+    typeof r.ts === 'string' &&
+    (typeof r.session === 'string' || r.session === null) &&
+    typeof r.type === 'string' &&
+    typeof r.data === 'object' &&
+    r.data !== null &&
+    typeof r.prev === 'string' &&
+    typeof r.hash === 'string';
+  return ok ? (value as LogRecord) : null;
+}

@@ -1,0 +1,47 @@
+/**
+ * Checks the options a host passes, so a mistake is a clear INVALID_ARGUMENT at construction, not an odd
+ * failure in the middle of an update.
+ */
+import semver from 'semver';
+import type { UpdaterConfig } from '../machines/types.js';
+import { UpdateError } from './errors.js';
+import type { ModelUpdaterOptions } from './createModelUpdater.js';
+
+function invalid(message: string): never {
+  throw new UpdateError('INVALID_ARGUMENT', message);
+}
+
+export function validateOptions(options: ModelUpdaterOptions<any>): UpdaterConfig {
+  if (options.manifestUrl !== undefined) {
+    let url: URL;
+    try {
+      url = new URL(options.manifestUrl);
+    } catch {
+      invalid(`manifestUrl "${options.manifestUrl}" is not an absolute URL; pass e.g. https://models.example.com/asr/manifest.json.`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') invalid(`manifestUrl must be http: or https:, got ${url.protocol}`);
+  }
+  if (!options.dir) invalid('dir is required: the folder for model versions and the event log.');
+  if (options.appVersion !== undefined && semver.valid(options.appVersion) === null) {
+    invalid(`appVersion "${options.appVersion}" is not a semver version like 2.3.0.`);
+  }
+  const approval = options.policy?.approval ?? 'auto';
+  if (approval !== 'auto' && approval !== 'ask') invalid(`policy.approval must be 'auto' or 'ask', got "${approval}".`);
+  const keep = options.keepVersions ?? 2;
+  if (!Number.isInteger(keep) || keep < 1) invalid(`keepVersions must be an integer >= 1, got ${keep}.`);
+  const positive = (name: string, value: number | undefined, fallback: number) => {
+    const v = value ?? fallback;
+    if (!(Number.isFinite(v) && v >= 0)) invalid(`${name} must be a non-negative number, got ${v}.`);
+    return v;
+  };
+  return {
+    appVersion: options.appVersion ?? null,
+    channel: options.channel ?? 'stable',
+    approval,
+    maxDownloadAttempts: Math.max(1, positive('retry.maxDownloadAttempts', options.retry?.maxDownloadAttempts, 5)),
+    maxCheckAttempts: Math.max(1, positive('retry.maxCheckAttempts', options.retry?.maxCheckAttempts, 5)),
+    retryBaseDelayMs: positive('retry.baseDelayMs', options.retry?.baseDelayMs, 1_000),
+    maxRetryDelayMs: positive('retry.maxDelayMs', options.retry?.maxDelayMs, 5 * 60_000),
+    diskMargin: positive('diskMargin', options.diskMargin, 0.05),
+  };
+}
