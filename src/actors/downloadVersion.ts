@@ -24,7 +24,7 @@ export function createDownloadVersion(options: DownloadVersionOptions) {
     let done = 0; // bytes of completed files
     let current = 0; // bytes of the file in progress, resumed prefix included
     let fetched = 0; // bytes over the network in this attempt
-    let lastReport = -Infinity;
+    let lastReport = startedAt; // the first report waits one interval, so its rate means something
 
     const report = (force: boolean) => {
       const at = now();

@@ -1,0 +1,36 @@
+/**
+ * model-updater's public surface. Every export is named on purpose.
+ */
+export {
+  createModelUpdater,
+  isSettled,
+  type ModelUpdater,
+  type ModelUpdaterOptions,
+  type UpdatePolicy,
+  type UpdateResult,
+  type UpdaterEvents,
+} from './createModelUpdater.js';
+export { UpdateError, isUpdateError, ERROR_CODES, type UpdateErrorCode, type UpdateErrorData } from './errors.js';
+export type { ModelLoader, ModelRef } from './modelRef.js';
+export { parseManifest, parseManifestText, MANIFEST_SCHEMA_VERSION } from './manifest/schema.js';
+export { publish, type PublishOptions } from './manifest/publish.js';
+export { replay, type UpdaterSnapshot } from './log/replay.js';
+export { verifyLog, type LogRecord, type LogVerification } from './log/record.js';
+export { readLogFile, FileEventLog } from './log/fileEventLog.js';
+export { FsModelStore } from './node/fsModelStore.js';
+export type { ModelStore, ActivePointer } from './store.js';
+export { updaterMachine } from '../machines/updater.machine.js';
+export { selectCandidate } from '../machines/selectCandidate.js';
+export type {
+  Manifest,
+  ManifestVersion,
+  ManifestFile,
+  InstalledVersion,
+  DownloadProgress,
+  SessionResult,
+  Outcome,
+  UpdaterContext,
+  UpdaterEvent,
+  UpdaterConfig,
+} from '../machines/types.js';
+export { formatRecord, summarize } from './log/describe.js';

@@ -1,0 +1,36 @@
+/**
+ * The audit trail in words: one line per record, for the CLI and for hosts that show it.
+ */
+import type { LogRecord } from './record.js';
+
+/** A short human reading of one record's data. */
+export function summarize(record: LogRecord): string {
+  const data = record.data as Record<string, any>;
+  if (data.error) return `${data.error.code}: ${data.error.message}`;
+  switch (record.type) {
+    case 'CHECK':
+      return `check (${data.trigger})`;
+    case 'ROLLBACK':
+      return `rollback${data.to ? ` to ${data.to}` : ''}`;
+    case 'PROGRESS':
+      return `${data.progress.version}: ${data.progress.bytes}/${data.progress.total} bytes, ${data.progress.bytesPerSecond} B/s`;
+    case 'xstate.done.actor.fetchManifest':
+      return data.output.notModified ? 'manifest unchanged (304)' : `manifest: ${data.output.manifest.versions.length} version(s)`;
+    case 'xstate.done.actor.switchActive':
+    case 'xstate.done.actor.restoreVersion':
+      return `active: ${data.output.active?.version ?? 'none'}`;
+    case 'xstate.init':
+      return `log started (app ${data.input.config.appVersion ?? 'any'}, channel ${data.input.config.channel})`;
+    default:
+      return '';
+  }
+}
+
+/**
+ * @example
+ * for (const record of readLogFile(path).records) console.log(formatRecord(record))
+ */
+export function formatRecord(record: LogRecord): string {
+  const session = record.session ? record.session.slice(0, 8) : '-'.repeat(8);
+  return `${String(record.seq).padStart(5)}  ${record.ts}  ${session}  ${record.type.replace('xstate.', '')}  ${summarize(record)}`.trimEnd();
+}
