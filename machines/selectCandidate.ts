@@ -1,5 +1,5 @@
 import semver from 'semver';
-import type { InstalledVersion, Manifest, ManifestVersion, UpdaterConfig } from './types.js';
+import type { InstalledVersion, Manifest, ManifestFile, ManifestVersion, QuarantinedBuild, UpdaterConfig } from './types.js';
 
 /**
  * The best version on offer for this install: on the configured channel, admitted by its `requires.app`
@@ -9,10 +9,12 @@ export function selectCandidate(
   manifest: Manifest,
   config: Pick<UpdaterConfig, 'appVersion' | 'channel'>,
   active: InstalledVersion | null,
+  quarantine: readonly QuarantinedBuild[] = [],
 ): ManifestVersion | null {
   let best: ManifestVersion | null = null;
   for (const offered of manifest.versions) {
     if (!isAdmissible(offered, config)) continue;
+    if (quarantine.some((bad) => bad.version === offered.version && bad.build === buildId(offered))) continue;
     if (active && !semver.gt(offered.version, active.version)) continue;
     if (!best || semver.gt(offered.version, best.version)) best = offered;
   }
@@ -23,6 +25,14 @@ export function isAdmissible(offered: ManifestVersion, config: Pick<UpdaterConfi
   if (offered.channel !== config.channel) return false;
   const range = offered.requires?.app;
   return range === undefined || config.appVersion === null || semver.satisfies(config.appVersion, range, { includePrerelease: true });
+}
+
+/** A build's identity: the same version republished with other bytes is another build. */
+export function buildId(version: { files: ReadonlyArray<Pick<ManifestFile, 'path' | 'sha256'>> }): string {
+  return version.files
+    .map((file) => `${file.path}:${file.sha256}`)
+    .sort()
+    .join(',');
 }
 
 /** Bytes a candidate needs on disk. */

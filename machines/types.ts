@@ -97,8 +97,17 @@ export interface RollbackPlan {
   manual: boolean;
 }
 
+/** A build the install must not take again: it failed here, or the user rolled back from it. */
+export interface QuarantinedBuild {
+  version: string;
+  /** The build's identity: its files' paths and hashes. A republished, different build is not quarantined. */
+  build: string;
+  reason: string;
+}
+
 export interface UpdaterContext {
   config: UpdaterConfig;
+  quarantine: QuarantinedBuild[];
   active: InstalledVersion | null;
   /** Older complete versions kept for rollback, newest first. */
   retained: InstalledVersion[];
@@ -117,6 +126,7 @@ export interface UpdaterContext {
 
 export interface UpdaterInput {
   config: UpdaterConfig;
+  quarantine?: QuarantinedBuild[];
   active?: InstalledVersion | null;
   retained?: InstalledVersion[];
 }

@@ -5,7 +5,7 @@
  */
 import { assign, fromPromise, setup } from 'xstate';
 import { isTransientCode, toErrorData, type UpdateErrorCode, type UpdateErrorData } from '../src/errors.js';
-import { selectCandidate, toInstalled, totalSize } from './selectCandidate.js';
+import { buildId, selectCandidate, toInstalled, totalSize } from './selectCandidate.js';
 import type {
   CheckDiskSpaceInput,
   CheckDiskSpaceOutput,
@@ -105,7 +105,7 @@ export const updaterMachine = setup({
     ),
     recordManifest: assign(({ context }, output: FetchManifestOutput) => {
       const manifest = output.notModified ? context.manifest : { etag: output.etag, body: output.manifest };
-      const candidate = manifest ? selectCandidate(manifest.body, context.config, context.active) : null;
+      const candidate = manifest ? selectCandidate(manifest.body, context.config, context.active, context.quarantine) : null;
       return { manifest, candidate, error: null };
     }),
     finishUpToDate: assign(({ context }) => ({ lastResult: result(context, 'up-to-date') })),
@@ -156,6 +156,7 @@ export const updaterMachine = setup({
       active,
       retained,
       progress: null,
+      quarantine: quarantineAfterRollback(context),
       lastResult: result(context, 'rolled-back', context.rollback?.cause ?? null),
     })),
   },
@@ -166,6 +167,7 @@ export const updaterMachine = setup({
   id: 'updater',
   context: ({ input }) => ({
     config: input.config,
+    quarantine: input.quarantine ?? [],
     active: input.active ?? null,
     retained: input.retained ?? [],
     manifest: null,
@@ -222,6 +224,7 @@ export const updaterMachine = setup({
         APPROVE: { target: 'downloading' },
         CANCEL: { target: 'idle', actions: 'declineCandidate' },
         CHECK: { target: 'checking', actions: 'beginSession' },
+        ROLLBACK: { guard: 'canRollBack', target: 'rollingBack', actions: 'planManualRollback' },
       },
     },
     downloading: {
@@ -361,6 +364,19 @@ function restingHandlers() {
     CHECK: { target: 'checking', actions: 'beginSession' },
     ROLLBACK: { guard: 'canRollBack', target: 'rollingBack', actions: 'planManualRollback' },
   } as const;
+}
+
+/**
+ * The build a rollback leaves is not taken again: a failed one would fail again, and a user who rolled
+ * back does not want it back. A different build of the same version is still offered.
+ */
+function quarantineAfterRollback(context: UpdaterContext) {
+  const plan = context.rollback;
+  const left = plan?.manual ? plan.from : context.candidate;
+  if (!plan || !left) return context.quarantine;
+  const reason = plan.cause?.code ?? 'ROLLED_BACK_BY_USER';
+  const entry = { version: left.version, build: buildId(left), reason };
+  return [...context.quarantine.filter((bad) => bad.version !== entry.version || bad.build !== entry.build), entry];
 }
 
 /** The retained version a rollback goes to: the one asked for, else the newest kept. */

@@ -29,6 +29,8 @@ export interface FetchResult extends FileDigest {
 export interface ModelStore {
   /** Where the store lives, for messages. */
   readonly location: string;
+  /** Creates what the store needs (folders, object stores). Idempotent. */
+  init(): Promise<void>;
   freeBytes(): Promise<number>;
   /** Bytes of a version already staged (a partial download counts), so a resume needs less space. */
   stagedBytes(version: string): Promise<number>;

@@ -146,6 +146,51 @@ describe('approval, cancel and rollback', () => {
   });
 });
 
+describe('quarantine: a build left by a rollback is not taken again', () => {
+  it('a build that failed its health check is not downloaded again, until a new build is offered', async () => {
+    await world.publishVersion('1.0.0');
+    const updater = world.updater({ loader: { load: (m) => m.version, healthCheck: (m) => m.version !== '1.1.0' } });
+    await updater.start();
+    await updater.check();
+    await world.publishVersion('1.1.0');
+    expect(await updater.check()).toMatchObject({ outcome: 'rolled-back', error: { code: 'HEALTH_CHECK_FAILED' } });
+    const downloads = modelRequests().length;
+    expect(await updater.check()).toMatchObject({ outcome: 'up-to-date' });
+    expect(modelRequests().length).toBe(downloads);
+    expect(updater.getSnapshot().context.quarantine).toMatchObject([{ version: '1.1.0', reason: 'HEALTH_CHECK_FAILED' }]);
+    await world.publishVersion('1.1.1');
+    expect(await updater.check()).toMatchObject({ outcome: 'activated', version: '1.1.1' });
+    await expectIntact(updater, '1.1.1');
+  });
+
+  it('a manual rollback sticks: the next check does not reinstall the version rolled back from', async () => {
+    await world.publishVersion('1.0.0');
+    const updater = world.updater();
+    await updater.start();
+    await updater.check();
+    await world.publishVersion('1.1.0');
+    await updater.check();
+    await updater.rollback();
+    expect(await updater.check()).toMatchObject({ outcome: 'up-to-date' });
+    expect(updater.active?.version).toBe('1.0.0');
+  });
+
+  it('rollback() is accepted while an update awaits approval', async () => {
+    await world.publishVersion('1.0.0');
+    const updater = world.updater({ policy: { approval: 'ask', checkOnStart: false } });
+    await updater.start();
+    await updater.check();
+    await updater.approve();
+    await world.publishVersion('1.1.0');
+    await updater.check();
+    await updater.approve();
+    await world.publishVersion('1.2.0');
+    expect(await updater.check()).toMatchObject({ outcome: 'awaiting-approval', version: '1.2.0' });
+    expect(await updater.rollback()).toMatchObject({ outcome: 'rolled-back', version: '1.0.0' });
+    await expectIntact(updater, '1.0.0');
+  });
+});
+
 describe('failures keep the old version active', () => {
   async function installed(version = '1.0.0', options: Parameters<World['updater']>[0] = {}) {
     await world.publishVersion(version);

@@ -3,6 +3,7 @@
  * The `model-updater` command: publish to a static update service, check, update, inspect, roll back.
  */
 import * as log from './commands/log.js';
+import { CliOutput } from './output.js';
 import * as publish from './commands/publish.js';
 import * as rollback from './commands/rollback.js';
 import * as status from './commands/status.js';
@@ -28,5 +29,10 @@ if (!command) {
   (known ? process.stdout : process.stderr).write(known ? help() : `unknown command "${name}"\n\n${help()}`);
   process.exitCode = known ? 0 : 2;
 } else {
-  process.exitCode = await command.run(argv);
+  try {
+    process.exitCode = await command.run(argv);
+  } catch (error) {
+    // Errors before a command's own handling (a bad flag) still answer in the format asked for.
+    process.exitCode = new CliOutput(argv.includes('--json')).failure(error);
+  }
 }

@@ -1,0 +1,373 @@
+/**
+ * The updater, platform-neutral: wires the statechart to a store, the network, the host's hooks and the
+ * event log, and gives the host a small promise-based API. `createModelUpdater` (Node) and the other
+ * adapters call it with their platform.
+ */
+import { createActor, type Actor, type ActorOptions, type InspectionEvent, type Observer } from 'xstate';
+import { updaterMachine } from '../machines/updater.machine.js';
+import type {
+  DownloadProgress,
+  InstalledVersion,
+  SessionResult,
+  Trigger,
+  UpdaterConfig,
+  UpdaterInput,
+} from '../machines/types.js';
+import { createCheckDiskSpace } from './actors/checkDiskSpace.js';
+import { createCheckHealth } from './actors/checkHealth.js';
+import { createDownloadVersion } from './actors/downloadVersion.js';
+import { createFetchManifest } from './actors/fetchManifest.js';
+import { createLoadModel } from './actors/loadModel.js';
+import { createRestoreVersion } from './actors/restoreVersion.js';
+import { createRunMigration } from './actors/runMigration.js';
+import { createStageVersion } from './actors/stageVersion.js';
+import { createSwitchActive } from './actors/switchActive.js';
+import { createVerifyStaged } from './actors/verifyStaged.js';
+import { fromErrorData, UpdateError } from './errors.js';
+import type { EventLog } from './log/fileEventLog.js';
+import { eventData, INIT_EVENT, replay, type UpdaterSnapshot } from './log/replay.js';
+import { LoadedModels, type ModelLoader, type ModelRef } from './modelRef.js';
+import type { ModelStore } from './store.js';
+import { validateOptions } from './options.js';
+import { statePath } from './statePath.js';
+
+export interface UpdatePolicy {
+  /** 'auto' downloads and activates; 'ask' stops in `awaitingApproval` until approve(). Default 'auto'. */
+  approval?: UpdaterConfig['approval'];
+  /** Check once when start() is called. Default true. */
+  checkOnStart?: boolean;
+}
+
+export interface ModelUpdaterOptions<Handle = unknown> {
+  /** URL of the update service's manifest.json. Needed to check; rollback and status work without it. */
+  manifestUrl?: string;
+  /** Folder for versions, staging and the event log (Node). Created if missing. */
+  dir: string;
+  /** The host app's version, matched against each model version's `requires.app` range; without it, ranges are not checked. */
+  appVersion?: string;
+  /** Release channel to follow. Default 'stable'. */
+  channel?: string;
+  policy?: UpdatePolicy;
+  loader?: ModelLoader<Handle>;
+  /** Complete versions kept on disk, the active one included. Default 2 (active + one for rollback). */
+  keepVersions?: number;
+  retry?: {
+    /** Download attempts per session. Default 5. */
+    maxDownloadAttempts?: number;
+    /** Deferred checks per session when the service is down. Default 5. */
+    maxCheckAttempts?: number;
+    baseDelayMs?: number;
+    maxDelayMs?: number;
+    /** ky's quick retries of one manifest request. Default 2. */
+    manifestRetries?: number;
+  };
+  /** Extra free space required, as a fraction of the download. Default 0.05. */
+  diskMargin?: number;
+  maxManifestBytes?: number;
+  manifestTimeoutMs?: number;
+  progressIntervalMs?: number;
+  /** Timer source for back-off waits; pass xstate's SimulatedClock in tests. */
+  clock?: ActorOptions<typeof updaterMachine>['clock'];
+  /** Wall clock for timestamps and rates. Default Date.now. */
+  now?: () => number;
+  /** Inspection observer (for example `createBrowserInspector().inspect` from @statelyai/inspect). */
+  inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
+}
+
+export interface UpdaterEvents {
+  /** The chart moved; `state` is the dotted state path, e.g. 'downloading.fetching'. */
+  state: { state: string };
+  'update-available': { version: string; notes: string | undefined };
+  'update-not-available': { sessionId: string };
+  progress: DownloadProgress;
+  activated: { version: string; previous: string | null; model: ModelRef };
+  'rolled-back': { version: string | null; from: string | null; cause: UpdateError | null };
+  error: UpdateError;
+}
+
+/** What a check (or approve, or rollback) came to. */
+export type UpdateResult =
+  | SessionResult
+  | { sessionId: string; outcome: 'awaiting-approval'; version: string | null; error: null }
+  | { sessionId: string; outcome: 'deferred'; version: null; error: SessionResult['error'] };
+
+export interface ModelUpdater<Handle = unknown> {
+  /** Recovers state from the event log, loads the active model, then checks if the policy says so. */
+  start(): Promise<void>;
+  /** Checks for an update and runs it as the policy says. Concurrent calls share one session. */
+  check(trigger?: Trigger): Promise<UpdateResult>;
+  approve(): Promise<UpdateResult>;
+  cancel(): void;
+  /** Makes a retained version active again (the newest retained, or `to`). */
+  rollback(to?: string): Promise<UpdateResult>;
+  stop(): void;
+  getSnapshot(): UpdaterSnapshot;
+  subscribe(listener: (snapshot: UpdaterSnapshot) => void): () => void;
+  on<E extends keyof UpdaterEvents>(event: E, listener: (payload: UpdaterEvents[E]) => void): () => void;
+  /** The active version, with the folder to load it from; null before the first install. */
+  readonly active: ModelRef | null;
+  /** The host's handle of the active version, when a load hook is given. */
+  readonly model: Handle | undefined;
+  readonly log: EventLog;
+}
+
+/** States where nothing runs and the chart waits for a host event. */
+export function isSettled(snapshot: UpdaterSnapshot): boolean {
+  return ['idle', 'active', 'rolledBack', 'awaitingApproval'].some((state) => snapshot.matches(state as never));
+}
+
+/** Where an updater keeps its models and its log. */
+export interface Platform {
+  store: ModelStore;
+  /** Opens the event log (verifying it and cutting a torn tail). */
+  openLog(now: () => number): EventLog | Promise<EventLog>;
+}
+
+/**
+ * Creates an updater on a given platform; hosts call a platform's entry point such as createModelUpdater.
+ * @example
+ * const updater = createUpdater(options, { store, openLog: () => log })
+ */
+export function createUpdater<Handle = unknown>(options: ModelUpdaterOptions<Handle>, platform: Platform): ModelUpdater<Handle> {
+  const config = validateOptions(options);
+  const now = options.now ?? Date.now;
+  const { store } = platform;
+  const loader = options.loader ?? {};
+  const models = new LoadedModels<Handle>(loader, (version) => store.versionPath(version));
+  const listeners = new Map<keyof UpdaterEvents, Set<(payload: never) => void>>();
+  let actor: Actor<typeof updaterMachine> | undefined;
+  let log: EventLog | undefined;
+  let restored = false;
+  let journalFailure: UpdateError | undefined;
+
+  const emit = <E extends keyof UpdaterEvents>(event: E, payload: UpdaterEvents[E]) => {
+    for (const listener of listeners.get(event) ?? []) (listener as (p: UpdaterEvents[E]) => void)(payload);
+  };
+
+  const machine = updaterMachine.provide({
+    actors: {
+      fetchManifest: createFetchManifest({
+        manifestUrl: options.manifestUrl ?? '',
+        maxBytes: options.maxManifestBytes ?? 1024 * 1024,
+        retries: options.retry?.manifestRetries ?? 2,
+        timeoutMs: options.manifestTimeoutMs ?? 15_000,
+        maxInPlaceRetryAfterMs: 5_000,
+      }),
+      checkDiskSpace: createCheckDiskSpace(store),
+      downloadVersion: createDownloadVersion({
+        store,
+        manifestUrl: options.manifestUrl ?? '',
+        progressIntervalMs: options.progressIntervalMs ?? 500,
+        now,
+        onProgress: (progress) => {
+          emit('progress', progress);
+          actor?.send({ type: 'PROGRESS', progress });
+        },
+      }),
+      verifyStaged: createVerifyStaged(store),
+      stageVersion: createStageVersion(store),
+      runMigration: createRunMigration(loader, models),
+      loadModel: createLoadModel(models),
+      checkHealth: createCheckHealth(models),
+      switchActive: createSwitchActive(store, models, options.keepVersions ?? 2, now),
+      restoreVersion: createRestoreVersion(store, models, now),
+    },
+  });
+
+  /** Journals every event the chart receives, durably, before the chart acts on it. */
+  const journal = (inspection: InspectionEvent) => {
+    if (inspection.type !== '@xstate.event' || !actor || inspection.actorRef !== actor) return;
+    const event = inspection.event;
+    if (event.type === INIT_EVENT && restored) return;
+    if (journalFailure) return;
+    const current = event.type === INIT_EVENT ? undefined : actor.getSnapshot();
+    const session =
+      'sessionId' in event && typeof event.sessionId === 'string' ? event.sessionId : (current?.context.session?.id ?? null);
+    try {
+      log!.append(event.type, session, eventData(event));
+    } catch (error) {
+      // Without a durable record the chart must not go on: stop and report.
+      journalFailure = new UpdateError('STORAGE_FAILED', `Could not write the event log in ${store.location}: ${(error as Error).message}. The updater stopped; free space or fix permissions, then start it again.`, {
+        cause: error,
+      });
+      queueMicrotask(() => {
+        actor?.stop();
+        emit('error', journalFailure!);
+      });
+    }
+  };
+
+  const userInspect = options.inspect;
+  const inspect = (event: InspectionEvent) => {
+    journal(event);
+    if (typeof userInspect === 'function') userInspect(event);
+    else userInspect?.next?.(event);
+  };
+
+  let previous: UpdaterSnapshot | undefined;
+  const onSnapshot = (snapshot: UpdaterSnapshot) => {
+    const before = previous;
+    previous = snapshot;
+    if (!before || statePath(before) !== statePath(snapshot)) emit('state', { state: statePath(snapshot) });
+    const { lastResult, candidate } = snapshot.context;
+    if (candidate && before?.context.candidate?.version !== candidate.version && !snapshot.matches('checking')) {
+      emit('update-available', { version: candidate.version, notes: candidate.notes });
+    }
+    if (!lastResult || lastResult === before?.context.lastResult) return;
+    switch (lastResult.outcome) {
+      case 'up-to-date':
+        emit('update-not-available', { sessionId: lastResult.sessionId });
+        break;
+      case 'activated': {
+        const active = snapshot.context.active!;
+        emit('activated', { version: active.version, previous: before?.context.active?.version ?? null, model: models.ref(active) });
+        break;
+      }
+      case 'rolled-back':
+        emit('rolled-back', {
+          version: snapshot.context.active?.version ?? null,
+          from: snapshot.context.rollback?.from?.version ?? null,
+          cause: lastResult.error ? fromErrorData(lastResult.error) : null,
+        });
+        break;
+      case 'failed':
+        if (lastResult.error) emit('error', fromErrorData(lastResult.error));
+        break;
+    }
+  };
+
+  const running = (): Actor<typeof updaterMachine> => {
+    if (journalFailure) throw journalFailure;
+    if (!actor) throw new UpdateError('INVALID_ARGUMENT', 'The updater is not started: call and await start() first.');
+    return actor;
+  };
+
+  /** Resolves when the chart settles after `sessionId` began (or at once if it is settled already). */
+  const settled = (sessionId: string | null): Promise<UpdateResult> =>
+    new Promise((resolve, reject) => {
+      const current = running();
+      const tryResolve = (snapshot: UpdaterSnapshot): boolean => {
+        if (journalFailure) {
+          reject(journalFailure);
+          return true;
+        }
+        const { lastResult, session, candidate, error } = snapshot.context;
+        if (snapshot.matches({ idle: 'deferred' })) {
+          resolve({ sessionId: session?.id ?? '', outcome: 'deferred', version: null, error });
+          return true;
+        }
+        if (!isSettled(snapshot)) return false;
+        if (snapshot.matches('awaitingApproval')) {
+          resolve({ sessionId: session?.id ?? '', outcome: 'awaiting-approval', version: candidate?.version ?? null, error: null });
+          return true;
+        }
+        if (sessionId !== null && lastResult?.sessionId !== sessionId) return false;
+        resolve(lastResult ?? { sessionId: sessionId ?? '', outcome: 'up-to-date', version: null, error: null });
+        return true;
+      };
+      if (tryResolve(current.getSnapshot())) return;
+      const subscription = current.subscribe({
+        next: (snapshot) => {
+          if (tryResolve(snapshot)) subscription.unsubscribe();
+        },
+        error: (error) => reject(error),
+      });
+    });
+
+  const checkOnce = async (trigger: Trigger): Promise<UpdateResult> => {
+    const current = running();
+    if (!options.manifestUrl) throw new UpdateError('INVALID_ARGUMENT', 'No manifestUrl was given, so there is nothing to check: pass the update service URL.');
+    const snapshot = current.getSnapshot();
+    const event = { type: 'CHECK' as const, sessionId: crypto.randomUUID(), at: now(), trigger };
+    // Busy: join the session in progress instead of starting a second one.
+    if (!snapshot.can(event)) return settled(snapshot.context.session?.id ?? null);
+    current.send(event);
+    return settled(event.sessionId);
+  };
+
+  return {
+    async start() {
+      if (actor) return;
+      await store.init();
+      log = await platform.openLog(now);
+      const recovered = replay(log.records());
+      if (recovered && recovered.status !== 'active') {
+        throw new UpdateError('LOG_CORRUPT', `The event log in ${store.location} replays to an unusable state (${recovered.status}). Move events.log aside to start a new one; the installed models stay.`);
+      }
+      restored = recovered !== null;
+      const pointer = await store.readPointer();
+      const input: UpdaterInput = { config, active: pointer?.active ?? null, retained: pointer?.retained ?? [] };
+      const clock = options.clock ? { clock: options.clock } : {};
+      // Restoring re-runs the invoked actor of the state the log ended in (every actor is idempotent).
+      actor = recovered
+        ? createActor(machine, { input, snapshot: updaterMachine.getPersistedSnapshot(recovered) as never, inspect, ...clock })
+        : createActor(machine, { input, inspect, ...clock });
+      actor.subscribe({ next: onSnapshot, error: (error) => emit('error', error instanceof UpdateError ? error : new UpdateError('UNKNOWN', String(error))) });
+      actor.start();
+      if (recovered) {
+        const stale = (Object.keys(config) as Array<keyof UpdaterConfig>).filter((key) => recovered.context.config[key] !== config[key]);
+        if (stale.length) actor.send({ type: 'CONFIGURE', config });
+        // A restored wait lost its timer with the old process: go on at once.
+        if (recovered.matches({ idle: 'deferred' }) || recovered.matches({ downloading: 'retryWait' })) actor.send({ type: 'RETRY_NOW' });
+      }
+      const active = actor.getSnapshot().context.active;
+      if (active) await models.load(active);
+      if ((options.policy?.checkOnStart ?? true) && options.manifestUrl) void checkOnce('startup').catch(() => undefined);
+    },
+    check: (trigger = 'manual') => checkOnce(trigger),
+    approve() {
+      const current = running();
+      const session = current.getSnapshot().context.session?.id ?? null;
+      current.send({ type: 'APPROVE' });
+      return settled(session);
+    },
+    cancel() {
+      running().send({ type: 'CANCEL' });
+    },
+    rollback(to) {
+      const current = running();
+      const event = { type: 'ROLLBACK' as const, sessionId: crypto.randomUUID(), at: now(), ...(to === undefined ? {} : { to }) };
+      if (!current.getSnapshot().can(event)) {
+        const snapshot = current.getSnapshot();
+        const kept = snapshot.context.retained.map((v) => v.version);
+        const reason = !isSettled(snapshot)
+          ? `an update is running (${statePath(snapshot)}); wait for it to finish`
+          : to === undefined
+            ? 'no previous version is retained'
+            : `version ${to} is not retained (retained: ${kept.join(', ') || 'none'})`;
+        return Promise.reject(new UpdateError('ROLLBACK_UNAVAILABLE', `Cannot roll back: ${reason}.`));
+      }
+      current.send(event);
+      return settled(event.sessionId);
+    },
+    stop() {
+      actor?.stop();
+      log?.close();
+      actor = undefined;
+      log = undefined;
+    },
+    getSnapshot: () => running().getSnapshot(),
+    subscribe(listener) {
+      const subscription = running().subscribe(listener);
+      return () => subscription.unsubscribe();
+    },
+    on(event, listener) {
+      const set = listeners.get(event) ?? new Set();
+      set.add(listener as (payload: never) => void);
+      listeners.set(event, set);
+      return () => set.delete(listener as (payload: never) => void);
+    },
+    get active() {
+      const active: InstalledVersion | null | undefined = actor?.getSnapshot().context.active;
+      return active ? models.ref(active) : null;
+    },
+    get model() {
+      const active = actor?.getSnapshot().context.active;
+      return active ? models.handle(active.version) : undefined;
+    },
+    get log() {
+      if (!log) throw new UpdateError('INVALID_ARGUMENT', 'The updater is not started: call and await start() first.');
+      return log;
+    },
+  };
+}
