@@ -404,6 +404,13 @@ describe('arguments', () => {
     expect(existsSync(path.join(tmp, 'unused'))).toBe(false);
   });
 
+  it('an unknown flag is INVALID_ARGUMENT in the --json format, without a stack trace', async () => {
+    const result = await runCli(['update', '--bogus', '--json']);
+    const error = expectFailure(result, 'INVALID_ARGUMENT');
+    expect(error.message).toContain('--bogus');
+    expect(result.stderr).not.toContain('    at ');
+  });
+
   it('an unknown command exits 2', async () => {
     const result = await runCli(['frobnicate', '--json']);
     expectExit(result, 2);
