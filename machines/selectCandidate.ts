@@ -14,7 +14,7 @@ export function selectCandidate(
   let best: ManifestVersion | null = null;
   for (const offered of manifest.versions) {
     if (!isAdmissible(offered, config)) continue;
-    if (quarantine.some((bad) => bad.version === offered.version && bad.build === buildId(offered))) continue;
+    if (isQuarantined(offered, quarantine)) continue;
     if (active && !semver.gt(offered.version, active.version)) continue;
     if (!best || semver.gt(offered.version, best.version)) best = offered;
   }
@@ -25,6 +25,12 @@ export function isAdmissible(offered: ManifestVersion, config: Pick<UpdaterConfi
   if (offered.channel !== config.channel) return false;
   const range = offered.requires?.app;
   return range === undefined || config.appVersion === null || semver.satisfies(config.appVersion, range, { includePrerelease: true });
+}
+
+/** An interrupted update gets one more try; any other reason to leave a build is final for that build. */
+export function isQuarantined(offered: ManifestVersion, quarantine: readonly QuarantinedBuild[]): boolean {
+  const entry = quarantine.find((bad) => bad.version === offered.version && bad.build === buildId(offered));
+  return entry !== undefined && (entry.reason !== 'INTERRUPTED' || entry.count >= 2);
 }
 
 /** A build's identity: the same version republished with other bytes is another build. */

@@ -25,7 +25,28 @@ export interface ManifestVersion {
 export interface Manifest {
   schemaVersion: 1;
   modelId: string;
+  /** Signed manifests: increases with every publish (rollback defense). */
+  serial?: number;
+  /** Signed manifests: ISO 8601 instant after which the manifest is refused (freeze defense). */
+  expires?: string;
+  /** Signed manifests: the key set that signs from this manifest on (key rotation). */
+  trust?: { keys: string[]; threshold: number };
   versions: ManifestVersion[];
+}
+
+/**
+ * Whom the updater believes: the keys a manifest must be signed with and the highest serial accepted.
+ * Changed only by the fetchManifest actor's output (a verified rotation or a newer serial) and by a TRUST
+ * event when the host configures other keys, so the log replays it.
+ */
+export interface TrustState {
+  /** Base64 raw Ed25519 public keys, sorted; empty when the host allows unsigned manifests. */
+  keys: string[];
+  threshold: number;
+  /** Highest serial ever accepted; null before the first manifest with one. */
+  serial: number | null;
+  /** The key set the host configured ("threshold:key,key"), so a change of configuration is noticed. */
+  anchor: string;
 }
 
 /** A version that is on disk, complete and verified. */
@@ -50,6 +71,10 @@ export interface UpdaterConfig {
   maxRetryDelayMs: number;
   /** Free space required beyond the download itself, as a fraction of its size (plus 1 MiB). */
   diskMargin: number;
+  /** Successful loads (the one during the update counts) that end a version's probation. */
+  confirmAfterLoads: number;
+  /** Starts that did not reach a successful load, after which a version on probation is rolled back. */
+  maxFailedStarts: number;
 }
 
 export type Trigger = 'startup' | 'manual' | 'scheduled';
@@ -103,16 +128,30 @@ export interface QuarantinedBuild {
   /** The build's identity: its files' paths and hashes. A republished, different build is not quarantined. */
   build: string;
   reason: string;
+  /** Times this build was left; an interrupted update is retried once before the build is skipped. */
+  count: number;
+}
+
+/** A newly activated version that the host has not confirmed yet. */
+export interface Probation {
+  version: string;
+  /** What to go back to if the version keeps failing. */
+  previous: InstalledVersion | null;
+  loads: number;
+  /** Starts since the last successful load. */
+  failedStarts: number;
 }
 
 export interface UpdaterContext {
   config: UpdaterConfig;
   quarantine: QuarantinedBuild[];
+  probation: Probation | null;
   active: InstalledVersion | null;
   /** Older complete versions kept for rollback, newest first. */
   retained: InstalledVersion[];
-  /** Last manifest accepted and its ETag, for If-None-Match. */
-  manifest: { etag: string | null; body: Manifest } | null;
+  /** Last manifest accepted, its ETag (for If-None-Match) and the mirror that served it. */
+  manifest: { etag: string | null; body: Manifest; url?: string } | null;
+  trust: TrustState;
   session: Session | null;
   candidate: ManifestVersion | null;
   digests: FileDigest[] | null;
@@ -129,6 +168,7 @@ export interface UpdaterInput {
   quarantine?: QuarantinedBuild[];
   active?: InstalledVersion | null;
   retained?: InstalledVersion[];
+  trust?: TrustState;
 }
 
 export type UpdaterEvent =
@@ -139,18 +179,47 @@ export type UpdaterEvent =
   | { type: 'CONFIGURE'; config: Partial<UpdaterConfig> }
   | { type: 'PROGRESS'; progress: DownloadProgress }
   /** Ends a wait (retry back-off, deferred check) now; sent on recovery, when a restored timer is gone. */
-  | { type: 'RETRY_NOW' };
+  | { type: 'RETRY_NOW' }
+  /** The host configured other trusted keys than the ones the trust state grew from. */
+  | { type: 'TRUST'; trust: TrustState }
+  /** The host process started (journaled before the active model is loaded). */
+  | { type: 'STARTED'; at: number }
+  /** The active model loaded at start-up. */
+  | { type: 'LOADED'; version: string }
+  /** The host confirms the active version works: probation ends. */
+  | { type: 'CONFIRM'; reason: 'host' | 'loads' | 'time' }
+  /** Recovery found an update cut off before its switch: undo it. */
+  | { type: 'INTERRUPTED' };
 
 /** Outputs of the invoked actors: the contract between the chart and the adapters. */
-export interface FetchManifestInput { etag: string | null }
+export interface FetchManifestInput {
+  etag: string | null;
+  /** When the check started: the instant `expires` is compared with. */
+  startedAt: number;
+  trust: TrustState;
+  /** The manifest held from an earlier check, whose expiry still counts when the service answers 304. */
+  held: { expires: string | null } | null;
+}
 export type FetchManifestOutput =
   | { notModified: true }
-  | { notModified: false; etag: string | null; manifest: Manifest };
+  | {
+      notModified: false;
+      etag: string | null;
+      manifest: Manifest;
+      /** The trust state after accepting it: its serial, and the new keys of a rotation. */
+      trust: TrustState;
+      /** The mirror that served it; files are fetched relative to it. */
+      url: string;
+      /** Accepted without a signature check (allowUnsigned). */
+      unsigned: boolean;
+      /** It brought a key rotation. */
+      rotated: boolean;
+    };
 
 export interface CheckDiskSpaceInput { version: string; bytesNeeded: number; margin: number }
 export interface CheckDiskSpaceOutput { freeBytes: number }
 
-export interface DownloadInput { candidate: ManifestVersion; attempt: number }
+export interface DownloadInput { candidate: ManifestVersion; attempt: number; baseUrl?: string }
 export interface DownloadOutput { digests: FileDigest[] }
 
 export interface VerifyInput { candidate: ManifestVersion; digests: FileDigest[] }

@@ -89,6 +89,8 @@ export const updaterMachine = setup({
       isTransientCode(error.code) && (context.session?.attempt ?? 1) < context.config.maxCheckAttempts,
     downloadCanBeRetried: ({ context }, error: UpdateErrorData) =>
       isTransientCode(error.code) && (context.session?.attempt ?? 1) < context.config.maxDownloadAttempts,
+    probationExhausted: ({ context }) =>
+      context.probation !== null && context.probation.failedStarts + 1 > context.config.maxFailedStarts,
     canRollBack: ({ context, event }) =>
       event.type === 'ROLLBACK' && context.active !== null && rollbackTarget(context, event.to) !== null,
   },
@@ -104,9 +106,16 @@ export const updaterMachine = setup({
       event.type === 'CONFIGURE' ? { config: { ...context.config, ...event.config } } : {},
     ),
     recordManifest: assign(({ context }, output: FetchManifestOutput) => {
-      const manifest = output.notModified ? context.manifest : { etag: output.etag, body: output.manifest };
+      const manifest = output.notModified ? context.manifest : { etag: output.etag, body: output.manifest, url: output.url };
+      const trust = output.notModified ? context.trust : output.trust;
       const candidate = manifest ? selectCandidate(manifest.body, context.config, context.active, context.quarantine) : null;
-      return { manifest, candidate, error: null };
+      return { manifest, trust, candidate, error: null };
+    }),
+    // The host's keys changed: start over from them, but never forget the highest serial seen.
+    resetTrust: assign(({ context, event }) => {
+      if (event.type !== 'TRUST') return {};
+      const serials = [context.trust.serial, event.trust.serial].filter((serial): serial is number => serial !== null);
+      return { trust: { ...event.trust, serial: serials.length ? Math.max(...serials) : null } };
     }),
     finishUpToDate: assign(({ context }) => ({ lastResult: result(context, 'up-to-date') })),
     recordError: assign((_, error: UpdateErrorData) => ({ error })),
@@ -150,12 +159,46 @@ export const updaterMachine = setup({
       active,
       retained,
       progress: null,
+      // The load during the update is the first successful one.
+      probation: { version: active.version, previous: context.active, loads: 1, failedStarts: 0 },
       lastResult: result(context, 'activated'),
+    })),
+    countStart: assign(({ context }) => ({
+      probation: context.probation && { ...context.probation, failedStarts: context.probation.failedStarts + 1 },
+    })),
+    countLoad: assign(({ context, event }) => {
+      const { probation } = context;
+      if (event.type !== 'LOADED' || !probation || probation.version !== event.version) return {};
+      const loads = probation.loads + 1;
+      return { probation: loads >= context.config.confirmAfterLoads ? null : { ...probation, loads, failedStarts: 0 } };
+    }),
+    confirm: assign({ probation: null }),
+    planProbationRollback: assign(({ context, event }) => ({
+      ...sessionCleared,
+      session: { id: `probation-${context.probation!.version}`, trigger: 'rollback' as const, startedAt: event.type === 'STARTED' ? event.at : 0, attempt: 1 },
+      rollback: {
+        from: context.active,
+        to: context.probation!.previous,
+        cause: {
+          code: 'PROBATION_FAILED' as const,
+          message: `Version ${context.probation!.version} failed to start ${context.probation!.failedStarts + 1} times before it was confirmed; the previous version was restored.`,
+        },
+        manual: false,
+      },
+    })),
+    planInterruptedRollback: assign(({ context }) => ({
+      rollback: {
+        from: context.candidate ? toInstalled(context.candidate) : null,
+        to: context.active,
+        cause: { code: 'INTERRUPTED' as const, message: 'The update was cut off before its switch (the process stopped); it was undone.' },
+        manual: false,
+      },
     })),
     finishRollback: assign(({ context }, { active, retained }: RestoreOutput) => ({
       active,
       retained,
       progress: null,
+      probation: context.probation?.version === active?.version ? context.probation : null,
       quarantine: quarantineAfterRollback(context),
       lastResult: result(context, 'rolled-back', context.rollback?.cause ?? null),
     })),
@@ -168,8 +211,10 @@ export const updaterMachine = setup({
   context: ({ input }) => ({
     config: input.config,
     quarantine: input.quarantine ?? [],
+    probation: null,
     active: input.active ?? null,
     retained: input.retained ?? [],
+    trust: input.trust ?? { keys: [], threshold: 1, serial: null, anchor: '' },
     manifest: null,
     session: null,
     ...sessionCleared,
@@ -178,14 +223,15 @@ export const updaterMachine = setup({
   initial: 'idle',
   on: {
     CONFIGURE: { actions: 'configure' },
+    TRUST: { actions: 'resetTrust' },
+    STARTED: { actions: 'countStart' },
+    LOADED: { actions: 'countLoad' },
+    CONFIRM: { actions: 'confirm' },
   },
   states: {
     idle: {
       initial: 'ready',
-      on: {
-        CHECK: { target: 'checking', actions: 'beginSession' },
-        ROLLBACK: { guard: 'canRollBack', target: 'rollingBack', actions: 'planManualRollback' },
-      },
+      on: restingHandlers(),
       states: {
         ready: {},
         // The service or the network was down: the same session checks again after a back-off.
@@ -199,7 +245,12 @@ export const updaterMachine = setup({
       invoke: {
         id: 'fetchManifest',
         src: 'fetchManifest',
-        input: ({ context }) => ({ etag: context.manifest?.etag ?? null }),
+        input: ({ context }) => ({
+          etag: context.manifest?.etag ?? null,
+          startedAt: context.session?.startedAt ?? 0,
+          trust: context.trust,
+          held: context.manifest ? { expires: context.manifest.body.expires ?? null } : null,
+        }),
         onDone: { target: 'deciding', actions: { type: 'recordManifest', params: ({ event }) => event.output } },
         onError: [
           {
@@ -225,6 +276,7 @@ export const updaterMachine = setup({
         CANCEL: { target: 'idle', actions: 'declineCandidate' },
         CHECK: { target: 'checking', actions: 'beginSession' },
         ROLLBACK: { guard: 'canRollBack', target: 'rollingBack', actions: 'planManualRollback' },
+        STARTED: restingHandlers().STARTED,
       },
     },
     downloading: {
@@ -255,7 +307,11 @@ export const updaterMachine = setup({
           invoke: {
             id: 'downloadVersion',
             src: 'downloadVersion',
-            input: ({ context }) => ({ candidate: context.candidate!, attempt: context.session?.attempt ?? 1 }),
+            input: ({ context }) => ({
+              candidate: context.candidate!,
+              attempt: context.session?.attempt ?? 1,
+              ...(context.manifest?.url ? { baseUrl: context.manifest.url } : {}),
+            }),
             onDone: {
               target: '#updater.verifying',
               actions: { type: 'recordDigests', params: ({ event }) => event.output },
@@ -295,6 +351,8 @@ export const updaterMachine = setup({
     // Past this point the update finishes or rolls back: CANCEL is not accepted.
     migrating: {
       initial: 'staging',
+      // Recovery sends this when the log ends before the switch: the step in flight is not trusted.
+      on: { INTERRUPTED: { target: 'rollingBack', actions: 'planInterruptedRollback' } },
       states: {
         staging: modelStep('stageVersion', 'migratingData', 'STORAGE_FAILED'),
         migratingData: modelStep('runMigration', 'loading', 'MIGRATION_FAILED'),
@@ -363,6 +421,10 @@ function restingHandlers() {
   return {
     CHECK: { target: 'checking', actions: 'beginSession' },
     ROLLBACK: { guard: 'canRollBack', target: 'rollingBack', actions: 'planManualRollback' },
+    STARTED: [
+      { guard: 'probationExhausted', target: 'rollingBack', actions: ['planProbationRollback', 'countStart'] },
+      { actions: 'countStart' },
+    ],
   } as const;
 }
 
@@ -371,12 +433,13 @@ function restingHandlers() {
  * back does not want it back. A different build of the same version is still offered.
  */
 function quarantineAfterRollback(context: UpdaterContext) {
-  const plan = context.rollback;
-  const left = plan?.manual ? plan.from : context.candidate;
-  if (!plan || !left) return context.quarantine;
-  const reason = plan.cause?.code ?? 'ROLLED_BACK_BY_USER';
-  const entry = { version: left.version, build: buildId(left), reason };
-  return [...context.quarantine.filter((bad) => bad.version !== entry.version || bad.build !== entry.build), entry];
+  const left = context.rollback?.from;
+  if (!left) return context.quarantine;
+  const build = buildId(left);
+  const earlier = context.quarantine.find((bad) => bad.version === left.version && bad.build === build);
+  const reason = context.rollback?.cause?.code ?? 'ROLLED_BACK_BY_USER';
+  const entry = { version: left.version, build, reason, count: (earlier?.count ?? 0) + 1 };
+  return [...context.quarantine.filter((bad) => bad !== earlier), entry];
 }
 
 /** The retained version a rollback goes to: the one asked for, else the newest kept. */

@@ -3,8 +3,10 @@
  */
 import { join } from 'node:path';
 import { createUpdater, type ModelUpdater, type ModelUpdaterOptions } from './createUpdater.js';
+import { UpdateError } from './errors.js';
 import { FileEventLog } from './log/fileEventLog.js';
 import { FsModelStore, LOG_FILE } from './node/fsModelStore.js';
+import { acquireDirLock } from './node/dirLock.js';
 
 export * from './createUpdater.js';
 
@@ -15,9 +17,16 @@ export * from './createUpdater.js';
  * updater.on('progress', (p) => console.log(p.bytes, p.total))
  * await updater.start()
  */
-export function createModelUpdater<Handle = unknown>(options: ModelUpdaterOptions<Handle>): ModelUpdater<Handle> {
+export function createModelUpdater<Handle = unknown>(
+  options: ModelUpdaterOptions<Handle> & {
+    /** How long start() waits for another updater holding the folder before LOCKED. Default 0. */
+    lockWaitMs?: number;
+  },
+): ModelUpdater<Handle> {
+  if (!options.dir) throw new UpdateError('INVALID_ARGUMENT', 'dir is required: the folder for model versions and the event log.');
   return createUpdater(options, {
     store: new FsModelStore(options.dir),
     openLog: (now) => FileEventLog.open(join(options.dir, LOG_FILE), now),
+    lock: () => acquireDirLock(options.dir, { waitMs: options.lockWaitMs ?? 0 }),
   });
 }

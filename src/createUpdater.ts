@@ -3,7 +3,7 @@
  * event log, and gives the host a small promise-based API. `createModelUpdater` (Node) and the other
  * adapters call it with their platform.
  */
-import { createActor, type Actor, type ActorOptions, type InspectionEvent, type Observer } from 'xstate';
+import { createActor, transition, type Actor, type ActorOptions, type InspectionEvent, type Observer } from 'xstate';
 import { updaterMachine } from '../machines/updater.machine.js';
 import type {
   DownloadProgress,
@@ -24,12 +24,15 @@ import { createStageVersion } from './actors/stageVersion.js';
 import { createSwitchActive } from './actors/switchActive.js';
 import { createVerifyStaged } from './actors/verifyStaged.js';
 import { fromErrorData, UpdateError } from './errors.js';
-import type { EventLog } from './log/fileEventLog.js';
+import type { EventLog } from './log/eventLog.js';
 import { eventData, INIT_EVENT, replay, type UpdaterSnapshot } from './log/replay.js';
+import { recoveryEvents } from '../machines/recovery.js';
 import { LoadedModels, type ModelLoader, type ModelRef } from './modelRef.js';
 import type { ModelStore } from './store.js';
 import { validateOptions } from './options.js';
 import { statePath } from './statePath.js';
+import { initialTrust } from './trust/acceptManifest.js';
+import type { TrustStore } from './trust/trustStore.js';
 
 export interface UpdatePolicy {
   /** 'auto' downloads and activates; 'ask' stops in `awaitingApproval` until approve(). Default 'auto'. */
@@ -38,19 +41,41 @@ export interface UpdatePolicy {
   checkOnStart?: boolean;
 }
 
-export interface ModelUpdaterOptions<Handle = unknown> {
-  /** URL of the update service's manifest.json. Needed to check; rollback and status work without it. */
-  manifestUrl?: string;
-  /** Folder for versions, staging and the event log (Node). Created if missing. */
-  dir: string;
+/** Options every platform shares; each entry point adds where the models live (`dir` in Node). */
+export interface UpdaterOptions<Handle = unknown> {
+  /**
+   * URL of the update service's manifest.json, or a list of mirrors tried in order (one that fails or
+   * serves bad data is skipped). Needed to check; rollback and status work without it.
+   */
+  manifestUrl?: string | string[];
+  /**
+   * Ed25519 public keys (base64 of the raw 32 bytes, as in a `.pub` file from `model-updater keygen`)
+   * a manifest must be signed with. A key rotation signed by them replaces them (kept in `trust.json`).
+   */
+  trustedKeys?: string[];
+  /** How many distinct trusted keys must sign a manifest. Default 1. */
+  threshold?: number;
+  /** Accept unsigned manifests. Only allowed without trustedKeys; a warning in the log and the CLI. */
+  allowUnsigned?: boolean;
+  /** How far past its `expires` a signed manifest is still accepted, for clocks that run fast. Default 0. */
+  clockSkewMs?: number;
+  /** Headers for the manifest request (e.g. Authorization); none of them follow a redirect to another origin. */
+  headers?: Record<string, string>;
   /** The host app's version, matched against each model version's `requires.app` range; without it, ranges are not checked. */
   appVersion?: string;
   /** Release channel to follow. Default 'stable'. */
   channel?: string;
   policy?: UpdatePolicy;
   loader?: ModelLoader<Handle>;
-  /** Complete versions kept on disk, the active one included. Default 2 (active + one for rollback). */
+  /** Complete versions kept on disk, the active one included. Default and minimum 2 (active + one for rollback). */
   keepVersions?: number;
+  /**
+   * Trial activation: a new version is on probation until the host calls confirm(), it loads successfully
+   * `confirmAfterLoads` times (the load during the update counts; default 2), or it stays active
+   * `confirmAfterMs` in one process (default 10 minutes). After `maxFailedStarts` starts that did not
+   * reach a successful load (default 2), the previous version is restored and the build quarantined.
+   */
+  probation?: { confirmAfterLoads?: number; confirmAfterMs?: number; maxFailedStarts?: number };
   retry?: {
     /** Download attempts per session. Default 5. */
     maxDownloadAttempts?: number;
@@ -72,6 +97,12 @@ export interface ModelUpdaterOptions<Handle = unknown> {
   now?: () => number;
   /** Inspection observer (for example `createBrowserInspector().inspect` from @statelyai/inspect). */
   inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
+}
+
+/** The Node entry's options: the shared ones plus the folder. */
+export interface ModelUpdaterOptions<Handle = unknown> extends UpdaterOptions<Handle> {
+  /** Folder for versions, staging and the event log. Created if missing. */
+  dir: string;
 }
 
 export interface UpdaterEvents {
@@ -98,6 +129,8 @@ export interface ModelUpdater<Handle = unknown> {
   check(trigger?: Trigger): Promise<UpdateResult>;
   approve(): Promise<UpdateResult>;
   cancel(): void;
+  /** Ends the active version's probation: the host has seen it work. */
+  confirm(): void;
   /** Makes a retained version active again (the newest retained, or `to`). */
   rollback(to?: string): Promise<UpdateResult>;
   stop(): void;
@@ -119,8 +152,12 @@ export function isSettled(snapshot: UpdaterSnapshot): boolean {
 /** Where an updater keeps its models and its log. */
 export interface Platform {
   store: ModelStore;
+  /** Takes the store's exclusive lock; resolves with its release. */
+  lock?(): Promise<() => void>;
   /** Opens the event log (verifying it and cutting a torn tail). */
   openLog(now: () => number): EventLog | Promise<EventLog>;
+  /** Keeps a rotated key set beside the log (Node: `<dir>/trust.json`). */
+  trust?: TrustStore;
 }
 
 /**
@@ -128,7 +165,7 @@ export interface Platform {
  * @example
  * const updater = createUpdater(options, { store, openLog: () => log })
  */
-export function createUpdater<Handle = unknown>(options: ModelUpdaterOptions<Handle>, platform: Platform): ModelUpdater<Handle> {
+export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>, platform: Platform): ModelUpdater<Handle> {
   const config = validateOptions(options);
   const now = options.now ?? Date.now;
   const { store } = platform;
@@ -147,16 +184,20 @@ export function createUpdater<Handle = unknown>(options: ModelUpdaterOptions<Han
   const machine = updaterMachine.provide({
     actors: {
       fetchManifest: createFetchManifest({
-        manifestUrl: options.manifestUrl ?? '',
+        manifestUrl: options.manifestUrl ?? [],
         maxBytes: options.maxManifestBytes ?? 1024 * 1024,
         retries: options.retry?.manifestRetries ?? 2,
         timeoutMs: options.manifestTimeoutMs ?? 15_000,
         maxInPlaceRetryAfterMs: 5_000,
+        allowUnsigned: options.allowUnsigned ?? false,
+        clockSkewMs: options.clockSkewMs ?? 0,
+        ...(options.headers ? { headers: options.headers } : {}),
+        ...(platform.trust ? { trustStore: platform.trust } : {}),
       }),
       checkDiskSpace: createCheckDiskSpace(store),
       downloadVersion: createDownloadVersion({
         store,
-        manifestUrl: options.manifestUrl ?? '',
+        manifestUrl: [options.manifestUrl ?? []].flat()[0] ?? '',
         progressIntervalMs: options.progressIntervalMs ?? 500,
         now,
         onProgress: (progress) => {
@@ -220,6 +261,7 @@ export function createUpdater<Handle = unknown>(options: ModelUpdaterOptions<Han
         break;
       case 'activated': {
         const active = snapshot.context.active!;
+        queueMicrotask(armProbationTimer);
         emit('activated', { version: active.version, previous: before?.context.active?.version ?? null, model: models.ref(active) });
         break;
       }
@@ -234,6 +276,46 @@ export function createUpdater<Handle = unknown>(options: ModelUpdaterOptions<Han
         if (lastResult.error) emit('error', fromErrorData(lastResult.error));
         break;
     }
+  };
+
+  let releaseLock: (() => void) | null = null;
+
+  /** The actor for the state the log describes, after journaling and folding the recovery events. */
+  const restoreActor = (journal: EventLog, input: UpdaterInput): Actor<typeof updaterMachine> => {
+    const clock = options.clock ? { clock: options.clock } : {};
+    let snapshot = replay(journal.records());
+    restored = snapshot !== null;
+    if (!snapshot) return createActor(machine, { input, inspect, ...clock });
+    if (snapshot.status !== 'active') {
+      throw new UpdateError('LOG_CORRUPT', `The event log in ${store.location} replays to an unusable state (${snapshot.status}). Run \`model-updater log --quarantine --dir <dir>\` to set it aside and start a new log; the installed models stay.`);
+    }
+    for (const event of recoveryEvents(snapshot, config)) {
+      journal.append(event.type, snapshot.context.session?.id ?? null, eventData(event));
+      [snapshot] = transition(updaterMachine, snapshot, event);
+    }
+    // Restoring re-runs the invoked actor of the state the log ended in (every actor is idempotent).
+    return createActor(machine, { input, snapshot: updaterMachine.getPersistedSnapshot(snapshot) as never, inspect, ...clock });
+  };
+
+  /** Ends probation after `confirmAfterMs` of the version being active in this process. */
+  const timers = options.clock ?? {
+    setTimeout: (fn: () => void, ms: number) => setTimeout(fn, ms).unref(),
+    clearTimeout: (id: unknown) => clearTimeout(id as NodeJS.Timeout),
+  };
+  let probationTimer: { version: string; id: unknown } | undefined;
+  const disarmProbationTimer = () => {
+    if (probationTimer) timers.clearTimeout(probationTimer.id as never);
+    probationTimer = undefined;
+  };
+  const armProbationTimer = () => {
+    const probation = actor?.getSnapshot().context.probation;
+    if (!probation || probationTimer?.version === probation.version) return;
+    disarmProbationTimer();
+    const id = timers.setTimeout(() => {
+      probationTimer = undefined;
+      if (actor?.getSnapshot().context.probation?.version === probation.version) actor.send({ type: 'CONFIRM', reason: 'time' });
+    }, options.probation?.confirmAfterMs ?? 10 * 60_000);
+    probationTimer = { version: probation.version, id };
   };
 
   const running = (): Actor<typeof updaterMachine> => {
@@ -274,9 +356,16 @@ export function createUpdater<Handle = unknown>(options: ModelUpdaterOptions<Han
       });
     });
 
+  const bootstrapTrust = initialTrust(options.trustedKeys ?? [], options.threshold ?? 1);
+  /** The configured keys, or the rotated set kept in trust.json when it grew from the same configuration. */
+  const startingTrust = async () => {
+    const saved = await platform.trust?.read();
+    return saved && saved.anchor === bootstrapTrust.anchor ? saved : bootstrapTrust;
+  };
+
   const checkOnce = async (trigger: Trigger): Promise<UpdateResult> => {
     const current = running();
-    if (!options.manifestUrl) throw new UpdateError('INVALID_ARGUMENT', 'No manifestUrl was given, so there is nothing to check: pass the update service URL.');
+    if (!options.manifestUrl?.length) throw new UpdateError('INVALID_ARGUMENT', 'No manifestUrl was given, so there is nothing to check: pass the update service URL.');
     const snapshot = current.getSnapshot();
     const event = { type: 'CHECK' as const, sessionId: crypto.randomUUID(), at: now(), trigger };
     // Busy: join the session in progress instead of starting a second one.
@@ -289,30 +378,36 @@ export function createUpdater<Handle = unknown>(options: ModelUpdaterOptions<Han
     async start() {
       if (actor) return;
       await store.init();
-      log = await platform.openLog(now);
-      const recovered = replay(log.records());
-      if (recovered && recovered.status !== 'active') {
-        throw new UpdateError('LOG_CORRUPT', `The event log in ${store.location} replays to an unusable state (${recovered.status}). Move events.log aside to start a new one; the installed models stay.`);
+      releaseLock = (await platform.lock?.()) ?? null;
+      try {
+        log = await platform.openLog(now);
+        // A folder installed before it had a log (or whose log was set aside) keeps its versions.
+        const pointer = await store.readPointer();
+        actor = restoreActor(log, { config, active: pointer?.active ?? null, retained: pointer?.retained ?? [], trust: await startingTrust() });
+      } catch (error) {
+        releaseLock?.();
+        releaseLock = null;
+        throw error;
       }
-      restored = recovered !== null;
-      const pointer = await store.readPointer();
-      const input: UpdaterInput = { config, active: pointer?.active ?? null, retained: pointer?.retained ?? [] };
-      const clock = options.clock ? { clock: options.clock } : {};
-      // Restoring re-runs the invoked actor of the state the log ended in (every actor is idempotent).
-      actor = recovered
-        ? createActor(machine, { input, snapshot: updaterMachine.getPersistedSnapshot(recovered) as never, inspect, ...clock })
-        : createActor(machine, { input, inspect, ...clock });
       actor.subscribe({ next: onSnapshot, error: (error) => emit('error', error instanceof UpdateError ? error : new UpdateError('UNKNOWN', String(error))) });
       actor.start();
-      if (recovered) {
-        const stale = (Object.keys(config) as Array<keyof UpdaterConfig>).filter((key) => recovered.context.config[key] !== config[key]);
-        if (stale.length) actor.send({ type: 'CONFIGURE', config });
-        // A restored wait lost its timer with the old process: go on at once.
-        if (recovered.matches({ idle: 'deferred' }) || recovered.matches({ downloading: 'retryWait' })) actor.send({ type: 'RETRY_NOW' });
-      }
+      // The host configured other keys than the trust state grew from: start over from them (journaled).
+      const configured = bootstrapTrust;
+      if (actor.getSnapshot().context.trust.anchor !== configured.anchor) actor.send({ type: 'TRUST', trust: configured });
+      // Journaled before the model loads: a start that dies loading it counts against a version on probation.
+      actor.send({ type: 'STARTED', at: now() });
+      if (actor.getSnapshot().matches('rollingBack')) await settled(actor.getSnapshot().context.session!.id);
       const active = actor.getSnapshot().context.active;
-      if (active) await models.load(active);
+      if (active) {
+        await models.load(active);
+        actor.send({ type: 'LOADED', version: active.version });
+      }
+      armProbationTimer();
       if ((options.policy?.checkOnStart ?? true) && options.manifestUrl) void checkOnce('startup').catch(() => undefined);
+    },
+    confirm() {
+      const current = running();
+      if (current.getSnapshot().context.probation) current.send({ type: 'CONFIRM', reason: 'host' });
     },
     check: (trigger = 'manual') => checkOnce(trigger),
     approve() {
@@ -345,6 +440,9 @@ export function createUpdater<Handle = unknown>(options: ModelUpdaterOptions<Han
       log?.close();
       actor = undefined;
       log = undefined;
+      disarmProbationTimer();
+      releaseLock?.();
+      releaseLock = null;
     },
     getSnapshot: () => running().getSnapshot(),
     subscribe(listener) {

@@ -5,30 +5,33 @@
 import semver from 'semver';
 import type { UpdaterConfig } from '../machines/types.js';
 import { UpdateError } from './errors.js';
-import type { ModelUpdaterOptions } from './createModelUpdater.js';
+import { validateTrustOptions } from './trust/trustOptions.js';
+import type { UpdaterOptions } from './createUpdater.js';
 
 function invalid(message: string): never {
   throw new UpdateError('INVALID_ARGUMENT', message);
 }
 
-export function validateOptions(options: ModelUpdaterOptions<any>): UpdaterConfig {
-  if (options.manifestUrl !== undefined) {
+export function validateOptions(options: UpdaterOptions<any>): UpdaterConfig {
+  for (const manifestUrl of [options.manifestUrl ?? []].flat()) {
     let url: URL;
     try {
-      url = new URL(options.manifestUrl);
+      url = new URL(manifestUrl);
     } catch {
-      invalid(`manifestUrl "${options.manifestUrl}" is not an absolute URL; pass e.g. https://models.example.com/asr/manifest.json.`);
+      invalid(`manifestUrl "${manifestUrl}" is not an absolute URL; pass e.g. https://models.example.com/asr/manifest.json.`);
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') invalid(`manifestUrl must be http: or https:, got ${url.protocol}`);
   }
-  if (!options.dir) invalid('dir is required: the folder for model versions and the event log.');
+  validateTrustOptions(options);
   if (options.appVersion !== undefined && semver.valid(options.appVersion) === null) {
     invalid(`appVersion "${options.appVersion}" is not a semver version like 2.3.0.`);
   }
   const approval = options.policy?.approval ?? 'auto';
   if (approval !== 'auto' && approval !== 'ask') invalid(`policy.approval must be 'auto' or 'ask', got "${approval}".`);
   const keep = options.keepVersions ?? 2;
-  if (!Number.isInteger(keep) || keep < 1) invalid(`keepVersions must be an integer >= 1, got ${keep}.`);
+  if (!Number.isInteger(keep) || keep < 2) {
+    invalid(`keepVersions must be an integer >= 2 (the active version and one to roll back to), got ${keep}.`);
+  }
   const positive = (name: string, value: number | undefined, fallback: number) => {
     const v = value ?? fallback;
     if (!(Number.isFinite(v) && v >= 0)) invalid(`${name} must be a non-negative number, got ${v}.`);
@@ -43,5 +46,7 @@ export function validateOptions(options: ModelUpdaterOptions<any>): UpdaterConfi
     retryBaseDelayMs: positive('retry.baseDelayMs', options.retry?.baseDelayMs, 1_000),
     maxRetryDelayMs: positive('retry.maxDelayMs', options.retry?.maxDelayMs, 5 * 60_000),
     diskMargin: positive('diskMargin', options.diskMargin, 0.05),
+    confirmAfterLoads: Math.max(1, positive('probation.confirmAfterLoads', options.probation?.confirmAfterLoads, 2)),
+    maxFailedStarts: Math.max(1, positive('probation.maxFailedStarts', options.probation?.maxFailedStarts, 2)),
   };
 }

@@ -234,12 +234,16 @@ describe('replay', () => {
       await updater.start();
       const restored = plain(updater.getSnapshot());
       expect(restored.value).toEqual(live.value);
-      expect(restored.context).toEqual(live.context);
+      // The start itself is journaled (STARTED, then LOADED), and the load ends the version's probation.
+      expect(live.context.probation).toMatchObject({ version: '1.0.0', loads: 1 });
+      expect(restored.context).toEqual({ ...live.context, probation: null });
       expect(liveActive).toBe('1.0.0');
       expect(updater.active?.version).toBe(liveActive);
       expect(updater.active?.path).toBe(path.join(dir, 'versions', '1.0.0'));
-      // Restoring is not an event: the log is unchanged and still verifies.
-      expect(updater.log.records()).toEqual(records);
+      const added = updater.log.records().slice(records.length);
+      expect(updater.log.records().slice(0, records.length)).toEqual(records);
+      expect(added.map((record) => record.type)).toEqual(['STARTED', 'LOADED']);
+      expect(plain(replay(updater.log.records())!)).toEqual(restored);
     } finally {
       updater?.stop();
     }

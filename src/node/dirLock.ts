@@ -1,0 +1,138 @@
+/**
+ * One updater per model folder: a lock file with a lease, taken over when its holder is dead (its pid
+ * is gone on this host) or its lease ran out (a holder on another host, or a frozen one).
+ *
+ * Not proper-lockfile: it judges staleness by mtime alone, and we also want pid liveness, so a crashed
+ * holder's lock is taken over at once instead of after the lease.
+ */
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { readFileSync, rmSync } from 'node:fs';
+import { link, open, readFile, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { UpdateError } from '../errors.js';
+import { writeFileAtomic } from './fsModelStore.js';
+
+export const LOCK_FILE = '.lock';
+
+interface LockContent {
+  pid: number;
+  host: string;
+  token: string;
+  leaseUntil: number;
+}
+
+export interface DirLockOptions {
+  /** How long a holder's claim lasts without renewal. Default 30 s; renewed every third of it. */
+  leaseMs?: number;
+  /** How long to wait for a live holder before failing with LOCKED. Default 0: fail at once. */
+  waitMs?: number;
+  now?: () => number;
+}
+
+/** Held in this process, by folder: a second updater on the same folder must not pass as the same pid. */
+const heldHere = new Set<string>();
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+async function readLock(path: string): Promise<LockContent | null> {
+  const text = await readFile(path, 'utf8').catch(() => null);
+  if (text === null) return null;
+  try {
+    return JSON.parse(text) as LockContent;
+  } catch {
+    // A holder died between creating and writing the file: as good as stale.
+    return { pid: -1, host: hostname(), token: 'torn', leaseUntil: 0 };
+  }
+}
+
+function isStale(lock: LockContent, now: number): boolean {
+  if (lock.leaseUntil < now) return true;
+  return lock.host === hostname() && !pidAlive(lock.pid) && !(lock.pid === process.pid);
+}
+
+async function tryCreate(path: string, content: LockContent): Promise<boolean> {
+  try {
+    const handle = await open(path, 'wx', 0o644);
+    try {
+      await handle.writeFile(JSON.stringify(content));
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw new UpdateError('STORAGE_FAILED', `Could not create the lock ${path}: ${(error as Error).message}. Check the folder's permissions.`, { cause: error });
+  }
+}
+
+/** Moves a stale lock aside; if a racer replaced it meanwhile, puts the racer's lock back. */
+async function takeOver(path: string, stale: LockContent, token: string): Promise<void> {
+  const aside = `${path}.takeover-${token}`;
+  try {
+    await rename(path, aside);
+  } catch {
+    return; // someone else moved it first
+  }
+  const moved = await readLock(aside);
+  if (moved && moved.token !== stale.token) await link(aside, path).catch(() => undefined);
+  await rm(aside, { force: true });
+}
+
+/**
+ * Takes the folder's lock; resolves with a release function.
+ * @example
+ * const release = await acquireDirLock('/var/lib/app/models'); try { ... } finally { release() }
+ */
+export async function acquireDirLock(dir: string, options: DirLockOptions = {}): Promise<() => void> {
+  const now = options.now ?? Date.now;
+  const leaseMs = options.leaseMs ?? 30_000;
+  const path = join(dir, LOCK_FILE);
+  const token = randomUUID();
+  const deadline = now() + (options.waitMs ?? 0);
+  const content = (): LockContent => ({ pid: process.pid, host: hostname(), token, leaseUntil: now() + leaseMs });
+
+  for (;;) {
+    if (!heldHere.has(path) && (await tryCreate(path, content()))) break;
+    const holder = await readLock(path);
+    if (holder && !heldHere.has(path) && isStale(holder, now())) {
+      await takeOver(path, holder, token);
+      continue;
+    }
+    if (now() >= deadline) {
+      const who = holder ? `process ${holder.pid} on ${holder.host}` : 'another updater in this process';
+      throw new UpdateError('LOCKED', `The model folder ${dir} is in use by ${who}. Wait for it to finish, or stop it; a dead holder's lock is taken over automatically.`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  heldHere.add(path);
+
+  const renew = setInterval(() => {
+    void writeFileAtomic(path, JSON.stringify(content())).catch(() => undefined);
+  }, leaseMs / 3);
+  renew.unref();
+
+  let released = false;
+  // Synchronous, so a stop() followed at once by a new start() finds the folder free.
+  return () => {
+    if (released) return;
+    released = true;
+    clearInterval(renew);
+    heldHere.delete(path);
+    let holder: LockContent | null = null;
+    try {
+      holder = JSON.parse(readFileSync(path, 'utf8')) as LockContent;
+    } catch {
+      return;
+    }
+    if (holder.token === token) rmSync(path, { force: true });
+  };
+}

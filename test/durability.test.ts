@@ -1,0 +1,155 @@
+import { spawn } from 'node:child_process';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { SimulatedClock } from 'xstate';
+import { verifyLog } from '../src/log/record.js';
+import { replay } from '../src/log/replay.js';
+import { LOCK_FILE } from '../src/node/dirLock.js';
+import { createWorld, plain, type World } from './helpers/fixtures.js';
+
+let world: World;
+beforeEach(async () => {
+  world = await createWorld();
+});
+afterEach(async () => {
+  await world.close();
+});
+
+const modelRequests = () => world.server.requests.filter((r) => !r.path.endsWith('manifest.json'));
+
+/** A pid that is certainly dead: a child that has exited. */
+async function deadPid(): Promise<number> {
+  const child = spawn(process.execPath, ['-e', '0']);
+  await new Promise((resolve) => child.on('exit', resolve));
+  return child.pid!;
+}
+
+describe('locking', () => {
+  it('a second updater on the same folder gets LOCKED until the first stops', async () => {
+    await world.publishVersion('1.0.0');
+    const first = world.updater();
+    await first.start();
+    const second = world.updater();
+    await expect(second.start()).rejects.toMatchObject({ code: 'LOCKED' });
+    first.stop();
+    await second.start();
+    expect(await second.check()).toMatchObject({ outcome: 'activated' });
+  });
+
+  it("takes over a dead holder's lock at once, by pid", async () => {
+    await world.publishVersion('1.0.0');
+    const pid = await deadPid();
+    const updater = world.updater();
+    // A lock left by a killed process on this host, its lease still running.
+    await mkdir(world.dir, { recursive: true });
+    await writeFile(join(world.dir, LOCK_FILE), JSON.stringify({ pid, host: hostname(), token: 'old', leaseUntil: Date.now() + 60_000 }));
+    await expect(updater.start()).resolves.toBeUndefined();
+  });
+
+  it('respects a live lock on another host until its lease expires', async () => {
+    await world.publishVersion('1.0.0');
+    const probe = world.updater();
+    await probe.start();
+    probe.stop();
+    const lock = join(world.dir, LOCK_FILE);
+    await writeFile(lock, JSON.stringify({ pid: 1, host: 'another-host', token: 't', leaseUntil: Date.now() + 60_000 }));
+    await expect(world.updater().start()).rejects.toMatchObject({ code: 'LOCKED' });
+    await writeFile(lock, JSON.stringify({ pid: 1, host: 'another-host', token: 't', leaseUntil: Date.now() - 1 }));
+    await expect(world.updater().start()).resolves.toBeUndefined();
+  });
+});
+
+describe('start-up recovery', () => {
+  it('undoes an update cut off in migrating before the switch, and retries that build once', async () => {
+    await world.publishVersion('1.0.0');
+    const first = world.updater({ loader: { load: (m) => (m.version === '1.1.0' ? new Promise(() => {}) : m.version) } });
+    await first.start();
+    await first.check();
+    await world.publishVersion('1.1.0');
+    void first.check();
+    await new Promise<void>((resolve) => {
+      const off = first.subscribe((s) => s.matches({ migrating: 'loading' }) && (off(), resolve()));
+    });
+    first.stop(); // the process dies while the host loads 1.1.0
+
+    const second = world.updater({ loader: { load: (m) => m.version } });
+    await second.start();
+    const snapshot = second.getSnapshot();
+    expect(snapshot.matches('rolledBack')).toBe(true);
+    expect(snapshot.context.lastResult).toMatchObject({ outcome: 'rolled-back', error: { code: 'INTERRUPTED' } });
+    expect(second.active?.version).toBe('1.0.0');
+    expect(await readdir(join(world.dir, 'versions'))).toEqual(['1.0.0']);
+    expect(verifyLog(second.log.records()).ok).toBe(true);
+    expect(plain(replay(second.log.records())!)).toEqual(plain(second.getSnapshot()));
+    // An interruption is not the build's fault: it gets one more try.
+    expect(await second.check()).toMatchObject({ outcome: 'activated', version: '1.1.0' });
+  });
+});
+
+describe('trial activation', () => {
+  async function updatedTo110(options: Parameters<World['updater']>[0] = {}) {
+    await world.publishVersion('1.0.0');
+    const updater = world.updater({ loader: { load: (m) => m.version }, ...options });
+    await updater.start();
+    await updater.check();
+    await world.publishVersion('1.1.0');
+    expect(await updater.check()).toMatchObject({ outcome: 'activated', version: '1.1.0' });
+    expect(updater.getSnapshot().context.probation).toMatchObject({ version: '1.1.0', previous: { version: '1.0.0' } });
+    return updater;
+  }
+  /** A host whose process dies while loading 1.1.0. */
+  const crashingLoader = { load: (m: { version: string }) => { if (m.version === '1.1.0') throw new Error('segfault in the runtime'); return m.version; } };
+
+  it('a build whose load keeps crashing the host is rolled back after maxFailedStarts and not fetched again', async () => {
+    const updater = await updatedTo110({ probation: { maxFailedStarts: 2 } });
+    updater.stop();
+    for (let start = 1; start <= 2; start++) {
+      const crashing = world.updater({ loader: crashingLoader, probation: { maxFailedStarts: 2 } });
+      await expect(crashing.start()).rejects.toMatchObject({ code: 'LOAD_FAILED' });
+      expect(crashing.getSnapshot().context.probation).toMatchObject({ failedStarts: start });
+      crashing.stop();
+    }
+    const recovered = world.updater({ loader: crashingLoader, probation: { maxFailedStarts: 2 } });
+    await recovered.start();
+    expect(recovered.active?.version).toBe('1.0.0');
+    expect(recovered.model).toBe('1.0.0');
+    expect(recovered.getSnapshot().context.lastResult).toMatchObject({ outcome: 'rolled-back', error: { code: 'PROBATION_FAILED' } });
+    const downloads = modelRequests().length;
+    expect(await recovered.check()).toMatchObject({ outcome: 'up-to-date' });
+    expect(modelRequests().length).toBe(downloads);
+    expect(plain(replay(recovered.log.records())!)).toEqual(plain(recovered.getSnapshot()));
+  });
+
+  it('confirm() ends probation: later failed starts do not roll back', async () => {
+    const updater = await updatedTo110({ probation: { maxFailedStarts: 1 } });
+    updater.confirm();
+    expect(updater.getSnapshot().context.probation).toBeNull();
+    updater.stop();
+    for (let start = 0; start < 2; start++) {
+      const crashing = world.updater({ loader: crashingLoader, probation: { maxFailedStarts: 1 } });
+      await expect(crashing.start()).rejects.toMatchObject({ code: 'LOAD_FAILED' });
+      expect(crashing.active?.version).toBe('1.1.0');
+      crashing.stop();
+    }
+  });
+
+  it('a successful load on the next start, or the time window, ends probation', async () => {
+    const clock = new SimulatedClock();
+    const updater = await updatedTo110({ clock, probation: { confirmAfterMs: 60_000 } });
+    clock.increment(59_999);
+    expect(updater.getSnapshot().context.probation).not.toBeNull();
+    clock.increment(1);
+    expect(updater.getSnapshot().context.probation).toBeNull();
+    expect(updater.log.records().at(-1)).toMatchObject({ type: 'CONFIRM', data: { reason: 'time' } });
+
+    await world.publishVersion('1.2.0');
+    await updater.check();
+    updater.stop();
+    const restarted = world.updater({ loader: { load: (m) => m.version } });
+    await restarted.start();
+    expect(restarted.getSnapshot().context.probation).toBeNull();
+    expect(restarted.active?.version).toBe('1.2.0');
+  });
+});
