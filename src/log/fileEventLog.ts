@@ -4,13 +4,10 @@
  */
 import { closeSync, existsSync, fdatasyncSync, ftruncateSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { UpdateError } from '../errors.js';
+import type { EventLog } from './eventLog.js';
 import { GENESIS, META_PREFIX, parseRecordLine, sealRecord, verifyLog, type LogRecord } from './record.js';
 
-export interface EventLog {
-  records(): readonly LogRecord[];
-  append(type: string, session: string | null, data: Record<string, unknown>): LogRecord;
-  close(): void;
-}
+export type { EventLog } from './eventLog.js';
 
 /**
  * Reads a log file. A torn last line (a crash mid-append) is reported, not thrown; damage before the

@@ -1,7 +1,8 @@
 /**
  * One line of the event log and the hash chain that binds the lines together.
  */
-import { createHash } from 'node:crypto';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js';
 
 export interface LogRecord {
   /** 0, 1, 2, ... with no gaps. */
@@ -23,9 +24,15 @@ export const GENESIS = '0'.repeat(64);
 /** Records the log writes about itself; replay skips them. */
 export const META_PREFIX = 'log.';
 
+/**
+ * SHA-256 (hex) of `JSON.stringify([seq, ts, session, type, data, prev])`. Synchronous and free of Node
+ * built-ins, so the same chain is written and verified in Node and in a browser.
+ * @example
+ * recordHash({ seq: 0, ts: '2026-01-01T00:00:00.000Z', session: null, type: 'CHECK', data: {}, prev: GENESIS })
+ */
 export function recordHash(record: Omit<LogRecord, 'hash'>): string {
   const { seq, ts, session, type, data, prev } = record;
-  return createHash('sha256').update(JSON.stringify([seq, ts, session, type, data, prev])).digest('hex');
+  return bytesToHex(sha256(utf8ToBytes(JSON.stringify([seq, ts, session, type, data, prev]))));
 }
 
 export function sealRecord(fields: Omit<LogRecord, 'hash'>): LogRecord {

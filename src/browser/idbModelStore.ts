@@ -1,0 +1,172 @@
+/**
+ * The browser storage adapter: versions, staging and the active pointer in IndexedDB (idb-keyval custom
+ * stores), model files as Blobs. See idbLayout.ts for the keys.
+ */
+import { del, get, promisifyRequest, set } from 'idb-keyval';
+import { UpdateError } from '../errors.js';
+import type { ActivePointer, FetchRequest, FetchResult, ModelStore } from '../store.js';
+import { fetchToIdb, readStagedChunks } from './fetchToIdb.js';
+import { deleteRange, getAllInRange, getAllKeysInRange, openDatabases, prefixRange, type IdbDatabases, type StagedChunk } from './idbLayout.js';
+
+/** The parts of `navigator.storage` the store uses. */
+export type StorageEstimator = Pick<StorageManager, 'estimate'> & Partial<Pick<StorageManager, 'persist' | 'persisted'>>;
+
+export interface IdbModelStoreOptions {
+  /** Names the databases (`model-updater:<name>:files|meta|log`); one name per model. Default 'model'. */
+  name?: string;
+  /** Bytes of a download held in memory before they are written as one chunk. Default 1 MiB. */
+  chunkBytes?: number;
+  /** No byte for this long fails a download attempt with DOWNLOAD_STALLED (retried). Default 30 s. */
+  stallTimeoutMs?: number;
+  /** Quota and persistence; default `navigator.storage`. Without one, free space is reported as unlimited. */
+  storage?: StorageEstimator;
+  /** Ask the browser to keep this site's storage under pressure (`navigator.storage.persist()`). Default true. */
+  persist?: boolean;
+}
+
+const POINTER_KEY = 'pointer';
+
+function storageError(action: string, error: unknown): UpdateError {
+  const quota = (error as DOMException)?.name === 'QuotaExceededError';
+  return new UpdateError(
+    quota ? 'INSUFFICIENT_DISK_SPACE' : 'STORAGE_FAILED',
+    `Could not ${action} in IndexedDB: ${(error as Error)?.message ?? error}. ${quota ? 'Free some browser storage for this site' : 'Check that the site may use IndexedDB (not a private window with storage disabled)'}, then try again.`,
+    { cause: error },
+  );
+}
+
+async function guarded<T>(action: string, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    throw error instanceof UpdateError ? error : storageError(action, error);
+  }
+}
+
+export class IdbModelStore implements ModelStore {
+  readonly location: string;
+  readonly name: string;
+  /** What `navigator.storage.persist()` answered in init(); undefined when it was not asked. */
+  persisted: boolean | undefined;
+  /**
+   * Awaited before every write: the browser entry makes it flush the event log, so the records of the
+   * events that led to a write are in IndexedDB before the write itself.
+   */
+  beforeWrite: () => Promise<void> = async () => undefined;
+  private readonly db: IdbDatabases;
+  private readonly chunkBytes: number;
+  private readonly stallTimeoutMs: number;
+  private readonly storage: StorageEstimator | undefined;
+  private readonly persist: boolean;
+
+  /**
+   * @example
+   * const store = new IdbModelStore({ name: 'asr' }); await store.init()
+   * const blob = await store.readFile('1.1.0', 'model.onnx')
+   */
+  constructor(options: IdbModelStoreOptions = {}) {
+    this.name = options.name ?? 'model';
+    this.db = openDatabases(this.name);
+    this.location = `indexeddb:${this.db.prefix}`;
+    this.chunkBytes = options.chunkBytes ?? 1024 * 1024;
+    this.stallTimeoutMs = options.stallTimeoutMs ?? 30_000;
+    this.storage = options.storage ?? (globalThis.navigator as Navigator | undefined)?.storage;
+    this.persist = options.persist ?? true;
+  }
+
+  /** Asks for persistent storage (best effort: the browser may say no, and the answer is kept in `persisted`). */
+  async init(): Promise<void> {
+    if (!this.persist || !this.storage?.persist) return;
+    this.persisted = (await this.storage.persisted?.()) || (await this.storage.persist().catch(() => false));
+  }
+
+  /** Quota minus usage from `navigator.storage.estimate()`; unlimited when the browser tells nothing. */
+  async freeBytes(): Promise<number> {
+    if (!this.storage) return Number.MAX_SAFE_INTEGER;
+    const { quota, usage } = await this.storage.estimate();
+    if (quota === undefined) return Number.MAX_SAFE_INTEGER;
+    return Math.max(0, quota - (usage ?? 0));
+  }
+
+  async stagedBytes(version: string): Promise<number> {
+    const chunks = await guarded('read staged downloads', () => getAllInRange<StagedChunk>(this.db.files, prefixRange(['s', version])));
+    return chunks.reduce((sum, chunk) => sum + chunk.blob.size, 0);
+  }
+
+  async fetchToStaging(request: FetchRequest): Promise<FetchResult> {
+    await this.beforeWrite();
+    return fetchToIdb({ ...request, files: this.db.files, chunkBytes: this.chunkBytes, stallTimeoutMs: this.stallTimeoutMs });
+  }
+
+  async discardStaging(version?: string): Promise<void> {
+    await this.beforeWrite();
+    await guarded('discard staged downloads', () => deleteRange(this.db.files, prefixRange(version === undefined ? ['s'] : ['s', version])));
+  }
+
+  /** Joins each staged file's chunks into one Blob and moves them under the version, in one transaction. */
+  async promote(version: string): Promise<void> {
+    await this.beforeWrite();
+    await guarded(`install version ${version}`, async () => {
+      const keys = await getAllKeysInRange(this.db.files, prefixRange(['s', version]));
+      if (keys.length === 0) {
+        if ((await this.listVersions()).includes(version)) return; // an earlier run already promoted it
+        throw new UpdateError('STORAGE_FAILED', `Version ${version} is neither staged nor installed in ${this.location}. Run the update again.`);
+      }
+      const paths = [...new Set(keys.map((key) => (key as [string, string, string, number])[2]))];
+      const joined = await Promise.all(
+        paths.map(async (path) => [path, new Blob((await readStagedChunks(this.db.files, version, path)).map((chunk) => chunk.blob))] as const),
+      );
+      await this.db.files('readwrite', (store) => {
+        store.delete(prefixRange(['v', version])); // leftovers of an earlier failed install
+        for (const [path, blob] of joined) store.put(blob, ['v', version, path]);
+        store.delete(prefixRange(['s', version]));
+        return promisifyRequest(store.transaction);
+      });
+    });
+  }
+
+  /** Not a folder: an identifier naming the version in IndexedDB. Read its files with readFile(). */
+  versionPath(version: string): string {
+    return `${this.location}/versions/${version}`;
+  }
+
+  /**
+   * One file of an installed version, as a Blob.
+   * @example
+   * const bytes = new Uint8Array(await (await store.readFile(model.version, 'model.onnx')).arrayBuffer())
+   */
+  async readFile(version: string, path: string): Promise<Blob> {
+    const blob = await guarded(`read ${path} of version ${version}`, () => get<Blob>(['v', version, path], this.db.files));
+    if (!blob) throw new UpdateError('STORAGE_FAILED', `Version ${version} has no file "${path}" in ${this.location}; check the path against the manifest.`);
+    return blob;
+  }
+
+  async removeVersion(version: string): Promise<void> {
+    await this.beforeWrite();
+    await guarded(`remove version ${version}`, () => deleteRange(this.db.files, prefixRange(['v', version])));
+  }
+
+  async listVersions(): Promise<string[]> {
+    const keys = await guarded('list versions', () => getAllKeysInRange(this.db.files, prefixRange(['v'])));
+    return [...new Set(keys.map((key) => (key as [string, string, string])[1]))];
+  }
+
+  async readPointer(): Promise<ActivePointer | null> {
+    return (await guarded('read the active pointer', () => get<ActivePointer>(POINTER_KEY, this.db.meta))) ?? null;
+  }
+
+  /** One IndexedDB transaction: atomic, and committed when it resolves. */
+  async writePointer(pointer: ActivePointer): Promise<void> {
+    await this.beforeWrite();
+    await guarded('switch the active pointer', () => set(POINTER_KEY, pointer, this.db.meta));
+  }
+
+  /** Deletes the pointer, every version and every download of this store (not its event log). */
+  async clear(): Promise<void> {
+    await guarded('clear the store', async () => {
+      await del(POINTER_KEY, this.db.meta);
+      await deleteRange(this.db.files, prefixRange(['s']));
+      await deleteRange(this.db.files, prefixRange(['v']));
+    });
+  }
+}
