@@ -71,6 +71,10 @@ export interface UpdaterConfig {
   maxRetryDelayMs: number;
   /** Free space required beyond the download itself, as a fraction of its size (plus 1 MiB). */
   diskMargin: number;
+  /** Versions kept on disk, the active one included (at least 2). */
+  keepVersions: number;
+  /** Byte budget for retained versions beyond the previous one. */
+  maxRetainedBytes: number;
   /** Successful loads (the one during the update counts) that end a version's probation. */
   confirmAfterLoads: number;
   /** Starts that did not reach a successful load, after which a version on probation is rolled back. */
@@ -216,8 +220,20 @@ export type FetchManifestOutput =
       rotated: boolean;
     };
 
-export interface CheckDiskSpaceInput { version: string; bytesNeeded: number; margin: number }
-export interface CheckDiskSpaceOutput { freeBytes: number }
+export interface CheckDiskSpaceInput {
+  version: string;
+  files: Array<Pick<ManifestFile, 'path' | 'size' | 'sha256'>>;
+  margin: number;
+  /** Versions the switch will drop anyway: removed early when that is what makes the download fit. */
+  droppedAfterSwitch: InstalledVersion[];
+  /** The retained list without them. */
+  retainedAfterSwitch: InstalledVersion[];
+}
+export interface CheckDiskSpaceOutput {
+  freeBytes: number;
+  /** Set when versions were removed early to make room: the retained list now. */
+  retained: InstalledVersion[] | null;
+}
 
 export interface DownloadInput { candidate: ManifestVersion; attempt: number; baseUrl?: string }
 export interface DownloadOutput { digests: FileDigest[] }

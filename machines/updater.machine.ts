@@ -5,7 +5,8 @@
  */
 import { assign, fromPromise, setup } from 'xstate';
 import { isTransientCode, toErrorData, type UpdateErrorCode, type UpdateErrorData } from '../src/errors.js';
-import { buildId, selectCandidate, toInstalled, totalSize } from './selectCandidate.js';
+import { planRetention } from './retention.js';
+import { buildId, selectCandidate, toInstalled } from './selectCandidate.js';
 import type {
   CheckDiskSpaceInput,
   CheckDiskSpaceOutput,
@@ -138,6 +139,7 @@ export const updaterMachine = setup({
     declineCandidate: assign(({ context }) => ({ lastResult: result(context, 'declined') })),
     recordProgress: assign(({ event }) => (event.type === 'PROGRESS' ? { progress: event.progress } : {})),
     recordDigests: assign((_, output: DownloadOutput) => ({ digests: output.digests })),
+    recordRetained: assign(({ context }, output: CheckDiskSpaceOutput) => ({ retained: output.retained ?? context.retained })),
     planFailureRollback: assign(({ context }, cause: UpdateErrorData) => ({
       error: cause,
       rollback: {
@@ -291,12 +293,8 @@ export const updaterMachine = setup({
           invoke: {
             id: 'checkDiskSpace',
             src: 'checkDiskSpace',
-            input: ({ context }) => ({
-              version: context.candidate!.version,
-              bytesNeeded: totalSize(context.candidate!),
-              margin: context.config.diskMargin,
-            }),
-            onDone: { target: 'fetching' },
+            input: ({ context }) => preflightInput(context),
+            onDone: { target: 'fetching', actions: { type: 'recordRetained', params: ({ event }) => event.output } },
             onError: {
               target: '#updater.idle',
               actions: { type: 'failSession', params: ({ event }) => errorOf(event, 'INSUFFICIENT_DISK_SPACE') },
@@ -388,6 +386,18 @@ export const updaterMachine = setup({
     rolledBack: { on: restingHandlers() },
   },
 });
+
+function preflightInput(context: UpdaterContext): CheckDiskSpaceInput {
+  const next = toInstalled(context.candidate!);
+  const plan = planRetention(next, context.active, context.retained, context.config);
+  return {
+    version: next.version,
+    files: next.files,
+    margin: context.config.diskMargin,
+    droppedAfterSwitch: plan.dropped,
+    retainedAfterSwitch: context.retained.filter((kept) => !plan.dropped.includes(kept)),
+  };
+}
 
 function stepInput({ context }: { context: UpdaterContext }): ModelStepInput {
   return { from: context.active, to: toInstalled(context.candidate!) };

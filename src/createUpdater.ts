@@ -28,7 +28,7 @@ import type { EventLog } from './log/eventLog.js';
 import { eventData, INIT_EVENT, replay, type UpdaterSnapshot } from './log/replay.js';
 import { recoveryEvents } from '../machines/recovery.js';
 import { LoadedModels, type ModelLoader, type ModelRef } from './modelRef.js';
-import type { ModelStore } from './store.js';
+import type { GarbageReport, ModelStore } from './store.js';
 import { validateOptions } from './options.js';
 import { statePath } from './statePath.js';
 import { initialTrust } from './trust/acceptManifest.js';
@@ -69,6 +69,8 @@ export interface UpdaterOptions<Handle = unknown> {
   loader?: ModelLoader<Handle>;
   /** Complete versions kept on disk, the active one included. Default and minimum 2 (active + one for rollback). */
   keepVersions?: number;
+  /** Bytes that retained versions beyond the previous one may use; shared files count once. Default unlimited. */
+  maxRetainedBytes?: number;
   /**
    * Trial activation: a new version is on probation until the host calls confirm(), it loads successfully
    * `confirmAfterLoads` times (the load during the update counts; default 2), or it stays active
@@ -131,6 +133,8 @@ export interface ModelUpdater<Handle = unknown> {
   cancel(): void;
   /** Ends the active version's probation: the host has seen it work. */
   confirm(): void;
+  /** Removes versions retention no longer keeps, leftovers of interrupted downloads, and unused files. */
+  gc(): Promise<GarbageReport>;
   /** Makes a retained version active again (the newest retained, or `to`). */
   rollback(to?: string): Promise<UpdateResult>;
   stop(): void;
@@ -210,7 +214,7 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
       runMigration: createRunMigration(loader, models),
       loadModel: createLoadModel(models),
       checkHealth: createCheckHealth(models),
-      switchActive: createSwitchActive(store, models, options.keepVersions ?? 2, now),
+      switchActive: createSwitchActive(store, models, config, now),
       restoreVersion: createRestoreVersion(store, models, now),
     },
   });
@@ -404,6 +408,13 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
       }
       armProbationTimer();
       if ((options.policy?.checkOnStart ?? true) && options.manifestUrl) void checkOnce('startup').catch(() => undefined);
+    },
+    async gc() {
+      const { context } = running().getSnapshot();
+      const keep = [context.active, ...context.retained].filter((v) => v !== null).map((v) => v.version);
+      // A download in progress (or cancelled, to resume later) keeps its staging unless idle.
+      const busy = !isSettled(running().getSnapshot()) && context.candidate ? [context.candidate.version] : [];
+      return store.collectGarbage(keep, busy);
     },
     confirm() {
       const current = running();

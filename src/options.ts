@@ -46,6 +46,8 @@ export function validateOptions(options: UpdaterOptions<any>): UpdaterConfig {
     retryBaseDelayMs: positive('retry.baseDelayMs', options.retry?.baseDelayMs, 1_000),
     maxRetryDelayMs: positive('retry.maxDelayMs', options.retry?.maxDelayMs, 5 * 60_000),
     diskMargin: positive('diskMargin', options.diskMargin, 0.05),
+    keepVersions: keep,
+    maxRetainedBytes: positive('maxRetainedBytes', options.maxRetainedBytes, Number.MAX_SAFE_INTEGER),
     confirmAfterLoads: Math.max(1, positive('probation.confirmAfterLoads', options.probation?.confirmAfterLoads, 2)),
     maxFailedStarts: Math.max(1, positive('probation.maxFailedStarts', options.probation?.maxFailedStarts, 2)),
   };

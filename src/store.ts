@@ -12,6 +12,12 @@ export interface ActivePointer {
   switchedAt: string;
 }
 
+export interface GarbageReport {
+  removedVersions: string[];
+  removedStaging: string[];
+  freedBytes: number;
+}
+
 export interface FetchRequest {
   version: string;
   file: ManifestFile;
@@ -32,18 +38,26 @@ export interface ModelStore {
   /** Creates what the store needs (folders, object stores). Idempotent. */
   init(): Promise<void>;
   freeBytes(): Promise<number>;
-  /** Bytes of a version already staged (a partial download counts), so a resume needs less space. */
-  stagedBytes(version: string): Promise<number>;
-  /** Downloads one file into staging, resuming a partial one; returns its size and SHA-256. */
+  /** Bytes still to download for these files: those already stored (shared with another version) or partly staged need less. */
+  missingBytes(version: string, files: ReadonlyArray<Pick<FileDigest, 'path' | 'size' | 'sha256'>>): Promise<number>;
+  /**
+   * Stages one file: from the store when a version already holds the same content, else downloaded
+   * (resuming a partial file); returns its size and SHA-256.
+   */
   fetchToStaging(request: FetchRequest): Promise<FetchResult>;
   /** Deletes the staging area of one version, or all of it. */
   discardStaging(version?: string): Promise<void>;
-  /** Moves a fully staged version into the versioned store. Idempotent. */
-  promote(version: string): Promise<void>;
+  /** Moves a fully staged, verified version into the versioned store. Idempotent. */
+  promote(version: string, files: ReadonlyArray<Pick<FileDigest, 'path' | 'sha256'>>): Promise<void>;
   /** Where a host loads a version from. */
   versionPath(version: string): string;
   removeVersion(version: string): Promise<void>;
   listVersions(): Promise<string[]>;
+  /**
+   * Removes every version not in `keep`, staging other than `keepStaging`, and stored content no kept
+   * version uses.
+   */
+  collectGarbage(keep: readonly string[], keepStaging?: readonly string[]): Promise<GarbageReport>;
   readPointer(): Promise<ActivePointer | null>;
   /** Replaces the pointer atomically and durably: after it resolves, a crash keeps the new one. */
   writePointer(pointer: ActivePointer): Promise<void>;

@@ -28,7 +28,7 @@ let manifestUrl: string;
 let lines: string[];
 let records: LogRecord[];
 /** The live snapshot after the update settled, in JSON form. */
-let live: { value: unknown; context: unknown };
+let live: { value: unknown; context: Record<string, unknown> };
 let liveActive: string | undefined;
 let scratchCount = 0;
 
@@ -81,7 +81,7 @@ beforeAll(async () => {
   server = await startTestServer({ root: site });
   manifestUrl = `${server.url}manifest.json`;
 
-  const updater = createModelUpdater({ manifestUrl, dir, policy: { checkOnStart: false } });
+  const updater = createModelUpdater({ manifestUrl, dir, policy: { checkOnStart: false }, allowUnsigned: true });
   try {
     await updater.start();
     const result = await updater.check();
@@ -230,7 +230,7 @@ describe('replay', () => {
   it('a new updater on the same folder starts where the last one stopped', async () => {
     let updater: ModelUpdater | undefined;
     try {
-      updater = createModelUpdater({ manifestUrl, dir, policy: { checkOnStart: false } });
+      updater = createModelUpdater({ manifestUrl, dir, policy: { checkOnStart: false }, allowUnsigned: true });
       await updater.start();
       const restored = plain(updater.getSnapshot());
       expect(restored.value).toEqual(live.value);

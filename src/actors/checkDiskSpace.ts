@@ -1,28 +1,39 @@
 /**
- * Preflight: fail before the first byte when the download cannot fit.
+ * Preflight: fail before the first byte when the download cannot fit. Content already stored and partial
+ * downloads need no new space; versions the switch will drop anyway are removed early when that makes
+ * the difference.
  */
 import { fromPromise } from 'xstate';
 import type { CheckDiskSpaceInput, CheckDiskSpaceOutput } from '../../machines/types.js';
+import { exclusiveBytes } from '../../machines/retention.js';
 import { UpdateError } from '../errors.js';
 import type { ModelStore } from '../store.js';
 
 const MiB = 1024 * 1024;
 
-export function requiredBytes(input: CheckDiskSpaceInput, alreadyStaged: number): number {
-  return Math.max(0, input.bytesNeeded - alreadyStaged) + Math.ceil(input.bytesNeeded * input.margin) + MiB;
+export function requiredBytes(missing: number, total: number, margin: number): number {
+  return missing + Math.ceil(total * margin) + MiB;
 }
 
 export function createCheckDiskSpace(store: ModelStore) {
   return fromPromise<CheckDiskSpaceOutput, CheckDiskSpaceInput>(async ({ input }) => {
-    const [freeBytes, staged] = await Promise.all([store.freeBytes(), store.stagedBytes(input.version)]);
-    const needed = requiredBytes(input, staged);
-    if (freeBytes < needed) {
-      const mb = (bytes: number) => (bytes / MiB).toFixed(1);
-      throw new UpdateError(
-        'INSUFFICIENT_DISK_SPACE',
-        `Version ${input.version} needs ${mb(needed)} MB free in ${store.location} but only ${mb(freeBytes)} MB is available. Free some space there; the update will be tried again on the next check.`,
-      );
+    const total = input.files.reduce((sum, file) => sum + file.size, 0);
+    const needed = requiredBytes(await store.missingBytes(input.version, input.files), total, input.margin);
+    const freeBytes = await store.freeBytes();
+    if (freeBytes >= needed) return { freeBytes, retained: null };
+
+    const freeable = exclusiveBytes(input.droppedAfterSwitch, [...input.retainedAfterSwitch, { version: input.version, files: input.files }]);
+    if (input.droppedAfterSwitch.length && freeBytes + freeable >= needed) {
+      const pointer = await store.readPointer();
+      if (pointer) await store.writePointer({ ...pointer, retained: input.retainedAfterSwitch });
+      await store.collectGarbage([...(pointer ? [pointer.active.version] : []), ...input.retainedAfterSwitch.map((v) => v.version)], [input.version]);
+      const after = await store.freeBytes();
+      if (after >= needed) return { freeBytes: after, retained: input.retainedAfterSwitch };
     }
-    return { freeBytes };
+    const mb = (bytes: number) => (bytes / MiB).toFixed(1);
+    throw new UpdateError(
+      'INSUFFICIENT_DISK_SPACE',
+      `Version ${input.version} needs ${mb(needed)} MB free in ${store.location} but only ${mb(freeBytes)} MB is available${freeable ? ` (${mb(freeable)} MB more could be freed from old versions)` : ''}. Free some space there; the update will be tried again on the next check.`,
+    );
   });
 }

@@ -37,8 +37,8 @@ export function createRestoreVersion(store: ModelStore, models: LoadedModels<any
     }
     if (!input.manual && from) {
       // The failed version is not kept: it is not a rollback target.
-      await store.removeVersion(from.version);
-      await store.discardStaging(from.version);
+      const pointer = await store.readPointer();
+      await store.collectGarbage(pointer ? [pointer.active, ...pointer.retained].map((kept) => kept.version) : []);
     }
     if (input.manual && from) await models.unload(from);
     if (to) await models.load(to);

@@ -7,6 +7,6 @@ import type { ModelStore } from '../store.js';
 
 export function createStageVersion(store: ModelStore) {
   return fromPromise<void, ModelStepInput>(async ({ input }) => {
-    await store.promote(input.to.version);
+    await store.promote(input.to.version, input.to.files);
   });
 }

@@ -2,6 +2,8 @@
 /**
  * The `model-updater` command: publish to a static update service, check, update, inspect, roll back.
  */
+import * as keygen from './commands/keygen.js';
+import * as gc from './commands/gc.js';
 import * as log from './commands/log.js';
 import { CliOutput } from './output.js';
 import * as publish from './commands/publish.js';
@@ -10,12 +12,14 @@ import * as status from './commands/status.js';
 import * as update from './commands/update.js';
 
 const commands: Record<string, { usage: string; run: (argv: string[]) => Promise<number> }> = {
+  keygen: { usage: keygen.usage, run: keygen.run },
   publish: { usage: publish.usage, run: publish.run },
   check: { usage: update.checkUsage, run: (argv) => update.run(argv, 'check') },
   update: { usage: update.updateUsage, run: (argv) => update.run(argv, 'update') },
   status: { usage: status.usage, run: status.run },
   log: { usage: log.usage, run: log.run },
   rollback: { usage: rollback.usage, run: rollback.run },
+  gc: { usage: gc.usage, run: gc.run },
 };
 
 function help(): string {

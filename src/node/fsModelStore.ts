@@ -2,14 +2,16 @@
  * The Node storage adapter: versions, staging and the active pointer as files under one folder.
  *
  *   <dir>/active.json              the commit point (written by temp + fsync + rename + fsync folder)
- *   <dir>/versions/<version>/...   complete, verified versions
+ *   <dir>/blobs/<sha256>           file contents, stored once however many versions share them (read-only)
+ *   <dir>/versions/<version>/...   complete, verified versions: hard links to blobs, under manifest paths
  *   <dir>/staging/<version>/...    downloads in progress (kept across restarts for resume)
  *   <dir>/events.log               the event log (see FileEventLog)
  */
-import { mkdir, open, readdir, readFile, rename, rm, stat, statfs } from 'node:fs/promises';
+import { chmod, link, mkdir, open, readdir, readFile, rename, rm, stat, statfs, unlink } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { UpdateError } from '../errors.js';
-import type { ActivePointer, FetchRequest, FetchResult, ModelStore } from '../store.js';
+import type { FileDigest } from '../../machines/types.js';
+import type { ActivePointer, FetchRequest, FetchResult, GarbageReport, ModelStore } from '../store.js';
 import { downloadFile } from './httpDownload.js';
 
 export const POINTER_FILE = 'active.json';
@@ -39,13 +41,6 @@ export async function writeFileAtomic(path: string, content: string): Promise<vo
   await fsyncFolder(dirname(path));
 }
 
-async function exists(path: string): Promise<boolean> {
-  return stat(path).then(
-    () => true,
-    () => false,
-  );
-}
-
 async function folderBytes(folder: string): Promise<number> {
   let total = 0;
   const entries = await readdir(folder, { withFileTypes: true, recursive: true }).catch(() => []);
@@ -53,6 +48,13 @@ async function folderBytes(folder: string): Promise<number> {
     if (entry.isFile()) total += (await stat(join(entry.parentPath, entry.name))).size;
   }
   return total;
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
 }
 
 function storageError(action: string, error: unknown): UpdateError {
@@ -72,7 +74,7 @@ export class FsModelStore implements ModelStore {
 
   /** Creates the folder layout. */
   async init(): Promise<void> {
-    for (const sub of ['versions', 'staging']) await mkdir(join(this.location, sub), { recursive: true });
+    for (const sub of ['versions', 'staging', 'blobs']) await mkdir(join(this.location, sub), { recursive: true });
   }
 
   async freeBytes(): Promise<number> {
@@ -80,21 +82,36 @@ export class FsModelStore implements ModelStore {
     return info.bavail * info.bsize;
   }
 
-  stagedBytes(version: string): Promise<number> {
-    return folderBytes(this.stagingPath(version));
+  private blobPath(sha256: string): string {
+    return join(this.location, 'blobs', sha256);
+  }
+
+  async missingBytes(version: string, files: ReadonlyArray<Pick<FileDigest, 'path' | 'size' | 'sha256'>>): Promise<number> {
+    let missing = 0;
+    for (const file of files) {
+      if (await exists(this.blobPath(file.sha256))) continue;
+      const partial = await stat(join(this.stagingPath(version), file.path)).then((info) => info.size, () => 0);
+      missing += Math.max(0, file.size - partial);
+    }
+    return missing;
   }
 
   async fetchToStaging(request: FetchRequest): Promise<FetchResult> {
-    const partPath = join(this.stagingPath(request.version), request.file.path);
+    const { file } = request;
+    // Content another version already holds is not downloaded again; promote links it.
+    if (await exists(this.blobPath(file.sha256))) {
+      return { path: file.path, size: file.size, sha256: file.sha256, bytesFetched: 0, resumedFrom: 0 };
+    }
+    const partPath = join(this.stagingPath(request.version), file.path);
     await mkdir(dirname(partPath), { recursive: true });
     const result = await downloadFile({
       url: request.url,
       partPath,
-      expectedSize: request.file.size,
+      expectedSize: file.size,
       signal: request.signal,
       onBytes: request.onBytes,
     });
-    return { path: request.file.path, size: result.size, sha256: result.sha256, bytesFetched: result.bytesFetched, resumedFrom: result.resumedFrom };
+    return { path: file.path, size: result.size, sha256: result.sha256, bytesFetched: result.bytesFetched, resumedFrom: result.resumedFrom };
   }
 
   async discardStaging(version?: string): Promise<void> {
@@ -103,21 +120,62 @@ export class FsModelStore implements ModelStore {
     if (version === undefined) await mkdir(target, { recursive: true });
   }
 
-  async promote(version: string): Promise<void> {
+  async promote(version: string, files: ReadonlyArray<Pick<FileDigest, 'path' | 'sha256'>>): Promise<void> {
     const staged = this.stagingPath(version);
     const final = this.versionPath(version);
-    if (!(await exists(staged))) {
-      if (await exists(final)) return; // an earlier run already promoted it
-      throw new UpdateError('STORAGE_FAILED', `Version ${version} is neither staged nor installed in ${this.location}. Run the update again.`);
-    }
+    if (!(await exists(staged)) && (await exists(final))) return; // an earlier run already promoted it
+    // The version folder is assembled aside and renamed into place: it appears whole or not at all.
+    const assembling = `${final}.assembling`;
     try {
+      await rm(assembling, { recursive: true, force: true });
+      for (const file of files) {
+        const blob = this.blobPath(file.sha256);
+        if (!(await exists(blob))) {
+          await rename(join(staged, file.path), blob);
+          await chmod(blob, 0o444); // a host writing into a model file would change every version sharing it
+        }
+        const target = join(assembling, file.path);
+        await mkdir(dirname(target), { recursive: true });
+        await link(blob, target);
+      }
+      await fsyncFolder(join(this.location, 'blobs'));
       await rm(final, { recursive: true, force: true }); // leftovers of an earlier failed install
-      await rename(staged, final);
+      await rename(assembling, final);
       await fsyncFolder(join(this.location, 'versions'));
+      await rm(staged, { recursive: true, force: true });
       await fsyncFolder(join(this.location, 'staging'));
     } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+        throw new UpdateError('STORAGE_FAILED', `Version ${version} is not fully staged in ${this.location} (${(error as Error).message}); run the update again.`, { cause: error });
+      }
       throw storageError(`move version ${version} into place`, error);
     }
+  }
+
+  async collectGarbage(keep: readonly string[], keepStaging: readonly string[] = []): Promise<GarbageReport> {
+    const report: GarbageReport = { removedVersions: [], removedStaging: [], freedBytes: 0 };
+    for (const name of await this.listVersions()) {
+      if (keep.includes(name)) continue;
+      await rm(join(this.location, 'versions', name), { recursive: true, force: true });
+      if (!name.endsWith('.assembling')) report.removedVersions.push(name);
+    }
+    for (const name of await readdir(join(this.location, 'staging')).catch(() => [])) {
+      if (keepStaging.includes(name)) continue;
+      const path = join(this.location, 'staging', name);
+      report.freedBytes += await folderBytes(path);
+      await rm(path, { recursive: true, force: true });
+      report.removedStaging.push(name);
+    }
+    // A blob whose only link is its own name belongs to no version any more.
+    for (const name of await readdir(join(this.location, 'blobs')).catch(() => [])) {
+      const path = this.blobPath(name);
+      const info = await stat(path).catch(() => null);
+      if (info && info.nlink <= 1) {
+        await unlink(path);
+        report.freedBytes += info.size;
+      }
+    }
+    return report;
   }
 
   versionPath(version: string): string {
