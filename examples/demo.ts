@@ -16,7 +16,7 @@ import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, normalize } from 'node:path';
-import { createModelUpdater, formatRecord, publish, type DownloadProgress, type ModelRef } from '../src/index.js';
+import { createModelUpdater, formatRecord, generateKeyPair, parsePrivateKeyText, publish, type DownloadProgress, type ModelRef } from '../src/index.js';
 
 const MB = 1024 * 1024;
 
@@ -60,9 +60,12 @@ const site = join(work, 'update-service');
 const dir = join(work, 'app-models');
 const server = await serveFolder(site);
 try {
+  // The publisher's signing key (in real life: `model-updater keygen --out release`, kept offline).
+  const signingKey = generateKeyPair();
   const release = async (version: string, sizeMB: number, broken = false) => {
     await buildModel(join(work, 'build', version), sizeMB, broken);
-    await publish({ out: site, version, inputs: [join(work, 'build', version)], notes: `demo build ${version}` });
+    const keys = [parsePrivateKeyText(signingKey.privateKeyPem, 'the demo key')];
+    await publish({ out: site, version, inputs: [join(work, 'build', version)], notes: `demo build ${version}`, keys });
   };
   console.log(`Update service: ${site}, served on 127.0.0.1`);
   await release('1.0.0', 8);
@@ -72,6 +75,7 @@ try {
   const updater = createModelUpdater({
     manifestUrl,
     dir,
+    trustedKeys: [signingKey.publicKey],
     appVersion: '2.3.0',
     policy: { approval: 'auto', checkOnStart: false },
     progressIntervalMs: 100,

@@ -6,6 +6,7 @@ import { createUpdater, type ModelUpdater, type ModelUpdaterOptions } from './cr
 import { UpdateError } from './errors.js';
 import { FileEventLog } from './log/fileEventLog.js';
 import { FsModelStore, LOG_FILE } from './node/fsModelStore.js';
+import { FileTrustStore, TRUST_FILE } from './trust/trustStore.js';
 import { acquireDirLock } from './node/dirLock.js';
 
 export * from './createUpdater.js';
@@ -27,6 +28,7 @@ export function createModelUpdater<Handle = unknown>(
   return createUpdater(options, {
     store: new FsModelStore(options.dir),
     openLog: (now) => FileEventLog.open(join(options.dir, LOG_FILE), now),
+    trust: new FileTrustStore(join(options.dir, TRUST_FILE)),
     lock: () => acquireDirLock(options.dir, { waitMs: options.lockWaitMs ?? 0 }),
   });
 }

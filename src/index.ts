@@ -14,6 +14,11 @@ export { UpdateError, isUpdateError, ERROR_CODES, type UpdateErrorCode, type Upd
 export type { ModelLoader, ModelRef } from './modelRef.js';
 export { parseManifest, parseManifestText, MANIFEST_SCHEMA_VERSION } from './manifest/schema.js';
 export { publish, type PublishOptions } from './manifest/publish.js';
+export { generateKeyPair, keyIdOf, parsePrivateKeyText, parsePublicKeyText, type KeyPair } from './trust/keys.js';
+export { readPrivateKeyFile, readPublicKeyFile, writeKeyPair } from './trust/keyFiles.js';
+export { type SignedEnvelope, type Signature } from './trust/envelope.js';
+export { signEnvelope } from './trust/sign.js';
+export { canonicalJson } from './trust/canonical.js';
 export { replay, type UpdaterSnapshot } from './log/replay.js';
 export { verifyLog, type LogRecord, type LogVerification } from './log/record.js';
 export { readLogFile, FileEventLog } from './log/fileEventLog.js';
@@ -32,5 +37,6 @@ export type {
   UpdaterContext,
   UpdaterEvent,
   UpdaterConfig,
+  TrustState,
 } from '../machines/types.js';
 export { formatRecord, summarize } from './log/describe.js';

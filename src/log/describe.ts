@@ -15,7 +15,13 @@ export function summarize(record: LogRecord): string {
     case 'PROGRESS':
       return `${data.progress.version}: ${data.progress.bytes}/${data.progress.total} bytes, ${data.progress.bytesPerSecond} B/s`;
     case 'xstate.done.actor.fetchManifest':
-      return data.output.notModified ? 'manifest unchanged (304)' : `manifest: ${data.output.manifest.versions.length} version(s)`;
+      if (data.output.notModified) return 'manifest unchanged (304 or same serial)';
+      return [
+        `manifest: ${data.output.manifest.versions.length} version(s)`,
+        data.output.manifest.serial === undefined ? '' : `, serial ${data.output.manifest.serial}`,
+        data.output.rotated ? `, trusted keys rotated (${data.output.trust.keys.length}, threshold ${data.output.trust.threshold})` : '',
+        data.output.unsigned ? ' WARNING: unsigned, accepted because allowUnsigned is set' : '',
+      ].join('');
     case 'xstate.done.actor.switchActive':
     case 'xstate.done.actor.restoreVersion':
       return `active: ${data.output.active?.version ?? 'none'}`;

@@ -12,10 +12,16 @@ import type { Manifest, ManifestFile, ManifestVersion } from '../../machines/typ
 import { UpdateError } from '../errors.js';
 import { writeFileAtomic } from '../node/fsModelStore.js';
 import { parseManifest } from './schema.js';
+import type { KeyObject } from 'node:crypto';
+import { looksSigned, parseEnvelope } from '../trust/envelope.js';
+import { signEnvelope } from '../trust/sign.js';
+import { parseExpires } from '../trust/expires.js';
+import { parseStrictJson } from '../trust/strictJson.js';
 
 export interface PublishOptions {
   out: string;
-  version: string;
+  /** The version to add; omit it (with no inputs) to only re-sign: a new serial and expiry, same versions. */
+  version?: string;
   channel?: string;
   requiresApp?: string;
   notes?: string;
@@ -23,6 +29,12 @@ export interface PublishOptions {
   /** Files, or folders whose relative layout is kept. */
   inputs: string[];
   now?: () => number;
+  /** Ed25519 private keys to sign the manifest with; without them it is written unsigned. */
+  keys?: KeyObject[];
+  /** When the signed manifest expires: an ISO date or a duration from now like `30d`, `12h`. Default 30d when signing. */
+  expires?: string;
+  /** Rotates to this key set (base64 raw public keys and threshold); sign with the old and the new keys. */
+  rotateTo?: { keys: string[]; threshold: number };
 }
 
 export async function sha256File(path: string): Promise<string> {
@@ -55,15 +67,39 @@ async function collect(inputs: string[]): Promise<Array<{ source: string; path: 
 async function readManifest(out: string, modelId: string): Promise<Manifest> {
   const text = await readFile(join(out, 'manifest.json'), 'utf8').catch(() => null);
   if (text === null) return { schemaVersion: 1, modelId, versions: [] };
-  return parseManifest(JSON.parse(text), `${join(out, 'manifest.json')}`);
+  const source = `${join(out, 'manifest.json')}`;
+  const document = parseStrictJson(text, source);
+  // The publisher reads its own signed manifest back: the content is re-signed below, not trusted here.
+  return parseManifest(looksSigned(document) ? parseEnvelope(document, source).signed : document, source);
+}
+
+/** The manifest as written: signed with the keys when there are some, with the next serial and an expiry. */
+function finish(manifest: Manifest, options: PublishOptions): { signed: Manifest; text: string } {
+  const signing = (options.keys?.length ?? 0) > 0;
+  const { serial, expires: _expires, trust: _trust, versions, ...rest } = manifest;
+  const signed: Manifest = { ...rest, versions };
+  if (signing || serial !== undefined) signed.serial = (serial ?? 0) + 1;
+  if (signing || options.expires !== undefined) signed.expires = parseExpires(options.expires ?? '30d', (options.now ?? Date.now)());
+  const trust = options.rotateTo ?? manifest.trust;
+  if (trust) signed.trust = trust;
+  const checked = parseManifest(signed, 'the new manifest');
+  const document = signing ? signEnvelope(checked, options.keys!) : checked;
+  return { signed: checked, text: `${JSON.stringify(document, null, 2)}\n` };
 }
 
 /**
  * @example
  * await publish({ out: 'site', version: '1.1.0', inputs: ['model.onnx', 'vocab.txt'] })
  */
-export async function publish(options: PublishOptions): Promise<ManifestVersion> {
-  if (semver.valid(options.version) !== options.version) {
+export async function publish(options: PublishOptions & { version: string }): Promise<ManifestVersion>;
+export async function publish(options: PublishOptions): Promise<ManifestVersion | null>;
+export async function publish(options: PublishOptions): Promise<ManifestVersion | null> {
+  if (options.version === undefined && options.inputs.length === 0) {
+    const manifest = await readManifest(options.out, options.modelId ?? basename(options.out));
+    await writeFileAtomic(join(options.out, 'manifest.json'), finish(manifest, options).text);
+    return null;
+  }
+  if (options.version === undefined || semver.valid(options.version) !== options.version) {
     throw new UpdateError('INVALID_ARGUMENT', `--version "${options.version}" is not a semver version like 1.2.0.`);
   }
   if (options.inputs.length === 0) throw new UpdateError('INVALID_ARGUMENT', 'Give at least one file or folder to publish.');
@@ -88,7 +124,7 @@ export async function publish(options: PublishOptions): Promise<ManifestVersion>
     publishedAt: new Date((options.now ?? Date.now)()).toISOString(),
     files,
   };
-  const next = parseManifest({ ...manifest, versions: [...manifest.versions, entry] }, 'the new manifest');
-  await writeFileAtomic(join(options.out, 'manifest.json'), `${JSON.stringify(next, null, 2)}\n`);
+  const { text } = finish({ ...manifest, versions: [...manifest.versions, entry] }, options);
+  await writeFileAtomic(join(options.out, 'manifest.json'), text);
   return entry;
 }

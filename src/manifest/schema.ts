@@ -5,6 +5,7 @@
 import semver from 'semver';
 import { z } from 'zod';
 import { UpdateError } from '../errors.js';
+import { isRawPublicKey } from '../trust/keyFormat.js';
 import type { Manifest } from '../../machines/types.js';
 
 export const MANIFEST_SCHEMA_VERSION = 1;
@@ -21,6 +22,11 @@ export function unsafePathReason(path: string): string | null {
   if (segments.some((s) => s === '' || s === '.')) return 'is not normalized (empty or "." segment)';
   if (path.normalize('NFC') !== path) return 'is not in Unicode NFC form';
   return null;
+}
+
+/** The name a path has on a case-insensitive, Unicode-normalizing file system. */
+export function collisionKey(path: string): string {
+  return path.normalize('NFKC').toLowerCase().normalize('NFKC');
 }
 
 const relativePath = z.string().superRefine((path, ctx) => {
@@ -49,12 +55,19 @@ const versionSchema = z
     files: z.array(fileSchema).min(1, 'a version needs at least one file'),
   })
   .superRefine((version, ctx) => {
-    // Two paths that differ only by case would overwrite each other on case-insensitive disks.
+    // Two paths that differ only by case or Unicode form would overwrite each other on case-insensitive
+    // or normalizing disks; a file whose path is another's folder cannot be written at all.
     const seen = new Set<string>();
-    for (const file of version.files) {
-      const key = file.path.toLowerCase();
-      if (seen.has(key)) ctx.addIssue({ code: 'custom', path: ['files'], message: `path "${file.path}" appears twice` });
+    const keys = version.files.map((file) => collisionKey(file.path));
+    for (const [i, file] of version.files.entries()) {
+      const key = keys[i]!;
+      if (seen.has(key)) ctx.addIssue({ code: 'custom', path: ['files'], message: `path "${file.path}" appears twice (paths that differ only by case or Unicode form collide)` });
       seen.add(key);
+    }
+    for (const [i, file] of version.files.entries()) {
+      if (keys.some((other) => other.startsWith(`${keys[i]}/`))) {
+        ctx.addIssue({ code: 'custom', path: ['files'], message: `path "${file.path}" is a file and also a folder of another file` });
+      }
     }
   });
 
@@ -62,6 +75,18 @@ export const manifestSchema = z
   .strictObject({
     schemaVersion: z.literal(MANIFEST_SCHEMA_VERSION),
     modelId: z.string().min(1),
+    /** Increases with every publish; a lower one than already accepted is a rollback attack. */
+    serial: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).optional(),
+    /** After this instant (ISO 8601) the manifest is stale: a freeze attack, or a publisher who stopped. */
+    expires: z.iso.datetime({ offset: true }).optional(),
+    /** The key set that signs from this manifest on (key rotation). */
+    trust: z
+      .strictObject({
+        keys: z.array(z.string().refine(isRawPublicKey, 'must be the base64 of a 32-byte Ed25519 public key')).min(1),
+        threshold: z.number().int().min(1),
+      })
+      .refine((trust) => trust.threshold <= new Set(trust.keys).size, 'threshold is more than the number of distinct keys')
+      .optional(),
     versions: z.array(versionSchema),
   })
   .superRefine((manifest, ctx) => {

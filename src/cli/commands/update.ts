@@ -3,9 +3,13 @@ import { createModelUpdater, type UpdateResult } from '../../createModelUpdater.
 import { totalSize } from '../../../machines/selectCandidate.js';
 import { parsed, required } from '../args.js';
 import { CliOutput } from '../output.js';
+import { UpdateError } from '../../errors.js';
+import { readPublicKeyFile } from '../../trust/keyFiles.js';
 
-export const checkUsage = 'check --manifest <url> --dir <dir> [--app-version v] [--channel c] [--json]';
-export const updateUsage = 'update --manifest <url> --dir <dir> [--app-version v] [--channel c] [--json]';
+const UNSIGNED_WARNING = '--allow-unsigned: manifests are not checked for a signature; whoever can change what the server sends can install models here.';
+const trustUsage = '(--trusted-key <public key file>... [--threshold n] | --allow-unsigned) [--clock-skew <seconds>]';
+export const checkUsage = `check --manifest <url>... --dir <dir> ${trustUsage} [--app-version v] [--channel c] [--json]`;
+export const updateUsage = `update --manifest <url>... --dir <dir> ${trustUsage} [--app-version v] [--channel c] [--json]`;
 
 /** `check` looks without downloading (it leaves the update awaiting approval); `update` runs it through. */
 export async function run(argv: string[], mode: 'check' | 'update'): Promise<number> {
@@ -13,7 +17,11 @@ export async function run(argv: string[], mode: 'check' | 'update'): Promise<num
     parseArgs({
       args: argv,
       options: {
-        manifest: { type: 'string' },
+        manifest: { type: 'string', multiple: true },
+        'trusted-key': { type: 'string', multiple: true },
+        threshold: { type: 'string' },
+        'allow-unsigned': { type: 'boolean' },
+        'clock-skew': { type: 'string' },
         dir: { type: 'string' },
         'app-version': { type: 'string' },
         channel: { type: 'string' },
@@ -24,9 +32,16 @@ export async function run(argv: string[], mode: 'check' | 'update'): Promise<num
   const output = new CliOutput(values.json ?? false);
   let updater: ReturnType<typeof createModelUpdater> | undefined;
   try {
+    const manifests = values.manifest ?? [];
+    required(manifests[0], '--manifest');
+    const trust = await trustFlags(values);
+    // Stderr, so that `--json` stdout stays one object; the object carries the warning too.
+    const warnings = trust.allowUnsigned ? [UNSIGNED_WARNING] : [];
+    for (const warning of warnings) process.stderr.write(`warning: ${warning}\n`);
     updater = createModelUpdater({
-      manifestUrl: required(values.manifest, '--manifest'),
+      manifestUrl: manifests.length === 1 ? manifests[0]! : manifests,
       dir: required(values.dir, '--dir'),
+      ...trust,
       ...(values['app-version'] ? { appVersion: values['app-version'] } : {}),
       ...(values.channel ? { channel: values.channel } : {}),
       policy: { approval: mode === 'check' ? 'ask' : 'auto', checkOnStart: false },
@@ -37,7 +52,7 @@ export async function run(argv: string[], mode: 'check' | 'update'): Promise<num
     const snapshot = updater.getSnapshot();
     const active = updater.active;
     const activeJson = active ? { version: active.version, path: active.path, files: active.files } : null;
-    const base = { sessionId: result.sessionId, outcome: result.outcome, active: activeJson };
+    const base = { sessionId: result.sessionId, outcome: result.outcome, active: activeJson, ...(warnings.length ? { warnings } : {}) };
     if (result.error) return output.failure(result.error, base);
     if (mode === 'check') {
       const candidate = snapshot.context.candidate;
@@ -54,6 +69,25 @@ export async function run(argv: string[], mode: 'check' | 'update'): Promise<num
   } finally {
     updater?.stop();
   }
+}
+
+/** The trust options from `--trusted-key`, `--threshold`, `--allow-unsigned`, `--clock-skew`. */
+async function trustFlags(values: { 'trusted-key'?: string[]; threshold?: string; 'allow-unsigned'?: boolean; 'clock-skew'?: string }) {
+  const files = values['trusted-key'] ?? [];
+  const number = (flag: string, text: string | undefined) => {
+    const value = Number(text);
+    if (text === undefined || !/^\d+$/.test(text) || !Number.isSafeInteger(value)) throw new UpdateError('INVALID_ARGUMENT', `${flag} must be a whole number, got "${text}".`);
+    return value;
+  };
+  if (files.length === 0 && !values['allow-unsigned']) {
+    throw new UpdateError('INVALID_ARGUMENT', 'Give --trusted-key <public key file> (from `model-updater keygen`), or --allow-unsigned to accept unsigned manifests (not recommended).');
+  }
+  return {
+    ...(files.length ? { trustedKeys: await Promise.all(files.map(readPublicKeyFile)) } : {}),
+    ...(values.threshold !== undefined ? { threshold: number('--threshold', values.threshold) } : {}),
+    ...(values['allow-unsigned'] ? { allowUnsigned: true } : {}),
+    ...(values['clock-skew'] !== undefined ? { clockSkewMs: number('--clock-skew', values['clock-skew']) * 1000 } : {}),
+  };
 }
 
 function describe(result: UpdateResult, active: string | null): string {

@@ -1,0 +1,16 @@
+/**
+ * The bytes a signature covers: the RFC 8785 (JSON Canonicalization Scheme) form of a JSON value, by the
+ * `canonicalize` package. Keys sorted by UTF-16 code units, no whitespace, numbers in ECMAScript form.
+ */
+import canonicalize from 'canonicalize';
+import { UpdateError } from '../errors.js';
+
+/**
+ * @example
+ * canonicalJson({ b: 1, a: [true, 'x'] }) // '{"a":[true,"x"],"b":1}'
+ */
+export function canonicalJson(value: unknown): string {
+  const text = canonicalize(value);
+  if (text === undefined) throw new UpdateError('MANIFEST_INVALID', 'The signed part of the manifest is not a JSON value.');
+  return text;
+}
