@@ -40,3 +40,5 @@ export type {
   TrustState,
 } from '../machines/types.js';
 export { formatRecord, summarize } from './log/describe.js';
+export { replayIntoInspector, type InspectTarget } from './inspect/replayIntoInspector.js';
+export { connectWebSocketInspector, type WebSocketInspector } from './inspect/webSocketInspector.js';

@@ -94,6 +94,23 @@ describe('IndexedDB store', () => {
     expect(await sha256(await second.store.readFile('1.0.0', 'model.bin'))).toBe(createHash('sha256').update(content).digest('hex'));
   });
 
+  it('stores shared content once and collects what no kept version uses', async () => {
+    const shared = randomBytes(20_000);
+    await world.publishVersion('1.0.0', { files: { 'model.bin': randomBytes(10_000), 'vocab.txt': shared } });
+    const updater = browserUpdater();
+    await updater.start();
+    await updater.check();
+    await world.publishVersion('1.1.0', { files: { 'model.bin': randomBytes(10_000), 'vocab.txt': shared } });
+    await updater.check();
+    expect(world.server.requests.filter((r) => r.path === '/1.1.0/vocab.txt')).toEqual([]);
+    expect(await updater.store.readFile('1.1.0', 'vocab.txt').then(sha256)).toBe(createHash('sha256').update(shared).digest('hex'));
+
+    const report = await updater.store.collectGarbage(['1.1.0']);
+    expect(report).toMatchObject({ removedVersions: ['1.0.0'], freedBytes: 10_000 });
+    expect(await updater.store.listVersions()).toEqual(['1.1.0']);
+    expect((await updater.store.readFile('1.1.0', 'vocab.txt')).size).toBe(20_000);
+  });
+
   it('fails before the first byte when navigator.storage.estimate() leaves too little room', async () => {
     await world.publishVersion('1.0.0', { bytes: 10_000 });
     const updater = browserUpdater({ storage: { estimate: async () => ({ quota: 2_000_000, usage: 1_500_000 }) } });

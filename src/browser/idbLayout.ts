@@ -2,7 +2,8 @@
  * Where the browser runtime keeps things in IndexedDB, through idb-keyval's custom stores. idb-keyval
  * opens one object store per database, so each kind of data has its own database:
  *
- *   <prefix>:files   ['v', version, path]         Blob of an installed file
+ *   <prefix>:files   ['b', sha256]                Blob: file content, stored once however many versions share it
+ *                    ['v', version, path]         sha256 of that file of an installed version
  *                    ['s', version, path, index]  StagedChunk: one piece of a download in progress
  *   <prefix>:meta    'pointer'                    ActivePointer, the commit point of an update
  *   <prefix>:log     seq (0, 1, 2, ...)           LogRecord, one key per record

@@ -4,7 +4,8 @@
  */
 import { del, get, promisifyRequest, set } from 'idb-keyval';
 import { UpdateError } from '../errors.js';
-import type { ActivePointer, FetchRequest, FetchResult, ModelStore } from '../store.js';
+import type { FileDigest } from '../../machines/types.js';
+import type { ActivePointer, FetchRequest, FetchResult, GarbageReport, ModelStore } from '../store.js';
 import { fetchToIdb, readStagedChunks } from './fetchToIdb.js';
 import { deleteRange, getAllInRange, getAllKeysInRange, openDatabases, prefixRange, type IdbDatabases, type StagedChunk } from './idbLayout.js';
 
@@ -88,12 +89,30 @@ export class IdbModelStore implements ModelStore {
     return Math.max(0, quota - (usage ?? 0));
   }
 
-  async stagedBytes(version: string): Promise<number> {
-    const chunks = await guarded('read staged downloads', () => getAllInRange<StagedChunk>(this.db.files, prefixRange(['s', version])));
+  /** Bytes of downloads in progress for a version (what a resume will not fetch again). */
+  async stagedBytes(version: string, path?: string): Promise<number> {
+    const range = prefixRange(path === undefined ? ['s', version] : ['s', version, path]);
+    const chunks = await guarded('read staged downloads', () => getAllInRange<StagedChunk>(this.db.files, range));
     return chunks.reduce((sum, chunk) => sum + chunk.blob.size, 0);
   }
 
+  private async hasContent(sha256: string): Promise<boolean> {
+    return (await getAllKeysInRange(this.db.files, IDBKeyRange.only(['b', sha256]))).length > 0;
+  }
+
+  async missingBytes(version: string, files: ReadonlyArray<Pick<FileDigest, 'path' | 'size' | 'sha256'>>): Promise<number> {
+    let missing = 0;
+    for (const file of files) {
+      if (await this.hasContent(file.sha256)) continue;
+      missing += Math.max(0, file.size - (await this.stagedBytes(version, file.path)));
+    }
+    return missing;
+  }
+
   async fetchToStaging(request: FetchRequest): Promise<FetchResult> {
+    const { file } = request;
+    // Content another version already holds is not downloaded again; promote refers to it.
+    if (await this.hasContent(file.sha256)) return { path: file.path, size: file.size, sha256: file.sha256, bytesFetched: 0, resumedFrom: 0 };
     await this.beforeWrite();
     return fetchToIdb({ ...request, files: this.db.files, chunkBytes: this.chunkBytes, stallTimeoutMs: this.stallTimeoutMs });
   }
@@ -103,25 +122,60 @@ export class IdbModelStore implements ModelStore {
     await guarded('discard staged downloads', () => deleteRange(this.db.files, prefixRange(version === undefined ? ['s'] : ['s', version])));
   }
 
-  /** Joins each staged file's chunks into one Blob and moves them under the version, in one transaction. */
-  async promote(version: string): Promise<void> {
+  /**
+   * Joins each staged file's chunks into one content Blob and records the version's files, in one
+   * transaction: the version appears whole or not at all.
+   */
+  async promote(version: string, files: ReadonlyArray<Pick<FileDigest, 'path' | 'sha256'>>): Promise<void> {
     await this.beforeWrite();
     await guarded(`install version ${version}`, async () => {
-      const keys = await getAllKeysInRange(this.db.files, prefixRange(['s', version]));
-      if (keys.length === 0) {
-        if ((await this.listVersions()).includes(version)) return; // an earlier run already promoted it
-        throw new UpdateError('STORAGE_FAILED', `Version ${version} is neither staged nor installed in ${this.location}. Run the update again.`);
+      const staged = await getAllKeysInRange(this.db.files, prefixRange(['s', version]));
+      if (staged.length === 0 && (await this.listVersions()).includes(version)) return; // an earlier run already promoted it
+      const contents: Array<[string, Blob]> = [];
+      for (const file of files) {
+        if (await this.hasContent(file.sha256)) continue;
+        const chunks = await readStagedChunks(this.db.files, version, file.path);
+        if (chunks.length === 0) {
+          throw new UpdateError('STORAGE_FAILED', `Version ${version} is not fully staged in ${this.location} (${file.path} is missing); run the update again.`);
+        }
+        contents.push([file.sha256, new Blob(chunks.map((chunk) => chunk.blob))]);
       }
-      const paths = [...new Set(keys.map((key) => (key as [string, string, string, number])[2]))];
-      const joined = await Promise.all(
-        paths.map(async (path) => [path, new Blob((await readStagedChunks(this.db.files, version, path)).map((chunk) => chunk.blob))] as const),
-      );
       await this.db.files('readwrite', (store) => {
         store.delete(prefixRange(['v', version])); // leftovers of an earlier failed install
-        for (const [path, blob] of joined) store.put(blob, ['v', version, path]);
+        for (const [sha256, blob] of contents) store.put(blob, ['b', sha256]);
+        for (const file of files) store.put(file.sha256, ['v', version, file.path]);
         store.delete(prefixRange(['s', version]));
         return promisifyRequest(store.transaction);
       });
+    });
+  }
+
+  async collectGarbage(keep: readonly string[], keepStaging: readonly string[] = []): Promise<GarbageReport> {
+    await this.beforeWrite();
+    return guarded('clean up old versions', async () => {
+      const report: GarbageReport = { removedVersions: [], removedStaging: [], freedBytes: 0 };
+      for (const version of await this.listVersions()) {
+        if (keep.includes(version)) continue;
+        await deleteRange(this.db.files, prefixRange(['v', version]));
+        report.removedVersions.push(version);
+      }
+      const stagedVersions = new Set((await getAllKeysInRange(this.db.files, prefixRange(['s']))).map((key) => (key as string[])[1]!));
+      for (const version of stagedVersions) {
+        if (keepStaging.includes(version)) continue;
+        report.freedBytes += await this.stagedBytes(version);
+        await deleteRange(this.db.files, prefixRange(['s', version]));
+        report.removedStaging.push(version);
+      }
+      // Content no remaining version refers to.
+      const used = new Set(await getAllInRange<string>(this.db.files, prefixRange(['v'])));
+      for (const key of await getAllKeysInRange(this.db.files, prefixRange(['b']))) {
+        const sha256 = (key as string[])[1]!;
+        if (used.has(sha256)) continue;
+        const blob = await get<Blob>(key, this.db.files);
+        await del(key, this.db.files);
+        report.freedBytes += blob?.size ?? 0;
+      }
+      return report;
     });
   }
 
@@ -136,7 +190,10 @@ export class IdbModelStore implements ModelStore {
    * const bytes = new Uint8Array(await (await store.readFile(model.version, 'model.onnx')).arrayBuffer())
    */
   async readFile(version: string, path: string): Promise<Blob> {
-    const blob = await guarded(`read ${path} of version ${version}`, () => get<Blob>(['v', version, path], this.db.files));
+    const blob = await guarded(`read ${path} of version ${version}`, async () => {
+      const sha256 = await get<string>(['v', version, path], this.db.files);
+      return sha256 === undefined ? undefined : get<Blob>(['b', sha256], this.db.files);
+    });
     if (!blob) throw new UpdateError('STORAGE_FAILED', `Version ${version} has no file "${path}" in ${this.location}; check the path against the manifest.`);
     return blob;
   }
@@ -161,12 +218,14 @@ export class IdbModelStore implements ModelStore {
     await guarded('switch the active pointer', () => set(POINTER_KEY, pointer, this.db.meta));
   }
 
-  /** Deletes the pointer, every version and every download of this store (not its event log). */
+  /** Deletes the pointer, every version, all content and every download of this store (not its event log). */
   async clear(): Promise<void> {
     await guarded('clear the store', async () => {
       await del(POINTER_KEY, this.db.meta);
-      await deleteRange(this.db.files, prefixRange(['s']));
-      await deleteRange(this.db.files, prefixRange(['v']));
+      await this.db.files('readwrite', (store) => {
+        store.clear();
+        return promisifyRequest(store.transaction);
+      });
     });
   }
 }

@@ -25,3 +25,4 @@ export { formatRecord, summarize } from '../log/describe.js';
 export type { ModelStore, ActivePointer } from '../store.js';
 export { updaterMachine } from '../../machines/updater.machine.js';
 export type { InstalledVersion, DownloadProgress, SessionResult, Outcome, UpdaterConfig } from '../../machines/types.js';
+export { replayIntoInspector, type InspectTarget } from '../inspect/replayIntoInspector.js';

@@ -6,17 +6,22 @@ import { formatRecord } from '../../log/describe.js';
 import { LOG_FILE } from '../../node/fsModelStore.js';
 import { parsed, required } from '../args.js';
 import { CliOutput } from '../output.js';
+import { inspectLog, normalizeInspectFlag } from '../inspectLog.js';
 
-export const usage = 'log --dir <dir> [--verify] [--json]';
+export const usage = 'log --dir <dir> [--verify] [--json] [--inspect [ws://host:port]] [--port <n>]';
 
 export async function run(argv: string[]): Promise<number> {
   const { values } = parsed(() =>
-    parseArgs({ args: argv, options: { dir: { type: 'string' }, verify: { type: 'boolean' }, json: { type: 'boolean' } } }),
+    parseArgs({
+      args: normalizeInspectFlag(argv),
+      options: { dir: { type: 'string' }, verify: { type: 'boolean' }, json: { type: 'boolean' }, inspect: { type: 'string' }, port: { type: 'string' } },
+    }),
   );
   const output = new CliOutput(values.json ?? false);
   try {
     const path = join(required(values.dir, '--dir'), LOG_FILE);
     const { records, tornTailBytes } = readLogFile(path);
+    if (values.inspect !== undefined) return await inspectLog(records, values.inspect, Number(values.port ?? 8080), output);
     if (values.verify) {
       const result = verifyLog(records);
       if (!result.ok) {

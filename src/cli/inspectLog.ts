@@ -1,0 +1,36 @@
+/**
+ * `model-updater log --inspect [ws-url]`: replays an event log into the Stately inspector.
+ */
+import { createInspectorServer } from '@statelyai/inspect/server';
+import { replayIntoInspector } from '../inspect/replayIntoInspector.js';
+import { connectWebSocketInspector } from '../inspect/webSocketInspector.js';
+import type { LogRecord } from '../log/record.js';
+import { statePath } from '../statePath.js';
+import type { CliOutput } from './output.js';
+
+/** Lets `--inspect` stand alone (serve an inspector) or take a URL, which node:util's parseArgs cannot. */
+export function normalizeInspectFlag(argv: string[]): string[] {
+  return argv.map((arg, index) => (arg === '--inspect' && (argv[index + 1] === undefined || argv[index + 1]!.startsWith('--')) ? '--inspect=' : arg));
+}
+
+/** Sends the replay to `url`, or with an empty url serves an inspector on `port` and keeps it up until Ctrl-C. */
+export async function inspectLog(records: readonly LogRecord[], url: string, port: number, output: CliOutput): Promise<number> {
+  const server = url === '' ? createInspectorServer({ port }) : undefined;
+  try {
+    const inspector = await connectWebSocketInspector(url || `ws://localhost:${port}`);
+    const snapshot = replayIntoInspector(records, inspector.inspect);
+    await inspector.close();
+    const state = snapshot ? statePath(snapshot) : null;
+    output.result({ ok: true, records: records.length, events: inspector.sent, state }, [
+      `replayed ${records.length} records (${inspector.sent} inspection events) into ${url || `the inspector at http://localhost:${port}`}; final state ${state ?? 'none'}`,
+    ]);
+  } catch (error) {
+    server?.stop();
+    throw error;
+  }
+  if (!server) return 0;
+  process.stderr.write('The inspector page keeps the last 200 events. Press Ctrl-C to stop serving it.\n');
+  await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
+  server.stop();
+  return 0;
+}

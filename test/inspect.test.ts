@@ -1,0 +1,131 @@
+/**
+ * The inspector: live inspection from the Node updater (a plain callback and @statelyai/inspect's
+ * headless inspector), replay of a recorded log into an inspector, and `model-updater log --inspect`
+ * against a WebSocket server on 127.0.0.1.
+ */
+import { spawn } from 'node:child_process';
+import type { AddressInfo } from 'node:net';
+import { createInspector, type StatelyInspectionEvent } from '@statelyai/inspect';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { WebSocketServer } from 'ws';
+import type { InspectionEvent } from 'xstate';
+import { replayIntoInspector, isUpdateError, connectWebSocketInspector } from '../src/index.js';
+import { replay, isMachineRecord } from '../src/log/replay.js';
+import { createWorld, plain, type World } from './helpers/fixtures.js';
+
+let world: World;
+beforeEach(async () => {
+  world = await createWorld();
+});
+afterEach(async () => {
+  await world.close();
+});
+
+/** 1.0.0 installed, then 1.1.0 fails its health check and is rolled back. */
+async function updateAndRollBack(inspect?: (event: InspectionEvent) => void) {
+  await world.publishVersion('1.0.0', { bytes: 4_000 });
+  const updater = world.updater({
+    ...(inspect ? { inspect } : {}),
+    loader: { load: (model) => model.version, healthCheck: (model) => model.version !== '1.1.0' },
+  });
+  await updater.start();
+  expect(await updater.check()).toMatchObject({ outcome: 'activated', version: '1.0.0' });
+  await world.publishVersion('1.1.0', { bytes: 4_000 });
+  expect(await updater.check()).toMatchObject({ outcome: 'rolled-back', error: { code: 'HEALTH_CHECK_FAILED' } });
+  return updater;
+}
+
+describe('live inspection', () => {
+  it('a plain callback sees every event the chart receives and its snapshots', async () => {
+    const seen: InspectionEvent[] = [];
+    const updater = await updateAndRollBack((event) => seen.push(event));
+    const root = seen.find((e) => e.type === '@xstate.actor')!.actorRef;
+    const rootEvents = seen.filter((e) => e.type === '@xstate.event' && e.actorRef === root).map((e) => (e as { event: { type: string } }).event.type);
+    const journaled = updater.log.records().filter(isMachineRecord).map((r) => r.type);
+    expect(rootEvents).toEqual(journaled);
+    const states = seen.filter((e) => e.type === '@xstate.snapshot' && e.actorRef === root).map((e) => JSON.stringify((e as any).snapshot.value));
+    expect(states).toContain('"rolledBack"');
+  });
+
+  it("@statelyai/inspect's inspector receives actor, event and snapshot events from the Node updater", async () => {
+    const captured: StatelyInspectionEvent[] = [];
+    const inspector = createInspector({ send: (event) => captured.push(event) });
+    await updateAndRollBack((event) => inspector.inspect.next?.(event));
+    // Delivered a tick later: wait for the condition, not for a time.
+    await vi.waitFor(() => expect(captured.some((e) => e.type === '@xstate.snapshot' && (e.snapshot as { value?: unknown }).value === 'rolledBack')).toBe(true));
+    const root = captured.find((e) => e.type === '@xstate.actor' && e.definition)!;
+    expect(JSON.parse(root.type === '@xstate.actor' ? root.definition! : '{}').id).toBe('updater');
+    expect(captured.some((e) => e.type === '@xstate.event' && e.event.type === 'CHECK')).toBe(true);
+  });
+});
+
+describe('replay into the inspector', () => {
+  it('steps a recorded log through the chart with nothing running and ends on the same snapshot as replay()', async () => {
+    const updater = await updateAndRollBack();
+    const records = updater.log.records();
+    const requestsBefore = world.server.requests.length;
+    const seen: InspectionEvent[] = [];
+    const final = replayIntoInspector(records, (event) => seen.push(event));
+    expect(plain(final!)).toEqual(plain(replay(records)!));
+    expect(plain(final!)).toEqual(plain(updater.getSnapshot()));
+    // Every journaled event was delivered to the root actor, in order, and no actor touched the network.
+    const root = seen.find((e) => e.type === '@xstate.actor')!.actorRef;
+    const delivered = seen.filter((e) => e.type === '@xstate.event' && e.actorRef === root).map((e) => (e as { event: { type: string } }).event.type);
+    expect(delivered).toEqual(records.filter(isMachineRecord).map((r) => r.type));
+    expect(world.server.requests.length).toBe(requestsBefore);
+  });
+
+  it('returns null for an empty log', () => {
+    expect(replayIntoInspector([], () => undefined)).toBeNull();
+  });
+});
+
+describe('model-updater log --inspect', () => {
+  let server: WebSocketServer | undefined;
+  afterEach(async () => {
+    for (const client of server?.clients ?? []) client.terminate();
+    await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+    server = undefined;
+  });
+
+  function runCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+    return new Promise((resolve, reject) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+      child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+      child.once('error', reject);
+      child.once('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    });
+  }
+
+  it('replays the log to an inspector server over a WebSocket and exits', async () => {
+    const updater = await updateAndRollBack();
+    updater.stop();
+    server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    await new Promise<void>((resolve) => server!.once('listening', () => resolve()));
+    const received: StatelyInspectionEvent[] = [];
+    server.on('connection', (socket) => socket.on('message', (data) => received.push(JSON.parse(data.toString()))));
+    const url = `ws://127.0.0.1:${(server.address() as AddressInfo).port}`;
+
+    const result = await runCli(['log', '--dir', world.dir, '--inspect', url, '--json']);
+    expect(result.code, result.stderr).toBe(0);
+    const summary = JSON.parse(result.stdout);
+    expect(summary).toMatchObject({ ok: true, state: 'rolledBack' });
+    await vi.waitFor(() => expect(received.length).toBe(summary.events));
+    expect(received.some((e) => e.type === '@xstate.snapshot' && (e.snapshot as { value?: unknown }).value === 'rolledBack')).toBe(true);
+    expect(received.some((e) => e.type === '@xstate.actor' && e.definition)).toBe(true);
+  });
+
+  it('fails at once, without retrying, when no inspector listens', async () => {
+    server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    await new Promise<void>((resolve) => server!.once('listening', () => resolve()));
+    const port = (server.address() as AddressInfo).port;
+    await new Promise<void>((resolve) => server!.close(() => resolve()));
+    server = undefined;
+    const error = await connectWebSocketInspector(`ws://127.0.0.1:${port}`).catch((e) => e);
+    expect(isUpdateError(error) && error.code).toBe('NETWORK_UNAVAILABLE');
+    expect(error.message).toMatch(/Start one/);
+  });
+});
