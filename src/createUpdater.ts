@@ -25,7 +25,8 @@ import { createSwitchActive } from './actors/switchActive.js';
 import { createVerifyStaged } from './actors/verifyStaged.js';
 import { fromErrorData, UpdateError } from './errors.js';
 import type { EventLog } from './log/eventLog.js';
-import { eventData, INIT_EVENT, replay, type UpdaterSnapshot } from './log/replay.js';
+import { checkpointData, eventData, INIT_EVENT, isCheckpointable, replay, type UpdaterSnapshot } from './log/replay.js';
+import { CHECKPOINT, lastCheckpoint } from './log/record.js';
 import { recoveryEvents } from '../machines/recovery.js';
 import { LoadedModels, type ModelLoader, type ModelRef } from './modelRef.js';
 import type { GarbageReport, ModelStore } from './store.js';
@@ -61,6 +62,12 @@ export interface UpdaterOptions<Handle = unknown> {
   clockSkewMs?: number;
   /** Headers for the manifest request (e.g. Authorization); none of them follow a redirect to another origin. */
   headers?: Record<string, string>;
+  /**
+   * Slow-retrieval defense for each file: `stallTimeoutMs` (no byte for this long; default 30 s) and
+   * `minBytesPerSecond` averaged over `throughputWindowMs` (default 30 s). Either fails the attempt with
+   * DOWNLOAD_STALLED, which is retried with back-off like a dropped connection.
+   */
+  download?: { stallTimeoutMs?: number; minBytesPerSecond?: number; throughputWindowMs?: number };
   /** The host app's version, matched against each model version's `requires.app` range; without it, ranges are not checked. */
   appVersion?: string;
   /** Release channel to follow. Default 'stable'. */
@@ -93,6 +100,8 @@ export interface UpdaterOptions<Handle = unknown> {
   maxManifestBytes?: number;
   manifestTimeoutMs?: number;
   progressIntervalMs?: number;
+  /** Records after which a settled state is written to the log as a checkpoint. Default 500. */
+  checkpointEvery?: number;
   /** Timer source for back-off waits; pass xstate's SimulatedClock in tests. */
   clock?: ActorOptions<typeof updaterMachine>['clock'];
   /** Wall clock for timestamps and rates. Default Date.now. */
@@ -249,10 +258,19 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
     else userInspect?.next?.(event);
   };
 
+  /** Bounds start-up: once enough records follow the last checkpoint, a settled state is written as one. */
+  let checkpointAt = -1;
+  const maybeCheckpoint = (snapshot: UpdaterSnapshot) => {
+    if (!log || journalFailure || !isCheckpointable(snapshot)) return;
+    if (log.records().length - 1 - checkpointAt < (options.checkpointEvery ?? 500)) return;
+    checkpointAt = log.append(CHECKPOINT, null, checkpointData(snapshot)).seq;
+  };
+
   let previous: UpdaterSnapshot | undefined;
   const onSnapshot = (snapshot: UpdaterSnapshot) => {
     const before = previous;
     previous = snapshot;
+    maybeCheckpoint(snapshot);
     if (!before || statePath(before) !== statePath(snapshot)) emit('state', { state: statePath(snapshot) });
     const { lastResult, candidate } = snapshot.context;
     if (candidate && before?.context.candidate?.version !== candidate.version && !snapshot.matches('checking')) {
@@ -385,6 +403,7 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
       releaseLock = (await platform.lock?.()) ?? null;
       try {
         log = await platform.openLog(now);
+        checkpointAt = lastCheckpoint(log.records());
         // A folder installed before it had a log (or whose log was set aside) keeps its versions.
         const pointer = await store.readPointer();
         actor = restoreActor(log, { config, active: pointer?.active ?? null, retained: pointer?.retained ?? [], trust: await startingTrust() });

@@ -153,3 +153,30 @@ describe('trial activation', () => {
     expect(restarted.active?.version).toBe('1.2.0');
   });
 });
+
+describe('checkpoints', () => {
+  it('bound start-up: replay from the last checkpoint equals the full fold, and a bad checkpoint is skipped', async () => {
+    await world.publishVersion('1.0.0');
+    const updater = world.updater({ checkpointEvery: 5 });
+    await updater.start();
+    await updater.check();
+    for (let i = 0; i < 4; i++) await updater.check();
+    const records = [...updater.log.records()];
+    const checkpoints = records.filter((r) => r.type === 'log.checkpoint');
+    expect(checkpoints.length).toBeGreaterThan(1);
+    expect(verifyLog(records).ok).toBe(true);
+    const live = plain(updater.getSnapshot());
+    expect(plain(replay(records)!)).toEqual(live);
+    expect(plain(replay(records, undefined, { fromCheckpoint: false })!)).toEqual(live);
+
+    // A checkpoint from another schema, or naming a state the chart no longer has, is not trusted.
+    const last = records.findLastIndex((r) => r.type === 'log.checkpoint');
+    for (const data of [
+      { ...records[last]!.data, schemaVersion: 0 },
+      { ...records[last]!.data, value: 'aStateThatIsGone' },
+    ]) {
+      const edited = records.map((r, i) => (i === last ? { ...r, data } : r));
+      expect(plain(replay(edited)!)).toEqual(live);
+    }
+  });
+});

@@ -24,6 +24,15 @@ export const GENESIS = '0'.repeat(64);
 /** Records the log writes about itself; replay skips them. */
 export const META_PREFIX = 'log.';
 
+/** A snapshot of the chart chained into the log, so start-up folds only what came after it. */
+export const CHECKPOINT = `${META_PREFIX}checkpoint`;
+
+/** Index of the last checkpoint record, or -1. */
+export function lastCheckpoint(records: readonly LogRecord[]): number {
+  for (let index = records.length - 1; index >= 0; index--) if (records[index]!.type === CHECKPOINT) return index;
+  return -1;
+}
+
 /**
  * SHA-256 (hex) of `JSON.stringify([seq, ts, session, type, data, prev])`. Synchronous and free of Node
  * built-ins, so the same chain is written and verified in Node and in a browser.
@@ -49,9 +58,12 @@ export type LogVerification =
  * @example
  * const result = verifyLog(readLog(path)); if (!result.ok) console.error(`record ${result.seq}: ${result.reason}`)
  */
-export function verifyLog(records: readonly LogRecord[]): LogVerification {
-  let prev = GENESIS;
-  for (const [index, record] of records.entries()) {
+export function verifyLog(records: readonly LogRecord[], options: { from?: number } = {}): LogVerification {
+  // From a checkpoint on, the chain is anchored by the checkpoint record's own `prev`.
+  const from = Math.min(options.from ?? 0, records.length);
+  let prev = from === 0 ? GENESIS : records[from]?.prev ?? GENESIS;
+  for (let index = from; index < records.length; index++) {
+    const record = records[index]!;
     if (record.seq !== index) {
       return { ok: false, seq: index, reason: `expected sequence number ${index}, found ${record.seq} (a record was deleted or reordered)` };
     }

@@ -6,7 +6,7 @@ import { initialTransition, transition, type EventObject, type SnapshotFrom } fr
 import { toErrorData } from '../errors.js';
 import { updaterMachine } from '../../machines/updater.machine.js';
 import type { UpdaterInput } from '../../machines/types.js';
-import { META_PREFIX, type LogRecord } from './record.js';
+import { CHECKPOINT, META_PREFIX, type LogRecord } from './record.js';
 
 export type UpdaterSnapshot = SnapshotFrom<typeof updaterMachine>;
 
@@ -28,14 +28,59 @@ export function isMachineRecord(record: LogRecord): boolean {
   return !record.type.startsWith(META_PREFIX);
 }
 
+/** Bumped whenever the chart's states or context change shape: older checkpoints are then ignored. */
+export const SNAPSHOT_SCHEMA_VERSION = 1;
+
+/** States a checkpoint may be taken in: nothing is invoked and no timer runs there. */
+export function isCheckpointable(snapshot: UpdaterSnapshot): boolean {
+  return ['idle.ready', 'active', 'rolledBack', 'awaitingApproval'].some((path) => {
+    const [top, sub] = path.split('.');
+    return snapshot.matches((sub ? { [top!]: sub } : top) as never);
+  });
+}
+
+export function checkpointData(snapshot: UpdaterSnapshot): Record<string, unknown> {
+  return JSON.parse(JSON.stringify({ schemaVersion: SNAPSHOT_SCHEMA_VERSION, value: snapshot.value, context: snapshot.context }));
+}
+
 /**
- * Folds the records into a snapshot; null for a log that was never started.
+ * The snapshot a checkpoint holds, or null when it cannot be trusted: another schema version, a state the
+ * chart no longer has, or a state a checkpoint is never taken in. The caller then folds from further back.
+ */
+export function restoreCheckpoint(record: LogRecord, machine = updaterMachine): UpdaterSnapshot | null {
+  const { schemaVersion, value, context } = record.data as { schemaVersion?: unknown; value?: unknown; context?: unknown };
+  if (schemaVersion !== SNAPSHOT_SCHEMA_VERSION || typeof context !== 'object' || context === null) return null;
+  try {
+    const snapshot = machine.resolveState({ value: value as never, context: context as never });
+    return snapshot.status === 'active' && isCheckpointable(snapshot) ? snapshot : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Folds the records into a snapshot; null for a log that was never started. By default it starts from
+ * the last valid checkpoint; `{ fromCheckpoint: false }` folds every record from the first.
  * @example
  * const snapshot = replay(readLogFile(path).records); snapshot?.value // e.g. 'active'
  */
-export function replay(records: readonly LogRecord[], machine = updaterMachine): UpdaterSnapshot | null {
+export function replay(
+  records: readonly LogRecord[],
+  machine = updaterMachine,
+  options: { fromCheckpoint?: boolean } = {},
+): UpdaterSnapshot | null {
   let snapshot: UpdaterSnapshot | null = null;
-  for (const record of records) {
+  let start = 0;
+  if (options.fromCheckpoint ?? true) {
+    for (let index = records.length - 1; index >= 0 && snapshot === null; index--) {
+      if (records[index]!.type !== CHECKPOINT) continue;
+      snapshot = restoreCheckpoint(records[index]!, machine);
+      start = index + 1;
+    }
+    if (snapshot === null) start = 0;
+  }
+  for (let index = start; index < records.length; index++) {
+    const record = records[index]!;
     if (!isMachineRecord(record)) continue;
     if (record.type === INIT_EVENT) {
       [snapshot] = initialTransition(machine, record.data.input as UpdaterInput);
