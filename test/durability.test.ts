@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -7,6 +7,7 @@ import { SimulatedClock } from 'xstate';
 import { verifyLog } from '../src/log/record.js';
 import { replay } from '../src/log/replay.js';
 import { LOCK_FILE } from '../src/node/dirLock.js';
+import { quarantineLog } from '../src/node/quarantineLog.js';
 import { createWorld, plain, type World } from './helpers/fixtures.js';
 
 let world: World;
@@ -178,5 +179,33 @@ describe('checkpoints', () => {
       const edited = records.map((r, i) => (i === last ? { ...r, data } : r));
       expect(plain(replay(edited)!)).toEqual(live);
     }
+  });
+});
+
+describe('a damaged log', () => {
+  it('refuses to start with LOG_CORRUPT; quarantining it starts a new chain and keeps the models', async () => {
+    await world.publishVersion('1.0.0');
+    const first = world.updater();
+    await first.start();
+    await first.check();
+    first.stop();
+    const path = join(world.dir, 'events.log');
+    const lines = (await readFile(path, 'utf8')).split('\n');
+    lines[2] = lines[2]!.replace('"CHECK"', '"CHECKED"');
+    await writeFile(path, lines.join('\n'));
+
+    await expect(world.updater().start()).rejects.toMatchObject({ code: 'LOG_CORRUPT', message: expect.stringContaining('record 2') });
+    const report = await quarantineLog(world.dir);
+    expect(report.reason).toContain('record 2');
+    expect(await readFile(report.movedTo, 'utf8')).toContain('CHECKED');
+
+    const after = world.updater();
+    await after.start();
+    expect(after.active?.version).toBe('1.0.0');
+    expect(after.log.records()[0]).toMatchObject({ type: 'log.quarantined', data: { previous: report.movedTo } });
+    expect(verifyLog(after.log.records()).ok).toBe(true);
+    await world.publishVersion('1.1.0');
+    expect(await after.check()).toMatchObject({ outcome: 'activated', version: '1.1.0' });
+    await expect(quarantineLog(world.dir)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
   });
 });

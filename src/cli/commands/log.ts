@@ -4,22 +4,29 @@ import { readLogFile } from '../../log/fileEventLog.js';
 import { verifyLog } from '../../log/record.js';
 import { formatRecord } from '../../log/describe.js';
 import { LOG_FILE } from '../../node/fsModelStore.js';
+import { quarantineLog } from '../../node/quarantineLog.js';
 import { parsed, required } from '../args.js';
 import { CliOutput } from '../output.js';
 import { inspectLog, normalizeInspectFlag } from '../inspectLog.js';
 
-export const usage = 'log --dir <dir> [--verify] [--json] [--inspect [ws://host:port]] [--port <n>]';
+export const usage = 'log --dir <dir> [--verify] [--json] [--inspect [ws://host:port]] [--port <n>] [--quarantine [--force]]';
 
 export async function run(argv: string[]): Promise<number> {
   const { values } = parsed(() =>
     parseArgs({
       args: normalizeInspectFlag(argv),
-      options: { dir: { type: 'string' }, verify: { type: 'boolean' }, json: { type: 'boolean' }, inspect: { type: 'string' }, port: { type: 'string' } },
+      options: { dir: { type: 'string' }, verify: { type: 'boolean' }, json: { type: 'boolean' }, inspect: { type: 'string' }, port: { type: 'string' }, quarantine: { type: 'boolean' }, force: { type: 'boolean' } },
     }),
   );
   const output = new CliOutput(values.json ?? false);
   try {
-    const path = join(required(values.dir, '--dir'), LOG_FILE);
+    const dir = required(values.dir, '--dir');
+    if (values.quarantine) {
+      const report = await quarantineLog(dir, { force: values.force ?? false });
+      output.result({ ok: true, ...report }, [`set aside ${report.movedTo} (${report.reason}); a new log starts on the next run, the models are kept`]);
+      return 0;
+    }
+    const path = join(dir, LOG_FILE);
     const { records, tornTailBytes } = readLogFile(path);
     if (values.inspect !== undefined) return await inspectLog(records, values.inspect, Number(values.port ?? 8080), output);
     if (values.verify) {
