@@ -26,7 +26,7 @@ export function createModelUpdater<Handle = unknown>(
 ): ModelUpdater<Handle> {
   if (!options.dir) throw new UpdateError('INVALID_ARGUMENT', 'dir is required: the folder for model versions and the event log.');
   return createUpdater(options, {
-    store: new FsModelStore(options.dir),
+    store: new FsModelStore(options.dir, options.download),
     openLog: (now) => FileEventLog.open(join(options.dir, LOG_FILE), now),
     trust: new FileTrustStore(join(options.dir, TRUST_FILE)),
     lock: () => acquireDirLock(options.dir, { waitMs: options.lockWaitMs ?? 0 }),

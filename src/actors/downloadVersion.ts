@@ -48,7 +48,8 @@ export function createDownloadVersion(options: DownloadVersionOptions) {
       const result = await store.fetchToStaging({
         version: candidate.version,
         file,
-        url: new URL(file.url, manifestUrl).href,
+        // Relative to the mirror that served the (verified) manifest.
+        url: new URL(file.url, input.baseUrl ?? manifestUrl).href,
         signal,
         onBytes: (delta) => {
           current += delta;

@@ -13,6 +13,14 @@ import { UpdateError } from '../errors.js';
 import type { FileDigest } from '../../machines/types.js';
 import type { ActivePointer, FetchRequest, FetchResult, GarbageReport, ModelStore } from '../store.js';
 import { downloadFile } from './httpDownload.js';
+import { assertNoSymlinks } from './noSymlinks.js';
+import { guardThroughput, type ThroughputLimits } from './throughputGuard.js';
+
+/** Per-file transfer limits (the slow-retrieval defense). */
+export interface DownloadLimits extends ThroughputLimits {
+  /** No byte for this long fails the transfer with DOWNLOAD_STALLED. Default 30 000 ms. */
+  stallTimeoutMs?: number;
+}
 
 export const POINTER_FILE = 'active.json';
 export const LOG_FILE = 'events.log';
@@ -67,7 +75,11 @@ function storageError(action: string, error: unknown): UpdateError {
 export class FsModelStore implements ModelStore {
   readonly location: string;
 
-  constructor(location: string) {
+  constructor(
+    location: string,
+    /** Transfer limits for each file: stall timeout and minimum throughput (slow-retrieval defense). */
+    private readonly limits: DownloadLimits = {},
+  ) {
     // Absolute, so the paths handed to hosts and printed by the CLI work from any working folder.
     this.location = resolve(location);
   }
@@ -103,14 +115,24 @@ export class FsModelStore implements ModelStore {
       return { path: file.path, size: file.size, sha256: file.sha256, bytesFetched: 0, resumedFrom: 0 };
     }
     const partPath = join(this.stagingPath(request.version), file.path);
+    // A symlink planted in the folder must not carry the write elsewhere: checked before and after mkdir.
+    await assertNoSymlinks(this.location, partPath);
     await mkdir(dirname(partPath), { recursive: true });
+    await assertNoSymlinks(this.location, partPath);
+    const guard = guardThroughput(request.signal, this.limits, request.url);
     const result = await downloadFile({
       url: request.url,
       partPath,
       expectedSize: file.size,
-      signal: request.signal,
-      onBytes: request.onBytes,
-    });
+      signal: guard.signal,
+      onBytes: (delta) => {
+        guard.onBytes(delta);
+        request.onBytes(delta);
+      },
+      ...(this.limits.stallTimeoutMs === undefined ? {} : { stallTimeoutMs: this.limits.stallTimeoutMs }),
+    }).catch((error: unknown) => {
+      throw guard.tripped ?? error;
+    }).finally(() => guard.dispose());
     return { path: file.path, size: result.size, sha256: result.sha256, bytesFetched: result.bytesFetched, resumedFrom: result.resumedFrom };
   }
 
@@ -130,6 +152,8 @@ export class FsModelStore implements ModelStore {
       await rm(assembling, { recursive: true, force: true });
       for (const file of files) {
         const blob = this.blobPath(file.sha256);
+        await assertNoSymlinks(this.location, join(staged, file.path));
+        await assertNoSymlinks(this.location, join(assembling, file.path));
         if (!(await exists(blob))) {
           await rename(join(staged, file.path), blob);
           await chmod(blob, 0o444); // a host writing into a model file would change every version sharing it

@@ -35,7 +35,9 @@ export type Fault =
   /** Send the headers, then never the body; the socket stays open until close(). */
   | { kind: 'hang'; times?: number }
   /** Append this many extra bytes to the body, without a Content-Length. */
-  | { kind: 'extra-bytes'; bytes: number; times?: number };
+  | { kind: 'extra-bytes'; bytes: number; times?: number }
+  /** Send the headers, then `bytes` of the body every `intervalMs` (a slow-retrieval attack). */
+  | { kind: 'trickle'; bytes: number; intervalMs: number; times?: number };
 
 export interface RecordedRequest {
   method: string;
@@ -217,6 +219,10 @@ async function serve(
     res.end();
     return;
   }
+  if (fault?.kind === 'trickle') {
+    await trickle(res, record, file, start, end, fault.bytes, fault.intervalMs);
+    return;
+  }
   if (fault?.kind === 'hang') {
     res.flushHeaders();
     return;
@@ -250,6 +256,25 @@ async function serve(
     },
     res,
   );
+}
+
+/** Sends the range a few bytes at a time until it is done or the client goes away. */
+async function trickle(res: ServerResponse, record: RecordedRequest, file: string, start: number, end: number, bytes: number, intervalMs: number): Promise<void> {
+  res.flushHeaders();
+  const { open } = await import('node:fs/promises');
+  const handle = await open(file, 'r');
+  try {
+    for (let offset = start; offset <= end && !res.destroyed; offset += bytes) {
+      const chunk = Buffer.alloc(Math.min(bytes, end - offset + 1));
+      await handle.read(chunk, 0, chunk.length, offset);
+      res.write(chunk);
+      record.bytesSent += chunk.length;
+      await new Promise((resolve) => setTimeout(resolve, intervalMs));
+    }
+    if (!res.destroyed) res.end();
+  } finally {
+    await handle.close();
+  }
 }
 
 /** Sends bytes start..last of the file, then closes the connection before the promised length. */
