@@ -442,9 +442,12 @@ function restingHandlers() {
  * The build a rollback leaves is not taken again: a failed one would fail again, and a user who rolled
  * back does not want it back. A different build of the same version is still offered.
  */
+/** Failures of the machine the update ran on, not of the build: the build is tried again later. */
+const ENVIRONMENT_FAILURES: ReadonlySet<string> = new Set(['STORAGE_FAILED', 'SWITCH_FAILED', 'INSUFFICIENT_DISK_SPACE', 'CANCELLED']);
+
 function quarantineAfterRollback(context: UpdaterContext) {
   const left = context.rollback?.from;
-  if (!left) return context.quarantine;
+  if (!left || ENVIRONMENT_FAILURES.has(context.rollback?.cause?.code ?? '')) return context.quarantine;
   const build = buildId(left);
   const earlier = context.quarantine.find((bad) => bad.version === left.version && bad.build === build);
   const reason = context.rollback?.cause?.code ?? 'ROLLED_BACK_BY_USER';

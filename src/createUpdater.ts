@@ -238,16 +238,27 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
     const session =
       'sessionId' in event && typeof event.sessionId === 'string' ? event.sessionId : (current?.context.session?.id ?? null);
     try {
-      log!.append(event.type, session, eventData(event));
-    } catch (error) {
+      durably(log!, event.type, session, eventData(event));
+    } catch {
       // Without a durable record the chart must not go on: stop and report.
-      journalFailure = new UpdateError('STORAGE_FAILED', `Could not write the event log in ${store.location}: ${(error as Error).message}. The updater stopped; free space or fix permissions, then start it again.`, {
-        cause: error,
-      });
       queueMicrotask(() => {
         actor?.stop();
         emit('error', journalFailure!);
       });
+    }
+  };
+
+  /** Appends a record; a failure (an fsync error included) is fatal, never retried, and typed. */
+  const durably = (journal: EventLog, type: string, session: string | null, data: Record<string, unknown>) => {
+    try {
+      return journal.append(type, session, data);
+    } catch (error) {
+      journalFailure = new UpdateError(
+        'STORAGE_FAILED',
+        `Could not write the event log in ${store.location}: ${(error as Error).message}. The updater stopped; free space or fix permissions, then start it again.`,
+        { cause: error },
+      );
+      throw journalFailure;
     }
   };
 
@@ -263,7 +274,14 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
   const maybeCheckpoint = (snapshot: UpdaterSnapshot) => {
     if (!log || journalFailure || !isCheckpointable(snapshot)) return;
     if (log.records().length - 1 - checkpointAt < (options.checkpointEvery ?? 500)) return;
-    checkpointAt = log.append(CHECKPOINT, null, checkpointData(snapshot)).seq;
+    try {
+      checkpointAt = durably(log, CHECKPOINT, null, checkpointData(snapshot)).seq;
+    } catch {
+      queueMicrotask(() => {
+        actor?.stop();
+        emit('error', journalFailure!);
+      });
+    }
   };
 
   let previous: UpdaterSnapshot | undefined;
@@ -312,7 +330,7 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
       throw new UpdateError('LOG_CORRUPT', `The event log in ${store.location} replays to an unusable state (${snapshot.status}). Run \`model-updater log --quarantine --dir <dir>\` to set it aside and start a new log; the installed models stay.`);
     }
     for (const event of recoveryEvents(snapshot, config)) {
-      journal.append(event.type, snapshot.context.session?.id ?? null, eventData(event));
+      durably(journal, event.type, snapshot.context.session?.id ?? null, eventData(event));
       [snapshot] = transition(updaterMachine, snapshot, event);
     }
     // Restoring re-runs the invoked actor of the state the log ended in (every actor is idempotent).
@@ -375,6 +393,8 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
           if (tryResolve(snapshot)) subscription.unsubscribe();
         },
         error: (error) => reject(error),
+        // Stopped (by stop(), or because the log could not be written) before settling.
+        complete: () => reject(journalFailure ?? new UpdateError('CANCELLED', 'The updater was stopped before the update finished; it resumes on the next start().')),
       });
     });
 
