@@ -439,6 +439,7 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
       if (actor.getSnapshot().context.trust.anchor !== configured.anchor) actor.send({ type: 'TRUST', trust: configured });
       // Journaled before the model loads: a start that dies loading it counts against a version on probation.
       actor.send({ type: 'STARTED', at: now() });
+      if (journalFailure) throw journalFailure;
       if (actor.getSnapshot().matches('rollingBack')) await settled(actor.getSnapshot().context.session!.id);
       const active = actor.getSnapshot().context.active;
       if (active) {

@@ -1,10 +1,11 @@
 /**
- * The browser entry point: an updater whose versions, staging and event log live in IndexedDB, guarded
- * against other tabs by a Web Lock.
+ * The browser entry point: an updater whose versions, staging, event log and trust state live in
+ * IndexedDB, guarded against other tabs by a Web Lock.
  */
 import { createUpdater, type ModelUpdater, type UpdaterOptions } from '../createUpdater.js';
 import { IdbEventLog } from './idbEventLog.js';
 import { IdbModelStore, type IdbModelStoreOptions } from './idbModelStore.js';
+import { IdbTrustStore } from './idbTrustStore.js';
 import { holdLock } from './webLock.js';
 
 export interface BrowserModelUpdaterOptions<Handle = unknown> extends UpdaterOptions<Handle>, IdbModelStoreOptions {
@@ -21,49 +22,35 @@ export interface BrowserModelUpdater<Handle = unknown> extends ModelUpdater<Hand
 
 /**
  * Creates an updater whose models and log are in IndexedDB (databases `model-updater:<name>:*`).
- * `start()` fails with LOCKED while another tab runs the updater for the same name.
+ * `start()` fails with LOCKED while another tab or worker runs the updater for the same name.
  * @example
  * const updater = createBrowserModelUpdater({
- *   manifestUrl: 'https://models.example.com/asr/manifest.json', name: 'asr',
+ *   manifestUrl: 'https://models.example.com/asr/manifest.json', name: 'asr', trustedKeys: [publicKey],
  *   loader: { load: async (model) => loadOnnx(await updater.store.readFile(model.version, 'model.onnx')) },
  * })
  * await updater.start()
  */
 export function createBrowserModelUpdater<Handle = unknown>(options: BrowserModelUpdaterOptions<Handle>): BrowserModelUpdater<Handle> {
   const store = new IdbModelStore(options);
+  const locks = options.locks ?? (globalThis.navigator as Navigator | undefined)?.locks;
   let log: IdbEventLog | undefined;
-  const inner = createUpdater(options, {
+  const core = createUpdater(options, {
     store,
+    lock: () => holdLock(locks, `model-updater:${store.name}`),
     openLog: async (now) => {
-      log = await IdbEventLog.open(store.name, now);
-      const opened = log;
+      const opened = await IdbEventLog.open(store.name, now);
+      log = opened;
       store.beforeWrite = () => opened.flush();
       return opened;
     },
+    trust: new IdbTrustStore(store.name),
   });
-  const locks = options.locks ?? (globalThis.navigator as Navigator | undefined)?.locks;
-  let release: (() => void) | undefined;
   const own = {
     store,
-    async start(): Promise<void> {
-      release ??= await holdLock(locks, `model-updater:${store.name}`);
-      try {
-        await inner.start();
-      } catch (error) {
-        release();
-        release = undefined;
-        throw error;
-      }
-    },
-    stop(): void {
-      inner.stop();
-      release?.();
-      release = undefined;
-    },
     async flush(): Promise<void> {
       await log?.flush();
     },
   };
   // Every other method and getter is the core updater's (its closures do not depend on `this`).
-  return Object.assign(Object.create(inner) as ModelUpdater<Handle>, own);
+  return Object.assign(Object.create(core) as ModelUpdater<Handle>, own);
 }

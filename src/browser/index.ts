@@ -26,3 +26,4 @@ export type { ModelStore, ActivePointer } from '../store.js';
 export { updaterMachine } from '../../machines/updater.machine.js';
 export type { InstalledVersion, DownloadProgress, SessionResult, Outcome, UpdaterConfig } from '../../machines/types.js';
 export { replayIntoInspector, type InspectTarget } from '../inspect/replayIntoInspector.js';
+export { IdbTrustStore } from './idbTrustStore.js';

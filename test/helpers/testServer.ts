@@ -8,6 +8,7 @@
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import http, { type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
+import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -21,6 +22,8 @@ export interface ServerOptions {
   ranges?: boolean;
   /** Last-Modified, with If-Modified-Since => 304. Default true. */
   lastModified?: boolean;
+  /** Serve https with this key and certificate (PEM) instead of http. */
+  tls?: { key: string | Buffer; cert: string | Buffer };
 }
 
 export type Fault =
@@ -51,7 +54,7 @@ export interface RecordedRequest {
 }
 
 export interface TestServer {
-  /** 'http://127.0.0.1:PORT/', always ending with '/'. */
+  /** 'http://127.0.0.1:PORT/' ('https://' with `tls`), always ending with '/'. */
   url: string;
   /** Every request, in arrival order. */
   requests: RecordedRequest[];
@@ -80,7 +83,7 @@ interface QueuedFault {
  * await server.close();
  */
 export async function startTestServer(options: ServerOptions): Promise<TestServer> {
-  const config = {
+  const config: Config = {
     root: path.resolve(options.root),
     etag: options.etag ?? true,
     ranges: options.ranges ?? true,
@@ -97,7 +100,7 @@ export async function startTestServer(options: ServerOptions): Promise<TestServe
     return entry.fault;
   };
 
-  const server = http.createServer((req, res) => {
+  const handler = (req: IncomingMessage, res: ServerResponse): void => {
     const record: RecordedRequest = { method: req.method ?? '', path: req.url ?? '', headers: { ...req.headers }, status: 0, bytesSent: 0 };
     requests.push(record);
     serve(config, takeFault, req, res, record).catch(() => {
@@ -105,7 +108,9 @@ export async function startTestServer(options: ServerOptions): Promise<TestServe
       if (!res.headersSent) reply(res, record, 500, {}, 'internal error\n');
       else res.destroy();
     });
-  });
+  };
+  const server = options.tls === undefined ? http.createServer(handler) : https.createServer({ key: options.tls.key, cert: options.tls.cert }, handler);
+  // 'connection' carries the raw TCP socket for https too, so close() can destroy hanging TLS sessions.
   server.on('connection', (socket) => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
@@ -121,7 +126,7 @@ export async function startTestServer(options: ServerOptions): Promise<TestServe
 
   let closing: Promise<void> | undefined;
   return {
-    url: `http://127.0.0.1:${port}/`,
+    url: `${options.tls === undefined ? 'http' : 'https'}://127.0.0.1:${port}/`,
     requests,
     fault(urlPath, fault) {
       const queue = faults.get(urlPath) ?? [];
@@ -141,7 +146,7 @@ export async function startTestServer(options: ServerOptions): Promise<TestServe
   };
 }
 
-type Config = Required<ServerOptions>;
+type Config = Required<Omit<ServerOptions, 'tls'>>;
 
 async function serve(
   config: Config,
@@ -186,7 +191,7 @@ async function serve(
   const etag = `"${stats.size.toString(16)}-${stats.mtimeNs.toString(16)}"`;
   const modified = new Date(Number(stats.mtimeMs));
   const headers: OutgoingHttpHeaders = {
-    'content-type': urlPath.endsWith('.json') ? 'application/json' : 'application/octet-stream',
+    'content-type': contentType(urlPath),
     'cache-control': 'no-cache',
   };
   if (config.etag) headers.etag = etag;
@@ -313,6 +318,12 @@ function reply(res: ServerResponse, record: RecordedRequest, status: number, hea
   writeHead(res, record, status, { 'content-type': 'text/plain', 'cache-control': 'no-cache', ...headers, 'content-length': Buffer.byteLength(body) });
   record.bytesSent += bytes.length;
   res.end(bytes);
+}
+
+/** Model files are bytes; pages and scripts get their types so a browser test can load an app from the same origin. */
+function contentType(urlPath: string): string {
+  const types: Record<string, string> = { '.json': 'application/json', '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8' };
+  return types[path.extname(urlPath)] ?? 'application/octet-stream';
 }
 
 /** The decoded path, or undefined when it is malformed or tries to climb out of the root. */
