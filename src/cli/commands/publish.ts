@@ -50,7 +50,7 @@ export async function run(argv: string[]): Promise<number> {
       ...(values.notes ? { notes: values.notes } : {}),
       ...(values['model-id'] ? { modelId: values['model-id'] } : {}),
     });
-    const signing = keys.length ? `, signed by ${keys.length} key(s)` : ', unsigned (clients need --allow-unsigned)';
+    const signing = keys.length ? `, signed by ${keys.length} key(s)` : ', unsigned (sign with --key so clients can verify it)';
     if (entry === null) {
       output.result({ ok: true, version: null, signed: true }, [`re-signed ${values.out}/manifest.json${signing}`]);
       return 0;

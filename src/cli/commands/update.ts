@@ -6,8 +6,9 @@ import { CliOutput } from '../output.js';
 import { UpdateError } from '../../errors.js';
 import { readPublicKeyFile } from '../../trust/keyFiles.js';
 
-const UNSIGNED_WARNING = '--allow-unsigned: manifests are not checked for a signature; whoever can change what the server sends can install models here.';
-const trustUsage = '(--trusted-key <public key file>... [--threshold n] | --allow-unsigned) [--clock-skew <seconds>]';
+const UNSIGNED_WARNING =
+  'no --trusted-key given: manifests are not checked for a signature; whoever can change what the server sends can install models here. Sign with `publish --key` and pass --trusted-key.';
+const trustUsage = '[--trusted-key <public key file>... [--threshold n] | --allow-unsigned] [--clock-skew <seconds>]';
 export const checkUsage = `check --manifest <url>... --dir <dir> ${trustUsage} [--app-version v] [--channel c] [--json]`;
 export const updateUsage = `update --manifest <url>... --dir <dir> ${trustUsage} [--app-version v] [--channel c] [--json]`;
 
@@ -79,13 +80,12 @@ async function trustFlags(values: { 'trusted-key'?: string[]; threshold?: string
     if (text === undefined || !/^\d+$/.test(text) || !Number.isSafeInteger(value)) throw new UpdateError('INVALID_ARGUMENT', `${flag} must be a whole number, got "${text}".`);
     return value;
   };
-  if (files.length === 0 && !values['allow-unsigned']) {
-    throw new UpdateError('INVALID_ARGUMENT', 'Give --trusted-key <public key file> (from `model-updater keygen`), or --allow-unsigned to accept unsigned manifests (not recommended).');
-  }
+  // Without --trusted-key the CLI runs unsigned, as the plain `publish` output needs, and says so on
+  // every run (stderr, the --json object and the log); with keys, unsigned manifests are refused.
   return {
     ...(files.length ? { trustedKeys: await Promise.all(files.map(readPublicKeyFile)) } : {}),
     ...(values.threshold !== undefined ? { threshold: number('--threshold', values.threshold) } : {}),
-    ...(values['allow-unsigned'] ? { allowUnsigned: true } : {}),
+    ...(values['allow-unsigned'] || files.length === 0 ? { allowUnsigned: true } : {}),
     ...(values['clock-skew'] !== undefined ? { clockSkewMs: number('--clock-skew', values['clock-skew']) * 1000 } : {}),
   };
 }
