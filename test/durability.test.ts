@@ -209,3 +209,34 @@ describe('a damaged log', () => {
     await expect(quarantineLog(world.dir)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
   });
 });
+
+describe('two processes on one folder', () => {
+  function cliUpdate(): Promise<{ code: number | null; json: { ok: boolean; outcome?: string; error?: { code: string } } }> {
+    return new Promise((resolve, reject) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'update', '--manifest', world.manifestUrl, '--dir', world.dir, '--json'], {
+        cwd: join(import.meta.dirname, '..'),
+        stdio: ['ignore', 'pipe', 'ignore'],
+      });
+      let stdout = '';
+      child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+      child.once('error', reject);
+      child.once('close', (code) => resolve({ code, json: JSON.parse(stdout.trim().split('\n').at(-1)!) }));
+    });
+  }
+
+  it('never interleave: each run either updates or reports LOCKED, and the end state is that of one run', async () => {
+    await world.publishVersion('1.0.0', { bytes: 3_000_000 });
+    const runs = await Promise.all([cliUpdate(), cliUpdate(), cliUpdate()]);
+    for (const run of runs) {
+      if (run.code === 0) expect(run.json.outcome).toMatch(/activated|up-to-date/);
+      else expect(run.json.error?.code).toBe('LOCKED');
+    }
+    expect(runs.filter((run) => run.json.outcome === 'activated')).toHaveLength(1);
+    expect(modelRequests()).toHaveLength(1);
+    const updater = world.updater();
+    await updater.start();
+    expect(updater.active?.version).toBe('1.0.0');
+    expect(verifyLog(updater.log.records()).ok).toBe(true);
+    expect(updater.log.records().filter((r) => r.type === 'xstate.done.actor.switchActive')).toHaveLength(1);
+  });
+});
