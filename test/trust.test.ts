@@ -155,6 +155,26 @@ describe('key rotation', () => {
   });
 });
 
+describe('configured keys', () => {
+  it('a host that configures other keys starts over from them, keeping the highest serial (journaled TRUST)', async () => {
+    const updater = await installed();
+    updater.stop();
+    const replacement = newKey();
+    const restarted = repo.updater({ trustedKeys: [replacement.publicKey] });
+    await restarted.start();
+    expect(restarted.getSnapshot().context.trust).toMatchObject({ keys: [replacement.publicKey], serial: 1 });
+    expect(restarted.log.records().some((r) => r.type === 'TRUST')).toBe(true);
+    // The old key no longer counts, and the serial still does.
+    await repo.addVersion('1.1.0');
+    await repo.publish();
+    await expectRejected(restarted, 'SIGNATURE_INVALID');
+    repo.signers = [replacement];
+    repo.signed.serial = 0;
+    await repo.publish({ bump: false });
+    await expectRejected(restarted, 'ROLLBACK_REJECTED');
+  });
+});
+
 describe('rollback attack', () => {
   it('ROLLBACK_REJECTED: a validly signed manifest with a lower serial than accepted', async () => {
     const updater = await installed();
