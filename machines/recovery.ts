@@ -19,9 +19,12 @@ type Snapshot = SnapshotFrom<typeof updaterMachine>;
  */
 export function recoveryEvents(snapshot: Snapshot, config: UpdaterConfig): UpdaterEvent[] {
   const events: UpdaterEvent[] = [];
-  const changed = (Object.keys(config) as Array<keyof UpdaterConfig>).some((key) => snapshot.context.config[key] !== config[key]);
+  const changed = (Object.keys(config) as Array<keyof UpdaterConfig>).some(
+    (key) => JSON.stringify(snapshot.context.config[key]) !== JSON.stringify(config[key]),
+  );
   if (changed) events.push({ type: 'CONFIGURE', config });
   if (snapshot.matches('migrating') && !snapshot.matches({ migrating: 'switching' })) events.push({ type: 'INTERRUPTED' });
-  if (snapshot.matches({ idle: 'deferred' }) || snapshot.matches({ downloading: 'retryWait' })) events.push({ type: 'RETRY_NOW' });
+  const waits = [{ idle: 'deferred' }, { downloading: 'retryWait' }, { downloading: 'waitingForConditions' }] as const;
+  if (waits.some((wait) => snapshot.matches(wait))) events.push({ type: 'RETRY_NOW' });
   return events;
 }

@@ -1,19 +1,22 @@
 import semver from 'semver';
+import { isAllowedByPolicy, isRolledOutTo } from './policy.js';
 import type { InstalledVersion, Manifest, ManifestFile, ManifestVersion, QuarantinedBuild, UpdaterConfig } from './types.js';
 
 /**
  * The best version on offer for this install: on the configured channel, admitted by its `requires.app`
- * range, and newer than the active one by semver. Null when the install is up to date.
+ * range, not skipped, inside the pin, rolled out to this install, not quarantined, and newer than the
+ * active one by semver. Null when the install is up to date.
  */
 export function selectCandidate(
   manifest: Manifest,
-  config: Pick<UpdaterConfig, 'appVersion' | 'channel'>,
+  config: Pick<UpdaterConfig, 'appVersion' | 'channel' | 'skip' | 'pin' | 'installId'>,
   active: InstalledVersion | null,
   quarantine: readonly QuarantinedBuild[] = [],
 ): ManifestVersion | null {
   let best: ManifestVersion | null = null;
   for (const offered of manifest.versions) {
     if (!isAdmissible(offered, config)) continue;
+    if (!isAllowedByPolicy(offered, config) || !isRolledOutTo(offered, config.installId)) continue;
     if (isQuarantined(offered, quarantine)) continue;
     if (active && !semver.gt(offered.version, active.version)) continue;
     if (!best || semver.gt(offered.version, best.version)) best = offered;

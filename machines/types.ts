@@ -19,6 +19,8 @@ export interface ManifestVersion {
   requires?: { app?: string };
   notes?: string;
   publishedAt?: string;
+  /** Staged rollout: the fraction of installs (0 to 1) that are offered this version. Absent: all. */
+  rollout?: number;
   files: ManifestFile[];
 }
 
@@ -55,11 +57,21 @@ export interface InstalledVersion {
   files: Array<Pick<ManifestFile, 'path' | 'size' | 'sha256'>>;
 }
 
-export type Approval = 'auto' | 'ask';
+export type ApprovalRule = 'auto' | 'ask';
+/** One rule for every update, or one per semver level of the update. */
+export type Approval = ApprovalRule | { major?: ApprovalRule; minor?: ApprovalRule; patch?: ApprovalRule };
 
 export interface UpdaterConfig {
   /** Null: the host gave none, so `requires.app` ranges are not checked. */
   appVersion: string | null;
+  /** Versions the host never wants offered. */
+  skip: string[];
+  /** A semver range the host is pinned to; null: any. */
+  pin: string | null;
+  /** This install's stable random id, for staged rollouts; null: only fully rolled-out versions. */
+  installId: string | null;
+  /** How often a download waiting for its conditions looks again. */
+  conditionsPollMs: number;
   channel: string;
   approval: Approval;
   /** Attempts of one download (the first included) before the session fails. */
@@ -89,6 +101,8 @@ export interface Session {
   startedAt: number;
   /** Attempt counter of the step in progress (check or download), 1-based. */
   attempt: number;
+  /** A random number in [0, 1) from the host, which seeds this session's back-off jitter. */
+  jitter?: number;
 }
 
 export interface DownloadProgress {
@@ -159,6 +173,8 @@ export interface UpdaterContext {
   session: Session | null;
   candidate: ManifestVersion | null;
   digests: FileDigest[] | null;
+  /** The download conditions not met, by name, while the download waits for them. */
+  blockedBy: string[] | null;
   /** Ephemeral: sampled download progress; replays to its last journaled value. */
   progress: DownloadProgress | null;
   rollback: RollbackPlan | null;
@@ -176,7 +192,7 @@ export interface UpdaterInput {
 }
 
 export type UpdaterEvent =
-  | { type: 'CHECK'; sessionId: string; at: number; trigger: Trigger }
+  | { type: 'CHECK'; sessionId: string; at: number; trigger: Trigger; jitter?: number }
   | { type: 'APPROVE' }
   | { type: 'CANCEL' }
   | { type: 'ROLLBACK'; sessionId: string; at: number; to?: string }
@@ -193,7 +209,9 @@ export type UpdaterEvent =
   /** The host confirms the active version works: probation ends. */
   | { type: 'CONFIRM'; reason: 'host' | 'loads' | 'time' }
   /** Recovery found an update cut off before its switch: undo it. */
-  | { type: 'INTERRUPTED' };
+  | { type: 'INTERRUPTED' }
+  /** The host's download conditions may have changed (network, power, idle): look again. */
+  | { type: 'CONDITIONS_CHANGED' };
 
 /** Outputs of the invoked actors: the contract between the chart and the adapters. */
 export interface FetchManifestInput {
@@ -234,6 +252,9 @@ export interface CheckDiskSpaceOutput {
   /** Set when versions were removed early to make room: the retained list now. */
   retained: InstalledVersion[] | null;
 }
+
+/** The host's download conditions, evaluated: the names of those not met (empty: go). */
+export interface ConditionsOutput { unmet: string[] }
 
 export interface DownloadInput { candidate: ManifestVersion; attempt: number; baseUrl?: string }
 export interface DownloadOutput { digests: FileDigest[] }

@@ -5,10 +5,12 @@
  */
 import { assign, fromPromise, setup } from 'xstate';
 import { isTransientCode, toErrorData, type UpdateErrorCode, type UpdateErrorData } from '../src/errors.js';
+import { approvalFor } from './policy.js';
 import { planRetention } from './retention.js';
 import { buildId, selectCandidate, toInstalled } from './selectCandidate.js';
 import type {
   CheckDiskSpaceInput,
+  ConditionsOutput,
   CheckDiskSpaceOutput,
   DownloadInput,
   DownloadOutput,
@@ -44,7 +46,19 @@ export function retryDelayMs(context: UpdaterContext): number {
   const requested = context.error?.retryAfterMs;
   if (requested !== undefined) return requested;
   const attempt = context.session?.attempt ?? 1;
-  return Math.min(maxRetryDelayMs, retryBaseDelayMs * 2 ** (attempt - 1));
+  const ceiling = Math.min(maxRetryDelayMs, retryBaseDelayMs * 2 ** (attempt - 1));
+  // Full jitter, so a fleet that failed together does not retry together; the randomness is the
+  // session's seed (from the CHECK event), spread per attempt by a pure generator.
+  const seed = context.session?.jitter;
+  return seed === undefined ? ceiling : Math.floor(ceiling * unitFromSeed(seed, attempt));
+}
+
+/** A number in [0, 1) from a seed and an attempt: mulberry32, pure and repeatable. */
+function unitFromSeed(seed: number, attempt: number): number {
+  let t = (Math.floor(seed * 2 ** 32) + attempt * 0x6d2b79f5) >>> 0;
+  t = Math.imul(t ^ (t >>> 15), t | 1);
+  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+  return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
 }
 
 function result(context: UpdaterContext, outcome: Outcome, error: UpdateErrorData | null = null) {
@@ -59,6 +73,7 @@ function result(context: UpdaterContext, outcome: Outcome, error: UpdateErrorDat
 /** Fields that only live for the length of one session. */
 const sessionCleared = {
   candidate: null,
+  blockedBy: null,
   digests: null,
   progress: null,
   rollback: null,
@@ -73,6 +88,7 @@ export const updaterMachine = setup({
   },
   actors: {
     fetchManifest: notProvided<FetchManifestOutput, FetchManifestInput>('fetchManifest'),
+    checkConditions: notProvided<ConditionsOutput, void>('checkConditions'),
     checkDiskSpace: notProvided<CheckDiskSpaceOutput, CheckDiskSpaceInput>('checkDiskSpace'),
     downloadVersion: notProvided<DownloadOutput, DownloadInput>('downloadVersion'),
     verifyStaged: notProvided<void, VerifyInput>('verifyStaged'),
@@ -85,7 +101,8 @@ export const updaterMachine = setup({
   },
   guards: {
     upToDate: ({ context }) => context.candidate === null,
-    needsApproval: ({ context }) => context.config.approval === 'ask',
+    needsApproval: ({ context }) =>
+      approvalFor(context.config.approval, context.active?.version ?? null, context.candidate!.version) === 'ask',
     checkCanBeDeferred: ({ context }, error: UpdateErrorData) =>
       isTransientCode(error.code) && (context.session?.attempt ?? 1) < context.config.maxCheckAttempts,
     downloadCanBeRetried: ({ context }, error: UpdateErrorData) =>
@@ -100,9 +117,16 @@ export const updaterMachine = setup({
       if (event.type !== 'CHECK') return {};
       return {
         ...sessionCleared,
-        session: { id: event.sessionId, trigger: event.trigger, startedAt: event.at, attempt: 1 },
+        session: {
+          id: event.sessionId,
+          trigger: event.trigger,
+          startedAt: event.at,
+          attempt: 1,
+          ...(event.jitter === undefined ? {} : { jitter: event.jitter }),
+        },
       };
     }),
+    recordBlocked: assign((_, output: ConditionsOutput) => ({ blockedBy: output.unmet })),
     configure: assign(({ context, event }) =>
       event.type === 'CONFIGURE' ? { config: { ...context.config, ...event.config } } : {},
     ),
@@ -207,6 +231,7 @@ export const updaterMachine = setup({
   },
   delays: {
     retryDelay: ({ context }) => retryDelayMs(context),
+    conditionsPoll: ({ context }) => context.config.conditionsPollMs,
   },
 }).createMachine({
   id: 'updater',
@@ -282,13 +307,33 @@ export const updaterMachine = setup({
       },
     },
     downloading: {
-      initial: 'preflight',
+      initial: 'checkingConditions',
       entry: 'resetAttempts',
       on: {
         CANCEL: { target: 'idle', actions: 'cancelSession' },
         PROGRESS: { actions: 'recordProgress' },
       },
       states: {
+        // The host's conditions (unmetered network, on power, idle user...) gate the download.
+        checkingConditions: {
+          invoke: {
+            id: 'checkConditions',
+            src: 'checkConditions',
+            onDone: [
+              {
+                guard: ({ event }) => event.output.unmet.length === 0,
+                target: 'preflight',
+                actions: { type: 'recordBlocked', params: () => ({ unmet: [] }) },
+              },
+              { target: 'waitingForConditions', actions: { type: 'recordBlocked', params: ({ event }) => event.output } },
+            ],
+            onError: { target: 'waitingForConditions', actions: { type: 'recordBlocked', params: () => ({ unmet: ['a condition threw'] }) } },
+          },
+        },
+        waitingForConditions: {
+          after: { conditionsPoll: 'checkingConditions' },
+          on: { CONDITIONS_CHANGED: 'checkingConditions', RETRY_NOW: 'checkingConditions' },
+        },
         preflight: {
           invoke: {
             id: 'checkDiskSpace',

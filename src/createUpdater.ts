@@ -13,6 +13,7 @@ import type {
   UpdaterConfig,
   UpdaterInput,
 } from '../machines/types.js';
+import { createCheckConditions } from './actors/checkConditions.js';
 import { createCheckDiskSpace } from './actors/checkDiskSpace.js';
 import { createCheckHealth } from './actors/checkHealth.js';
 import { createDownloadVersion } from './actors/downloadVersion.js';
@@ -31,16 +32,12 @@ import { recoveryEvents } from '../machines/recovery.js';
 import { LoadedModels, type ModelLoader, type ModelRef } from './modelRef.js';
 import type { GarbageReport, ModelStore } from './store.js';
 import { validateOptions } from './options.js';
+import { nextCheckDelay, startupDelay } from './schedule.js';
+import { resolvePolicy, type UpdatePolicy } from './policy.js';
+export type { UpdatePolicy } from './policy.js';
 import { statePath } from './statePath.js';
 import { initialTrust } from './trust/acceptManifest.js';
 import type { TrustStore } from './trust/trustStore.js';
-
-export interface UpdatePolicy {
-  /** 'auto' downloads and activates; 'ask' stops in `awaitingApproval` until approve(). Default 'auto'. */
-  approval?: UpdaterConfig['approval'];
-  /** Check once when start() is called. Default true. */
-  checkOnStart?: boolean;
-}
 
 /** Options every platform shares; each entry point adds where the models live (`dir` in Node). */
 export interface UpdaterOptions<Handle = unknown> {
@@ -104,6 +101,8 @@ export interface UpdaterOptions<Handle = unknown> {
   checkpointEvery?: number;
   /** Timer source for back-off waits; pass xstate's SimulatedClock in tests. */
   clock?: ActorOptions<typeof updaterMachine>['clock'];
+  /** Randomness for jitter (schedule, back-off). Default Math.random. */
+  random?: () => number;
   /** Wall clock for timestamps and rates. Default Date.now. */
   now?: () => number;
   /** Inspection observer (for example `createBrowserInspector().inspect` from @statelyai/inspect). */
@@ -142,6 +141,8 @@ export interface ModelUpdater<Handle = unknown> {
   cancel(): void;
   /** Ends the active version's probation: the host has seen it work. */
   confirm(): void;
+  /** Tells a download waiting for its conditions (network, power, idle) to look again now. */
+  conditionsChanged(): void;
   /** Removes versions retention no longer keeps, leftovers of interrupted downloads, and unused files. */
   gc(): Promise<GarbageReport>;
   /** Makes a retained version active again (the newest retained, or `to`). */
@@ -167,10 +168,14 @@ export interface Platform {
   store: ModelStore;
   /** Takes the store's exclusive lock; resolves with its release. */
   lock?(): Promise<() => void>;
+  /** This install's stable random id (created on first use), for staged rollouts. */
+  installId?(): Promise<string>;
   /** Opens the event log (verifying it and cutting a torn tail). */
   openLog(now: () => number): EventLog | Promise<EventLog>;
   /** Keeps a rotated key set beside the log (Node: `<dir>/trust.json`). */
   trust?: TrustStore;
+  /** Answers the manifest requests instead of the global fetch (the in-memory update service of `model-updater/testing`). */
+  fetch?: typeof fetch;
 }
 
 /**
@@ -180,6 +185,8 @@ export interface Platform {
  */
 export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>, platform: Platform): ModelUpdater<Handle> {
   const config = validateOptions(options);
+  const policy = resolvePolicy(options.policy);
+  const random = options.random ?? Math.random;
   const now = options.now ?? Date.now;
   const { store } = platform;
   const loader = options.loader ?? {};
@@ -206,6 +213,7 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
         clockSkewMs: options.clockSkewMs ?? 0,
         ...(options.headers ? { headers: options.headers } : {}),
         ...(platform.trust ? { trustStore: platform.trust } : {}),
+        ...(platform.fetch ? { fetch: platform.fetch } : {}),
       }),
       checkDiskSpace: createCheckDiskSpace(store),
       downloadVersion: createDownloadVersion({
@@ -218,6 +226,7 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
           actor?.send({ type: 'PROGRESS', progress });
         },
       }),
+      checkConditions: createCheckConditions(policy.downloadWhen, policy.avoidMeteredConnection),
       verifyStaged: createVerifyStaged(store),
       stageVersion: createStageVersion(store),
       runMigration: createRunMigration(loader, models),
@@ -295,6 +304,7 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
       emit('update-available', { version: candidate.version, notes: candidate.notes });
     }
     if (!lastResult || lastResult === before?.context.lastResult) return;
+    scheduleAfter(lastResult);
     switch (lastResult.outcome) {
       case 'up-to-date':
         emit('update-not-available', { sessionId: lastResult.sessionId });
@@ -358,6 +368,26 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
     probationTimer = { version: probation.version, id };
   };
 
+  /** Background checks: one timer, re-armed each time a session ends (back-off after failures). */
+  let scheduleTimer: unknown;
+  let failedSessions = 0;
+  const disarmSchedule = () => {
+    if (scheduleTimer !== undefined) timers.clearTimeout(scheduleTimer as never);
+    scheduleTimer = undefined;
+  };
+  const armSchedule = (trigger: Trigger, delay: number) => {
+    disarmSchedule();
+    scheduleTimer = timers.setTimeout(() => {
+      scheduleTimer = undefined;
+      void checkOnce(trigger).catch(() => undefined);
+    }, delay);
+  };
+  const scheduleAfter = (result: SessionResult) => {
+    if (!policy.schedule || !options.manifestUrl) return;
+    failedSessions = result.outcome === 'failed' ? failedSessions + 1 : 0;
+    armSchedule('scheduled', nextCheckDelay(policy.schedule, { failures: failedSessions, retryAfterMs: result.error?.retryAfterMs }, random()));
+  };
+
   const running = (): Actor<typeof updaterMachine> => {
     if (journalFailure) throw journalFailure;
     if (!actor) throw new UpdateError('INVALID_ARGUMENT', 'The updater is not started: call and await start() first.');
@@ -409,7 +439,7 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
     const current = running();
     if (!options.manifestUrl?.length) throw new UpdateError('INVALID_ARGUMENT', 'No manifestUrl was given, so there is nothing to check: pass the update service URL.');
     const snapshot = current.getSnapshot();
-    const event = { type: 'CHECK' as const, sessionId: crypto.randomUUID(), at: now(), trigger };
+    const event = { type: 'CHECK' as const, sessionId: crypto.randomUUID(), at: now(), trigger, jitter: random() };
     // Busy: join the session in progress instead of starting a second one.
     if (!snapshot.can(event)) return settled(snapshot.context.session?.id ?? null);
     current.send(event);
@@ -422,6 +452,7 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
       await store.init();
       releaseLock = (await platform.lock?.()) ?? null;
       try {
+        config.installId = (await platform.installId?.()) ?? null;
         log = await platform.openLog(now);
         checkpointAt = lastCheckpoint(log.records());
         // A folder installed before it had a log (or whose log was set aside) keeps its versions.
@@ -447,7 +478,14 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
         actor.send({ type: 'LOADED', version: active.version });
       }
       armProbationTimer();
-      if ((options.policy?.checkOnStart ?? true) && options.manifestUrl) void checkOnce('startup').catch(() => undefined);
+      if (!options.manifestUrl) return;
+      if (policy.checkOnStart) {
+        const delay = policy.schedule ? startupDelay(policy.schedule, random()) : 0;
+        if (delay === 0) void checkOnce('startup').catch(() => undefined);
+        else armSchedule('startup', delay);
+      } else if (policy.schedule) {
+        armSchedule('scheduled', nextCheckDelay(policy.schedule, { failures: 0 }, random()));
+      }
     },
     async gc() {
       const { context } = running().getSnapshot();
@@ -455,6 +493,9 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
       // A download in progress (or cancelled, to resume later) keeps its staging unless idle.
       const busy = !isSettled(running().getSnapshot()) && context.candidate ? [context.candidate.version] : [];
       return store.collectGarbage(keep, busy);
+    },
+    conditionsChanged() {
+      running().send({ type: 'CONDITIONS_CHANGED' });
     },
     confirm() {
       const current = running();
@@ -492,6 +533,7 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
       actor = undefined;
       log = undefined;
       disarmProbationTimer();
+      disarmSchedule();
       releaseLock?.();
       releaseLock = null;
     },

@@ -5,6 +5,7 @@
 import semver from 'semver';
 import type { UpdaterConfig } from '../machines/types.js';
 import { UpdateError } from './errors.js';
+import { resolvePolicy } from './policy.js';
 import { validateTrustOptions } from './trust/trustOptions.js';
 import type { UpdaterOptions } from './createUpdater.js';
 
@@ -26,8 +27,7 @@ export function validateOptions(options: UpdaterOptions<any>): UpdaterConfig {
   if (options.appVersion !== undefined && semver.valid(options.appVersion) === null) {
     invalid(`appVersion "${options.appVersion}" is not a semver version like 2.3.0.`);
   }
-  const approval = options.policy?.approval ?? 'auto';
-  if (approval !== 'auto' && approval !== 'ask') invalid(`policy.approval must be 'auto' or 'ask', got "${approval}".`);
+  const policy = resolvePolicy(options.policy);
   const keep = options.keepVersions ?? 2;
   if (!Number.isInteger(keep) || keep < 2) {
     invalid(`keepVersions must be an integer >= 2 (the active version and one to roll back to), got ${keep}.`);
@@ -40,7 +40,12 @@ export function validateOptions(options: UpdaterOptions<any>): UpdaterConfig {
   return {
     appVersion: options.appVersion ?? null,
     channel: options.channel ?? 'stable',
-    approval,
+    approval: policy.approval,
+    skip: policy.skip,
+    pin: policy.pin,
+    // Filled in by start(), which reads (or creates) the install's id.
+    installId: null,
+    conditionsPollMs: policy.conditionsPollMs,
     maxDownloadAttempts: Math.max(1, positive('retry.maxDownloadAttempts', options.retry?.maxDownloadAttempts, 5)),
     maxCheckAttempts: Math.max(1, positive('retry.maxCheckAttempts', options.retry?.maxCheckAttempts, 5)),
     retryBaseDelayMs: positive('retry.baseDelayMs', options.retry?.baseDelayMs, 1_000),

@@ -98,17 +98,20 @@ describe('CLI trust', () => {
     expect(check.json.error.code).toBe('SIGNATURE_INVALID');
   });
 
-  it('without keys the CLI refuses, and --allow-unsigned works with a warning', async () => {
+  it('without keys the CLI runs unsigned and says so on every run; with keys it refuses an unsigned manifest', async () => {
     const out = path.join(www(), 'unsigned');
     expect((await runCli(['publish', '--out', out, '--version', '1.0.0', await model('u1')])).code).toBe(0);
     const url = `${server.url}unsigned/manifest.json`;
     const dir = path.join(tmp, 'models-unsigned');
-    const refused = await runCli(['update', '--manifest', url, '--dir', dir, '--json']);
-    expect(refused.code).toBe(1);
-    expect(refused.json.error).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('--trusted-key') });
-    const allowed = await runCli(['update', '--manifest', url, '--dir', dir, '--allow-unsigned', '--json']);
+    const allowed = await runCli(['update', '--manifest', url, '--dir', dir, '--json']);
     expect(allowed.code, allowed.stderr).toBe(0);
-    expect(allowed.stderr).toContain('warning: --allow-unsigned');
+    expect(allowed.stderr).toContain('warning: no --trusted-key');
     expect(allowed.json.warnings[0]).toContain('not checked for a signature');
+    const keys = path.join(tmp, 'keys-unsigned');
+    await mkdir(keys, { recursive: true });
+    expect((await runCli(['keygen', '--out', path.join(keys, 'k')])).code).toBe(0);
+    const refused = await runCli(['update', '--manifest', url, '--dir', path.join(tmp, 'models-keyed'), '--trusted-key', path.join(keys, 'k.pub'), '--json']);
+    expect(refused.code).toBe(1);
+    expect(refused.json.error.code).toBe('SIGNATURE_INVALID');
   });
 });

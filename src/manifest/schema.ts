@@ -52,6 +52,7 @@ const versionSchema = z
       .optional(),
     notes: z.string().optional(),
     publishedAt: z.string().optional(),
+    rollout: z.number().min(0).max(1).optional(),
     files: z.array(fileSchema).min(1, 'a version needs at least one file'),
   })
   .superRefine((version, ctx) => {

@@ -8,7 +8,7 @@ export const usage = 'gc --dir <dir> [--json]';
 export async function run(argv: string[]): Promise<number> {
   const { values } = parsed(() => parseArgs({ args: argv, options: { dir: { type: 'string' }, json: { type: 'boolean' } } }));
   const output = new CliOutput(values.json ?? false);
-  const updater = createModelUpdater({ dir: required(values.dir, '--dir'), policy: { checkOnStart: false }, allowUnsigned: true });
+  const updater = createModelUpdater({ dir: required(values.dir, '--dir'), policy: { checkOnStart: false, schedule: false }, allowUnsigned: true });
   try {
     await updater.start();
     const report = await updater.gc();

@@ -12,7 +12,7 @@ export async function run(argv: string[]): Promise<number> {
   const output = new CliOutput(values.json ?? false);
   let updater: ReturnType<typeof createModelUpdater> | undefined;
   try {
-    updater = createModelUpdater({ dir: required(values.dir, '--dir'), policy: { checkOnStart: false } });
+    updater = createModelUpdater({ dir: required(values.dir, '--dir'), policy: { checkOnStart: false, schedule: false } });
     await updater.start();
     const from = updater.active?.version ?? null;
     const result = await updater.rollback(values.to);

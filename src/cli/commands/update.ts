@@ -45,7 +45,7 @@ export async function run(argv: string[], mode: 'check' | 'update'): Promise<num
       ...trust,
       ...(values['app-version'] ? { appVersion: values['app-version'] } : {}),
       ...(values.channel ? { channel: values.channel } : {}),
-      policy: { approval: mode === 'check' ? 'ask' : 'auto', checkOnStart: false },
+      policy: { approval: mode === 'check' ? 'ask' : 'auto', checkOnStart: false, schedule: false },
     });
     updater.on('progress', (p) => output.progress(p));
     await updater.start();
