@@ -27,7 +27,8 @@ export function approvalFor(approval: Approval, from: string | null, to: string)
  */
 export function rolloutBucket(installId: string, version: string): number {
   const digest = sha256(utf8ToBytes(`${installId}/${version}`));
-  return ((digest[0]! << 24) | (digest[1]! << 16) | (digest[2]! << 8) | digest[3]!) >>> 0 / 2 ** 32;
+  const word = ((digest[0]! << 24) | (digest[1]! << 16) | (digest[2]! << 8) | digest[3]!) >>> 0;
+  return word / 2 ** 32;
 }
 
 /** Whether a staged rollout has reached this install. An install without an id waits for 100 %. */

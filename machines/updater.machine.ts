@@ -126,7 +126,7 @@ export const updaterMachine = setup({
         },
       };
     }),
-    recordBlocked: assign((_, output: ConditionsOutput) => ({ blockedBy: output.unmet })),
+    recordBlocked: assign((_, output: ConditionsOutput) => ({ blockedBy: output.unmet.length ? output.unmet : null })),
     configure: assign(({ context, event }) =>
       event.type === 'CONFIGURE' ? { config: { ...context.config, ...event.config } } : {},
     ),

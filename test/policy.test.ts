@@ -1,0 +1,144 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { SimulatedClock } from 'xstate';
+import { approvalFor, isRolledOutTo, rolloutBucket } from '../machines/policy.js';
+import { DEFAULT_SCHEDULE, nextCheckDelay } from '../src/schedule.js';
+import { createWorld, waitForSnapshot, type World } from './helpers/fixtures.js';
+
+let world: World;
+beforeEach(async () => {
+  world = await createWorld();
+});
+afterEach(async () => {
+  await world.close();
+});
+
+const modelRequests = () => world.server.requests.filter((r) => !r.path.endsWith('manifest.json'));
+
+/** Sets a field of one version in the published manifest (as an operator editing the rollout would). */
+async function editVersion(version: string, fields: Record<string, unknown>) {
+  const path = join(world.site, 'manifest.json');
+  const manifest = JSON.parse(await readFile(path, 'utf8'));
+  Object.assign(manifest.versions.find((v: { version: string }) => v.version === version), fields);
+  await writeFile(path, JSON.stringify(manifest));
+}
+
+describe('approval', () => {
+  it('follows a rule per semver level', async () => {
+    const policy = { approval: { patch: 'auto', minor: 'auto', major: 'ask' } as const, checkOnStart: false };
+    expect(approvalFor(policy.approval, '1.4.2', '1.4.3')).toBe('auto');
+    expect(approvalFor(policy.approval, '1.4.2', '2.0.0-rc.1')).toBe('ask');
+    await world.publishVersion('1.0.0');
+    const updater = world.updater({ policy: { ...policy, approval: { ...policy.approval, major: 'auto' } } });
+    await updater.start();
+    await updater.check();
+    updater.stop();
+
+    const asking = world.updater({ policy });
+    await asking.start();
+    await world.publishVersion('1.0.1');
+    expect(await asking.check()).toMatchObject({ outcome: 'activated', version: '1.0.1' });
+    await world.publishVersion('2.0.0');
+    expect(await asking.check()).toMatchObject({ outcome: 'awaiting-approval', version: '2.0.0' });
+    expect(await asking.approve()).toMatchObject({ outcome: 'activated', version: '2.0.0' });
+  });
+});
+
+describe('skip and pin', () => {
+  it('never offers a skipped version or one outside the pin', async () => {
+    await world.publishVersion('1.0.0');
+    await world.publishVersion('1.0.1');
+    await world.publishVersion('1.1.0');
+    const updater = world.updater({ policy: { skip: ['1.0.1'], pin: '~1.0.0', checkOnStart: false } });
+    await updater.start();
+    expect(await updater.check()).toMatchObject({ outcome: 'activated', version: '1.0.0' });
+    expect(await updater.check()).toMatchObject({ outcome: 'up-to-date' });
+  });
+
+  it('rejects a bad policy with INVALID_ARGUMENT naming the field', () => {
+    expect(() => world.updater({ policy: { pin: 'not a range' } })).toThrow(/policy\.pin/);
+    expect(() => world.updater({ policy: { approval: { major: 'maybe' } as never } })).toThrow(/policy\.approval/);
+  });
+});
+
+describe('staged rollout', () => {
+  it('buckets are stable, uniform, and a growing fraction never takes a version away', () => {
+    const ids = Array.from({ length: 20_000 }, (_, i) => `install-${i}`);
+    const share = (fraction: number) => ids.filter((id) => isRolledOutTo({ version: '2.0.0', rollout: fraction }, id)).length / ids.length;
+    expect(Math.abs(share(0.1) - 0.1)).toBeLessThan(0.01);
+    const at10 = new Set(ids.filter((id) => isRolledOutTo({ version: '2.0.0', rollout: 0.1 }, id)));
+    const at50 = new Set(ids.filter((id) => isRolledOutTo({ version: '2.0.0', rollout: 0.5 }, id)));
+    expect([...at10].every((id) => at50.has(id))).toBe(true);
+    expect(rolloutBucket('a', '2.0.0')).toBe(rolloutBucket('a', '2.0.0'));
+    expect(isRolledOutTo({ version: '2.0.0', rollout: 0.5 }, null)).toBe(false);
+  });
+
+  it('offers a version once the rollout reaches this install, whose id persists in dir', async () => {
+    await world.publishVersion('1.0.0');
+    const updater = world.updater();
+    await updater.start();
+    await updater.check();
+    const id = (await readFile(join(world.dir, 'install-id'), 'utf8')).trim();
+    const bucket = rolloutBucket(id, '1.1.0');
+    await world.publishVersion('1.1.0');
+    await editVersion('1.1.0', { rollout: bucket * 0.99 });
+    expect(await updater.check()).toMatchObject({ outcome: 'up-to-date' });
+    await editVersion('1.1.0', { rollout: Math.min(1, bucket + 0.001) });
+    expect(await updater.check()).toMatchObject({ outcome: 'activated', version: '1.1.0' });
+    updater.stop();
+    const again = world.updater();
+    await again.start();
+    expect(again.getSnapshot().context.config.installId).toBe(id);
+  });
+});
+
+describe('download conditions', () => {
+  it('waits in a visible state while a condition is not met, and goes on when told it changed', async () => {
+    await world.publishVersion('1.0.0');
+    let unmetered = false;
+    const clock = new SimulatedClock();
+    const updater = world.updater({ clock, policy: { checkOnStart: false, conditionsPollMs: 30_000, downloadWhen: { unmetered: () => unmetered, charging: () => true } } });
+    await updater.start();
+    const result = updater.check();
+    const waiting = await waitForSnapshot(updater, (s) => s.matches({ downloading: 'waitingForConditions' }));
+    expect(waiting.context.blockedBy).toEqual(['unmetered']);
+    clock.increment(30_000); // polls again: still metered
+    await waitForSnapshot(updater, (s) => s.matches({ downloading: 'waitingForConditions' }));
+    expect(modelRequests()).toHaveLength(0);
+    unmetered = true;
+    updater.conditionsChanged();
+    expect(await result).toMatchObject({ outcome: 'activated' });
+    expect(updater.getSnapshot().context.blockedBy).toBeNull();
+  });
+});
+
+describe('schedule', () => {
+  it('checks periodically with jitter, and backs off after failures honouring Retry-After', async () => {
+    expect(nextCheckDelay(DEFAULT_SCHEDULE, { failures: 0 }, 0.5)).toBe(DEFAULT_SCHEDULE.intervalMs);
+    expect(86_400_000 % DEFAULT_SCHEDULE.intervalMs).not.toBe(0);
+    expect(nextCheckDelay(DEFAULT_SCHEDULE, { failures: 3 }, 0.5)).toBe(0.5 * 4 * DEFAULT_SCHEDULE.failureBaseMs);
+    expect(nextCheckDelay(DEFAULT_SCHEDULE, { failures: 1, retryAfterMs: 600_000 }, 0.1)).toBe(600_000);
+
+    await world.publishVersion('1.0.0');
+    const clock = new SimulatedClock();
+    const schedule = { intervalMs: 3_600_000, spread: 0.1, failureBaseMs: 60_000, failureMaxMs: 3_600_000 };
+    const updater = world.updater({ clock, random: () => 0.5, policy: { checkOnStart: true, schedule } });
+    await updater.start();
+    await waitForSnapshot(updater, (s) => s.context.lastResult?.outcome === 'activated');
+    const checks = () => updater.log.records().filter((r) => r.type === 'CHECK').map((r) => r.data.trigger);
+    expect(checks()).toEqual(['startup']);
+    clock.increment(3_599_999);
+    expect(checks()).toEqual(['startup']);
+    world.server.fault('/manifest.json', { kind: 'status', status: 503, retryAfter: '300', times: 1 });
+    clock.increment(1);
+    await waitForSnapshot(updater, (s) => s.context.lastResult?.outcome === 'failed');
+    expect(checks()).toEqual(['startup', 'scheduled']);
+    // Failed: the next check waits for the back-off, and never less than the service's Retry-After.
+    clock.increment(299_999);
+    expect(checks()).toHaveLength(2);
+    clock.increment(1);
+    await waitForSnapshot(updater, (s) => s.context.lastResult?.outcome === 'up-to-date');
+    expect(checks()).toEqual(['startup', 'scheduled', 'scheduled']);
+  });
+});
