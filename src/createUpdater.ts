@@ -32,6 +32,8 @@ import { recoveryEvents } from '../machines/recovery.js';
 import { LoadedModels, type ModelLoader, type ModelRef } from './modelRef.js';
 import type { GarbageReport, ModelStore } from './store.js';
 import { validateOptions } from './options.js';
+import { SessionSpans, type TracerLike } from './telemetry.js';
+import { logStats, type UpdateStats } from './log/stats.js';
 import { nextCheckDelay, startupDelay } from './schedule.js';
 import { resolvePolicy, type UpdatePolicy } from './policy.js';
 export type { UpdatePolicy } from './policy.js';
@@ -101,6 +103,8 @@ export interface UpdaterOptions<Handle = unknown> {
   checkpointEvery?: number;
   /** Timer source for back-off waits; pass xstate's SimulatedClock in tests. */
   clock?: ActorOptions<typeof updaterMachine>['clock'];
+  /** An OpenTelemetry tracer (or anything shaped like one): a span per update session. */
+  tracer?: TracerLike;
   /** Randomness for jitter (schedule, back-off). Default Math.random. */
   random?: () => number;
   /** Wall clock for timestamps and rates. Default Date.now. */
@@ -145,6 +149,8 @@ export interface ModelUpdater<Handle = unknown> {
   conditionsChanged(): void;
   /** Removes versions retention no longer keeps, leftovers of interrupted downloads, and unused files. */
   gc(): Promise<GarbageReport>;
+  /** Outcomes, failure codes, download throughput, time in each state and sessions, from the log. */
+  stats(): UpdateStats;
   /** Makes a retained version active again (the newest retained, or `to`). */
   rollback(to?: string): Promise<UpdateResult>;
   stop(): void;
@@ -186,6 +192,7 @@ export interface Platform {
 export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>, platform: Platform): ModelUpdater<Handle> {
   const config = validateOptions(options);
   const policy = resolvePolicy(options.policy);
+  const spans = options.tracer ? new SessionSpans(options.tracer) : null;
   const random = options.random ?? Math.random;
   const now = options.now ?? Date.now;
   const { store } = platform;
@@ -298,6 +305,8 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
     const before = previous;
     previous = snapshot;
     maybeCheckpoint(snapshot);
+    const session = snapshot.context.session;
+    if (spans && session && (!before || statePath(before) !== statePath(snapshot))) spans.state(session.id, session.trigger, statePath(snapshot));
     if (!before || statePath(before) !== statePath(snapshot)) emit('state', { state: statePath(snapshot) });
     const { lastResult, candidate } = snapshot.context;
     if (candidate && before?.context.candidate?.version !== candidate.version && !snapshot.matches('checking')) {
@@ -305,6 +314,7 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
     }
     if (!lastResult || lastResult === before?.context.lastResult) return;
     scheduleAfter(lastResult);
+    spans?.end(lastResult);
     switch (lastResult.outcome) {
       case 'up-to-date':
         emit('update-not-available', { sessionId: lastResult.sessionId });
@@ -494,6 +504,7 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
       const busy = !isSettled(running().getSnapshot()) && context.candidate ? [context.candidate.version] : [];
       return store.collectGarbage(keep, busy);
     },
+    stats: () => logStats(running() && log!.records()),
     conditionsChanged() {
       running().send({ type: 'CONDITIONS_CHANGED' });
     },

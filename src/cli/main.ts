@@ -4,6 +4,7 @@
  */
 import * as keygen from './commands/keygen.js';
 import * as gc from './commands/gc.js';
+import * as stats from './commands/stats.js';
 import * as log from './commands/log.js';
 import { CliOutput } from './output.js';
 import * as publish from './commands/publish.js';
@@ -20,6 +21,7 @@ const commands: Record<string, { usage: string; run: (argv: string[]) => Promise
   log: { usage: log.usage, run: log.run },
   rollback: { usage: rollback.usage, run: rollback.run },
   gc: { usage: gc.usage, run: gc.run },
+  stats: { usage: stats.usage, run: stats.run },
 };
 
 function help(): string {

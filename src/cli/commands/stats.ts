@@ -1,0 +1,30 @@
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { readLogFile } from '../../log/fileEventLog.js';
+import { logStats } from '../../log/stats.js';
+import { LOG_FILE } from '../../node/fsModelStore.js';
+import { parsed, required } from '../args.js';
+import { CliOutput } from '../output.js';
+
+export const usage = 'stats --dir <dir> [--json]';
+
+export async function run(argv: string[]): Promise<number> {
+  const { values } = parsed(() => parseArgs({ args: argv, options: { dir: { type: 'string' }, json: { type: 'boolean' } } }));
+  const output = new CliOutput(values.json ?? false);
+  try {
+    const stats = logStats(readLogFile(join(required(values.dir, '--dir'), LOG_FILE)).records);
+    const rate = stats.successRate === null ? 'n/a' : `${(stats.successRate * 100).toFixed(1)} %`;
+    const throughput = stats.downloads.map((d) => d.bytesPerSecond).sort((a, b) => a - b);
+    const median = throughput.length ? `${(throughput[Math.floor(throughput.length / 2)]! / 1e6).toFixed(1)} MB/s` : 'n/a';
+    output.result({ ok: true, ...stats }, [
+      `sessions: ${stats.sessions}  ${Object.entries(stats.outcomes).map(([k, v]) => `${k} ${v}`).join(', ')}`,
+      `success rate: ${rate}`,
+      `failures by code: ${Object.entries(stats.failuresByCode).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}`,
+      `downloads: ${stats.downloads.length}, median throughput ${median}`,
+      `time in state (s): ${Object.entries(stats.timeInState).map(([k, v]) => `${k} ${(v / 1000).toFixed(1)}`).join(', ')}`,
+    ]);
+    return 0;
+  } catch (error) {
+    return output.failure(error);
+  }
+}
