@@ -30,6 +30,8 @@ export interface FetchManifestOptions {
   headers?: Record<string, string>;
   /** Keeps a rotated key set (trust.json). */
   trustStore?: TrustStore;
+  /** The fetch to use instead of the global one (an in-memory update service in tests). */
+  fetch?: typeof fetch;
 }
 
 const MAX_REDIRECTS = 5;
@@ -101,6 +103,7 @@ async function get(start: string, input: FetchManifestInput, options: FetchManif
         redirect: 'manual',
         headers: input.etag ? { ...headers, 'if-none-match': input.etag } : headers,
         retry: { limit: options.retries, maxRetryAfter: options.maxInPlaceRetryAfterMs, backoffLimit: 2_000 },
+        ...(options.fetch ? { fetch: options.fetch } : {}),
       });
       if (response.status === 304) return { status: 304 };
       return { status: 200, body: await readCapped(response, options.maxBytes, url.href), etag: response.headers.get('etag'), url: url.href };

@@ -1,0 +1,225 @@
+/**
+ * The whole deterministic world an updater runs in under simulation: the in-memory update service, the
+ * memory store and log with their durable images, the host's hooks and data, and xstate's SimulatedClock.
+ * It starts updaters on it, crashes them, and waits until nothing can move without outside help.
+ */
+import { SimulatedClock } from 'xstate';
+import { createUpdater, type ModelUpdater, type UpdateResult, type UpdaterOptions } from '../createUpdater.js';
+import type { ModelLoader } from '../modelRef.js';
+import type { ModelStore } from '../store.js';
+import { statePath } from '../statePath.js';
+import { MemoryLogDisk } from './memoryEventLog.js';
+import { MemoryModelStore } from './memoryModelStore.js';
+import { MemoryUpdateService } from './memoryUpdateService.js';
+import { SimulatedHostData } from './simulatedHostData.js';
+import { SimulatedLoader, type SimulatedHandle } from './simulatedLoader.js';
+import { SimulatedProcess } from './simulatedProcess.js';
+
+/** What the host's hooks can use in a simulation. */
+export interface SimulatedHost {
+  /** The host's own data, durable across crashes; its writes are crash points. */
+  data: SimulatedHostData;
+  /** The files of an installed version, as the host would read them from `model.path`. */
+  readFiles(version: string): Map<string, Uint8Array> | null;
+}
+
+/** The host's hooks, or a factory called at every (re)start of the simulated process. */
+export type SimulatedHooks<Handle = unknown> = ModelLoader<Handle> | ((host: SimulatedHost) => ModelLoader<Handle>);
+
+export interface SimulatedWorldOptions<Handle = unknown> {
+  hooks?: SimulatedHooks<Handle>;
+  /** Updater options the world does not set itself (approval, retention, probation, retry, ...). */
+  updater?: Omit<UpdaterOptions<Handle>, 'loader' | 'manifestUrl' | 'clock' | 'now' | 'trustedKeys' | 'allowUnsigned'>;
+  /** Disk size in bytes. Default 256 MiB. */
+  capacity?: number;
+  /** Stall timeout of a transfer, on the simulated clock. Default 30 000 ms. */
+  stallTimeoutMs?: number;
+}
+
+/** Anything the updater reported as an error: an 'error' event, a rejected call, a result's error. */
+export interface ReportedError {
+  source: string;
+  error: unknown;
+}
+
+const EPOCH = Date.parse('2026-01-01T00:00:00.000Z');
+
+/**
+ * @example
+ * const world = new SimulatedWorld({ hooks: { load: (m) => m.version } })
+ * world.service.publish('1.0.0', { 'model.bin': 'weights' })
+ * await world.boot(); world.call('check', (u) => u.check()); await world.settle()
+ * world.updater?.active?.version // '1.0.0'
+ */
+export class SimulatedWorld<Handle = unknown> {
+  readonly clock = new SimulatedClock();
+  readonly process = new SimulatedProcess();
+  readonly service = new MemoryUpdateService(this.process);
+  readonly store: MemoryModelStore;
+  readonly logDisk = new MemoryLogDisk();
+  readonly hostData = new SimulatedHostData(this.process);
+  readonly loader = new SimulatedLoader(this.process);
+  /** The updater of the current process; null between a crash and the next boot. */
+  updater: ModelUpdater<SimulatedHandle<Handle>> | null = null;
+  /** Set while the current process's start() has not finished; the error when it failed. */
+  startState: 'starting' | 'started' | { failed: unknown } = 'starting';
+  readonly errors: ReportedError[] = [];
+  /** Results of finished calls in this process, newest last. */
+  readonly results: Array<{ call: string; result: UpdateResult }> = [];
+  private inFlight = 0;
+
+  constructor(private readonly options: SimulatedWorldOptions<Handle> = {}) {
+    this.clock.set(EPOCH);
+    this.store = new MemoryModelStore(this.service, {
+      timers: this.clock,
+      ...(options.capacity === undefined ? {} : { capacity: options.capacity }),
+      ...(options.stallTimeoutMs === undefined ? {} : { stallTimeoutMs: options.stallTimeoutMs }),
+    });
+  }
+
+  /** Starts a new process: a new updater over whatever the store and log hold now. */
+  async boot(): Promise<void> {
+    const generation = this.process.generation;
+    const host: SimulatedHost = { data: this.hostData, readFiles: (version) => this.store.readVersion(version) };
+    const hooks = typeof this.options.hooks === 'function' ? this.options.hooks(host) : (this.options.hooks ?? {});
+    const updater = createUpdater<SimulatedHandle<Handle>>(
+      {
+        checkpointEvery: 40,
+        ...this.options.updater,
+        policy: { checkOnStart: false, ...this.options.updater?.policy },
+        manifestUrl: this.service.manifestUrl,
+        allowUnsigned: true,
+        loader: this.loader.wrap(hooks),
+        clock: this.clock,
+        now: () => this.clock.now(),
+        retry: { manifestRetries: 0, ...this.options.updater?.retry },
+        // ky's own timer is a real one: long enough never to fire during a run.
+        manifestTimeoutMs: 3_600_000,
+      },
+      {
+        store: fenced(this.store, this.process, generation),
+        openLog: (now) => this.logDisk.open(now),
+        fetch: (input, init) => this.process.fence(generation, this.service.fetch(input, init)),
+      },
+    );
+    this.updater = updater;
+    this.startState = 'starting';
+    updater.on('error', (error) => this.process.alive(generation) && this.errors.push({ source: 'error event', error }));
+    this.inFlight++;
+    try {
+      await this.process.fence(generation, updater.start());
+      this.startState = 'started';
+    } catch (error) {
+      this.startState = { failed: error };
+      this.errors.push({ source: 'start()', error });
+    } finally {
+      this.inFlight--;
+    }
+  }
+
+  /**
+   * Calls the updater without waiting for it to settle (a stalled step would keep it waiting); the
+   * outcome is recorded when it arrives. A call while no updater runs is skipped.
+   */
+  call(name: string, action: (updater: ModelUpdater<SimulatedHandle<Handle>>) => Promise<UpdateResult> | void): void {
+    const updater = this.updater;
+    if (!updater || this.startState === 'starting') return;
+    const generation = this.process.generation;
+    let pending: Promise<UpdateResult> | void;
+    try {
+      pending = action(updater);
+    } catch (error) {
+      this.errors.push({ source: `${name}()`, error });
+      return;
+    }
+    if (!pending) return;
+    this.inFlight++;
+    void this.process
+      .fence(generation, pending)
+      .then(
+        (result) => {
+          this.results.push({ call: name, result });
+          if (result.error) this.errors.push({ source: `${name}() result`, error: result.error });
+        },
+        (error: unknown) => this.errors.push({ source: `${name}()`, error }),
+      )
+      .finally(() => this.inFlight--);
+  }
+
+  /** The process dies. `dropUnsynced`: a power cut, losing what was written but not synced. */
+  crash({ dropUnsynced }: { dropUnsynced: boolean }): void {
+    this.process.crash();
+    this.updater?.stop();
+    this.updater = null;
+    this.inFlight = 0;
+    this.store.crash({ dropUnsynced });
+    this.logDisk.crash({ dropUnsynced });
+    this.loader.restarted();
+  }
+
+  /** Every fault ends and every stalled operation goes on. */
+  heal(): void {
+    this.service.faults = {};
+    this.store.heal();
+    this.logDisk.heal();
+    this.loader.heal();
+    this.hostData.heal();
+    this.process.heal();
+  }
+
+  /** Whether the updater is stopped for good (its log could not be written) until a restart. */
+  get halted(): boolean {
+    if (!this.updater) return true;
+    try {
+      this.updater.getSnapshot();
+      return false;
+    } catch {
+      return true;
+    }
+  }
+
+  /** The dotted state of the running updater, or why there is none. */
+  state(): string {
+    if (!this.updater) return 'no process';
+    if (this.halted) return 'halted';
+    return statePath(this.updater.getSnapshot());
+  }
+
+  /**
+   * Waits until nothing moves: no new record, request, store write or hook call over several turns of
+   * the event loop. What is left waits for the clock, a stall to be healed, or the host.
+   */
+  async settle(): Promise<void> {
+    let quiet = 0;
+    let last = '';
+    for (let turn = 0; turn < 5_000 && quiet < 4; turn++) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      const now = [
+        this.logDisk.records.length,
+        this.state(),
+        this.service.requests.length,
+        this.store.usedBytes(),
+        this.loader.calls.length,
+        this.process.stalls,
+        this.inFlight,
+        this.startState === 'starting' ? 's' : 'r',
+      ].join('|');
+      quiet = now === last ? quiet + 1 : 0;
+      last = now;
+    }
+  }
+}
+
+/** The store as one process sees it: after that process dies, its calls never return. */
+function fenced(store: ModelStore, process: SimulatedProcess, generation: number): ModelStore {
+  return new Proxy(store, {
+    get(target, name, receiver) {
+      const value = Reflect.get(target, name, receiver);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        const result = (value as (...a: unknown[]) => unknown).apply(target, args);
+        return result instanceof Promise ? process.fence(generation, result) : result;
+      };
+    },
+  });
+}
