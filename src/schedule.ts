@@ -28,6 +28,12 @@ export const DEFAULT_SCHEDULE: SchedulePolicy = {
   failureMaxMs: 6 * 60 * 60_000,
 };
 
+/**
+ * For large fleets: the first check lands anywhere within one interval after start-up, so installs
+ * that start together (a power cut, a rollout of the app itself) do not all check in the same minute.
+ */
+export const FLEET_SCHEDULE: SchedulePolicy = { ...DEFAULT_SCHEDULE, startupSpreadMs: DEFAULT_SCHEDULE.intervalMs };
+
 export interface ScheduleState {
   /** Sessions in a row that failed (0 after a success). */
   failures: number;
