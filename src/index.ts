@@ -22,10 +22,19 @@ export { canonicalJson } from './trust/canonical.js';
 export { replay, type UpdaterSnapshot } from './log/replay.js';
 export { verifyLog, type LogRecord, type LogVerification } from './log/record.js';
 export { readLogFile, FileEventLog } from './log/fileEventLog.js';
+export { logStats, type UpdateStats, type SessionStats, type DownloadStats } from './log/stats.js';
+export { quarantineLog, type QuarantineReport } from './node/quarantineLog.js';
+export { createUpdater, type Platform, type UpdaterOptions } from './createUpdater.js';
+export type { DownloadCondition } from './policy.js';
+export { DEFAULT_SCHEDULE, FLEET_SCHEDULE, nextCheckDelay, type SchedulePolicy } from './schedule.js';
+export type { TracerLike, SpanLike } from './telemetry.js';
+export type { GarbageReport } from './store.js';
 export { FsModelStore } from './node/fsModelStore.js';
 export type { ModelStore, ActivePointer } from './store.js';
 export { updaterMachine } from '../machines/updater.machine.js';
 export { selectCandidate } from '../machines/selectCandidate.js';
+export { rolloutBucket, approvalFor } from '../machines/policy.js';
+export { planRetention } from '../machines/retention.js';
 export type {
   Manifest,
   ManifestVersion,
