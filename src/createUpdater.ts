@@ -32,6 +32,7 @@ import { recoveryEvents } from '../machines/recovery.js';
 import { LoadedModels, type ModelLoader, type ModelRef } from './modelRef.js';
 import type { GarbageReport, ModelStore } from './store.js';
 import { validateOptions } from './options.js';
+import { typedStore } from './typedStore.js';
 import { SessionSpans, type TracerLike } from './telemetry.js';
 import { logStats, type UpdateStats } from './log/stats.js';
 import { nextCheckDelay, startupDelay } from './schedule.js';
@@ -195,7 +196,8 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
   const spans = options.tracer ? new SessionSpans(options.tracer) : null;
   const random = options.random ?? Math.random;
   const now = options.now ?? Date.now;
-  const { store } = platform;
+  // Whatever the adapter throws reaches the chart, the log and the host as an UpdateError.
+  const store = typedStore(platform.store);
   const loader = options.loader ?? {};
   const models = new LoadedModels<Handle>(loader, (version) => store.versionPath(version));
   const listeners = new Map<keyof UpdaterEvents, Set<(payload: never) => void>>();

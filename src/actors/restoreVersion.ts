@@ -36,9 +36,10 @@ export function createRestoreVersion(store: ModelStore, models: LoadedModels<any
       await store.writePointer({ schemaVersion: 1, active: to, retained, switchedAt: new Date(now()).toISOString() });
     }
     if (!input.manual && from) {
-      // The failed version is not kept: it is not a rollback target.
+      // The failed version is not kept: it is not a rollback target. Cleaning up is best effort (as after a
+      // switch): a disk that refuses it must not fail the restore; gc() removes the files later.
       const pointer = await store.readPointer();
-      await store.collectGarbage(pointer ? [pointer.active, ...pointer.retained].map((kept) => kept.version) : []);
+      await store.collectGarbage(pointer ? [pointer.active, ...pointer.retained].map((kept) => kept.version) : []).catch(() => undefined);
     }
     if (input.manual && from) await models.unload(from);
     if (to) await models.load(to);

@@ -1,0 +1,35 @@
+/**
+ * A store whose failures are always UpdateErrors. Adapters type most of their errors, but a raw fs or
+ * IndexedDB error (an EIO from `rm`, an ENOSPC from `mkdir`) must not reach the host or the log untyped.
+ */
+import { UpdateError } from './errors.js';
+import type { ModelStore } from './store.js';
+
+/** The UpdateError for anything a store threw: INSUFFICIENT_DISK_SPACE for a full disk, else STORAGE_FAILED. */
+export function storageFailure(error: unknown, store: string, action: string): UpdateError {
+  if (error instanceof UpdateError) return error;
+  const code = (error as { code?: unknown } | null)?.code;
+  const full = code === 'ENOSPC' || code === 'EDQUOT' || (error as Error | null)?.name === 'QuotaExceededError';
+  return new UpdateError(
+    full ? 'INSUFFICIENT_DISK_SPACE' : 'STORAGE_FAILED',
+    `The model store in ${store} failed to ${action}: ${(error as Error)?.message ?? String(error)}. Check its free space and permissions.`,
+    { cause: error },
+  );
+}
+
+/**
+ * @example
+ * const store = typedStore(new FsModelStore(dir)); await store.collectGarbage([]) // rejects only with UpdateError
+ */
+export function typedStore(store: ModelStore): ModelStore {
+  return new Proxy(store, {
+    get(target, name, receiver) {
+      const value = Reflect.get(target, name, receiver);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        const result = (value as (...a: unknown[]) => unknown).apply(target, args);
+        return result instanceof Promise ? result.catch((error: unknown) => Promise.reject(storageFailure(error, target.location, String(name)))) : result;
+      };
+    },
+  });
+}
