@@ -502,9 +502,10 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
     async gc() {
       const { context } = running().getSnapshot();
       const keep = [context.active, ...context.retained].filter((v) => v !== null).map((v) => v.version);
-      // A download in progress (or cancelled, to resume later) keeps its staging unless idle.
+      // An update in progress keeps its staging (a download, or one cancelled to resume later) and the
+      // version folder it is installing: promoted before migrate, the switch points at it.
       const busy = !isSettled(running().getSnapshot()) && context.candidate ? [context.candidate.version] : [];
-      return store.collectGarbage(keep, busy);
+      return store.collectGarbage([...keep, ...busy], busy);
     },
     stats: () => logStats(running() && log!.records()),
     conditionsChanged() {

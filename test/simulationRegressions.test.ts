@@ -32,3 +32,24 @@ describe('found by the simulator', () => {
     expect(error).toMatchObject({ code: 'STORAGE_FAILED', message: expect.stringContaining('EIO') });
   });
 });
+
+describe('found by the simulator: gc() during an update', () => {
+  it('keeps the version being installed: the switch never points at a removed folder (seed 4)', async () => {
+    // No load hook reads the files, so nothing but the store notices a missing version.
+    const world = new SimulatedWorld({ hooks: { load: (m) => m.version } });
+    void world.boot();
+    await world.settle();
+    world.loader.inject({ hook: 'migrate', effect: 'stall', repeat: 'once' });
+    world.service.publish('1.0.0', { 'part0.bin': new Uint8Array([1]) });
+    world.call('check', (u) => u.check());
+    await world.settle();
+    expect(world.state()).toBe('migrating.migratingData');
+    world.call('gc', async (u) => (await u.gc(), { sessionId: 'gc', outcome: 'up-to-date', version: null, error: null }));
+    await world.settle();
+    world.heal();
+    await world.settle();
+    const pointer = await world.store.readPointer();
+    expect(pointer?.active.version).toBe('1.0.0');
+    expect(world.store.verifyVersion(pointer!.active)).toBeNull();
+  });
+});
