@@ -248,7 +248,16 @@ export class CrashCommand extends Step {
   }
 }
 
+const hookFault = fc
+  .record({
+    hook: fc.constantFrom('migrate' as const, 'load' as const, 'healthCheck' as const, 'unload' as const),
+    effect: fc.constantFrom('throw' as const, 'stall' as const, 'unhealthy' as const),
+    repeat: fc.constantFrom('once' as const, 'from-then-on' as const),
+  })
+  .map<Fault>(({ hook, effect, repeat }) => ({ target: 'hook', fault: { hook, effect: effect === 'unhealthy' && hook !== 'healthCheck' ? 'throw' : effect, repeat } }));
+
 const faultArbitrary: fc.Arbitrary<Fault> = fc.oneof(
+  { arbitrary: hookFault, weight: 4 },
   fc.constantFrom<Fault>(
     { target: 'service', faults: { offline: true } },
     { target: 'service', faults: { corrupt: true } },
@@ -259,13 +268,6 @@ const faultArbitrary: fc.Arbitrary<Fault> = fc.oneof(
   fc.integer({ min: 0, max: 5000 }).map<Fault>((n) => ({ target: 'service', faults: { truncateAfter: n } })),
   fc.record({ code: fc.constantFrom('ENOSPC' as const, 'EIO' as const), after: fc.nat(6), mode: fc.constantFrom('once' as const, 'from-then-on' as const) }).map<Fault>((fault) => ({ target: 'store', fault })),
   fc.record({ after: fc.nat(12), mode: fc.constantFrom('lost' as const, 'unsynced' as const) }).map<Fault>((fault) => ({ target: 'log', fault })),
-  fc
-    .record({
-      hook: fc.constantFrom('migrate' as const, 'load' as const, 'healthCheck' as const, 'unload' as const),
-      effect: fc.constantFrom('throw' as const, 'stall' as const, 'unhealthy' as const),
-      repeat: fc.constantFrom('once' as const, 'from-then-on' as const),
-    })
-    .map<Fault>(({ hook, effect, repeat }) => ({ target: 'hook', fault: { hook, effect: effect === 'unhealthy' && hook !== 'healthCheck' ? 'throw' : effect, repeat } })),
   fc.nat(4).map<Fault>((n) => ({ target: 'host-data', stallWrite: n })),
 );
 
@@ -275,13 +277,18 @@ const faultArbitrary: fc.Arbitrary<Fault> = fc.oneof(
  * fc.commands(simulationCommands(), { maxCommands: 30 })
  */
 export function simulationCommands(): Array<fc.Arbitrary<SimulationCommand>> {
+  const publish = fc
+    .tuple(fc.constantFrom('major' as const, 'minor' as const, 'patch' as const), fc.array(fc.integer({ min: 1, max: 9000 }), { minLength: 1, maxLength: 3 }), fc.boolean())
+    .map(([bump, sizes, share]) => new PublishCommand(bump, sizes, share));
+  const check = fc.integer({ min: 1, max: 3 }).map((times) => new CheckCommand(times));
+  const crash = fc.boolean().map((dropUnsynced) => new CrashCommand(dropUnsynced));
   return [
-    fc.tuple(fc.constantFrom('major' as const, 'minor' as const, 'patch' as const), fc.array(fc.integer({ min: 1, max: 9000 }), { minLength: 1, maxLength: 3 }), fc.boolean()).map(
-      ([bump, sizes, share]) => new PublishCommand(bump, sizes, share),
-    ),
+    publish,
+    publish,
     fc.constant(new ChangeCommand()),
-    fc.integer({ min: 1, max: 3 }).map((times) => new CheckCommand(times)),
-    fc.integer({ min: 1, max: 3 }).map((times) => new CheckCommand(times)),
+    check,
+    check,
+    check,
     fc.constant(new ApproveCommand()),
     fc.constant(new CancelCommand()),
     fc.constant(new ConfirmCommand()),
@@ -291,6 +298,7 @@ export function simulationCommands(): Array<fc.Arbitrary<SimulationCommand>> {
     faultArbitrary.map((fault) => new FaultCommand(fault)),
     fc.constant(new HealCommand()),
     fc.constantFrom(1_000, 30_000, 120_000, 700_000).map((ms) => new AdvanceClockCommand(ms)),
-    fc.boolean().map((dropUnsynced) => new CrashCommand(dropUnsynced)),
+    crash,
+    crash,
   ];
 }

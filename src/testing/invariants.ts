@@ -98,7 +98,7 @@ export async function checkInvariants(world: SimulatedWorld<any>, previous: Obse
   }
 
   // The active version changes only by a completed switch, a rollback, or a recovery (which replays one).
-  const active = live?.context.active?.version ?? previous.active;
+  const active = live ? (live.context.active?.version ?? null) : previous.active;
   if (live && active !== previous.active) {
     const since = updater!.log.records().slice(Math.min(previous.records, updater!.log.records().length));
     if (!since.some((record) => CHANGES_ACTIVE.includes(record.type)) && previous.records <= updater!.log.records().length) {

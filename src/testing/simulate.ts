@@ -16,8 +16,9 @@ export interface SimulateOptions<Handle = unknown> {
   runs?: number;
   /** Seed for a reproducible run (the report of a failure names it). */
   seed?: number;
-  /** Replay one failure exactly: the `path` of its report, with its seed. */
+  /** Replay one failure exactly: the `path` and `replayPath` of its report, with its seed. */
   path?: string;
+  replayPath?: string;
   /** Most commands in one schedule. Default 30. */
   maxCommands?: number;
   /** Updater options held fixed (otherwise drawn at random per schedule: approval, retention, probation, retries). */
@@ -29,8 +30,10 @@ export interface Counterexample {
   /** What broke. */
   error: string;
   seed: number;
-  /** fast-check's replay path: pass it back with the seed to run only this schedule. */
+  /** fast-check's replay path: pass it back with the seed (and replayPath) to run only this schedule. */
   path: string;
+  /** fast-check's replay path of the command list (how it was shrunk). */
+  replayPath: string;
   /** The commands of the failing schedule, in order. */
   commands: string[];
   /** The failing run's event log, one line a record. */
@@ -74,7 +77,7 @@ interface FailedRun {
  * await fc.assert(simulationProperty({ hooks }), { numRuns: 100 })
  */
 export function simulationProperty<Handle>(options: Omit<SimulateOptions<Handle>, 'runs' | 'seed' | 'path'> = {}, onFailure?: (run: FailedRun) => void) {
-  return fc.asyncProperty(settingsArbitrary, fc.commands(simulationCommands(), { maxCommands: options.maxCommands ?? 30 }), async (settings, commands) => {
+  return fc.asyncProperty(settingsArbitrary, fc.commands(simulationCommands(), { maxCommands: options.maxCommands ?? 30, size: 'medium', ...(options.replayPath ? { replayPath: options.replayPath } : {}) }), async (settings, commands) => {
     const world = new SimulatedWorld<Handle>({
       hooks: options.hooks ?? (correctHooks as unknown as SimulatedHooks<Handle>),
       updater: {
@@ -150,7 +153,16 @@ export async function simulate<Handle>(options: SimulateOptions<Handle> = {}): P
     ok: false,
     runs: details.numRuns,
     seed,
-    counterexample: { error: last.error, seed, path: details.counterexamplePath ?? '', commands: last.commands, log: last.log, state: last.state, hostData: last.hostData },
+    counterexample: {
+      error: last.error,
+      seed,
+      path: details.counterexamplePath ?? '',
+      replayPath: /replayPath="([^"]*)"/.exec(String(details.counterexample?.[1]))?.[1] ?? '',
+      commands: last.commands,
+      log: last.log,
+      state: last.state,
+      hostData: last.hostData,
+    },
   };
 }
 
@@ -161,7 +173,7 @@ export class SimulationFailure extends Error {
     super(
       [
         counterexample.error,
-        `replay with: simulate({ ..., seed: ${counterexample.seed}, path: ${JSON.stringify(counterexample.path)} })`,
+        `replay with: simulate({ ..., seed: ${counterexample.seed}, path: ${JSON.stringify(counterexample.path)}, replayPath: ${JSON.stringify(counterexample.replayPath)} })`,
         describeRun(counterexample),
       ].join('\n'),
     );
