@@ -361,7 +361,12 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
 
   /** Ends probation after `confirmAfterMs` of the version being active in this process. */
   const timers = options.clock ?? {
-    setTimeout: (fn: () => void, ms: number) => setTimeout(fn, ms).unref(),
+    setTimeout: (fn: () => void, ms: number) => {
+      const id = setTimeout(fn, ms);
+      // Node: the timer must not keep the process alive. Browsers have no unref.
+      (id as { unref?: () => void }).unref?.();
+      return id;
+    },
     clearTimeout: (id: unknown) => clearTimeout(id as NodeJS.Timeout),
   };
   let probationTimer: { version: string; id: unknown } | undefined;

@@ -37,6 +37,8 @@ export type Fault =
   | { kind: 'corrupt'; times?: number }
   /** Send the headers, then never the body; the socket stays open until close(). */
   | { kind: 'hang'; times?: number }
+  /** Send the headers and this many body bytes, then nothing more; the socket stays open until close(). */
+  | { kind: 'hang-after'; bytes: number; times?: number }
   /** Append this many extra bytes to the body, without a Content-Length. */
   | { kind: 'extra-bytes'; bytes: number; times?: number }
   /** Send the headers, then `bytes` of the body every `intervalMs` (a slow-retrieval attack). */
@@ -236,6 +238,10 @@ async function serve(
     await dropAfter(res, record, file, start, Math.min(end, start + fault.bytes - 1));
     return;
   }
+  if (fault?.kind === 'hang-after') {
+    await dropAfter(res, record, file, start, Math.min(end, start + fault.bytes - 1), 'hang');
+    return;
+  }
   // start/end cannot describe an empty range; only an empty file has one here.
   const read = createReadStream(file, length === 0 ? {} : { start, end, highWaterMark: READ_HIGH_WATER_MARK });
   const middle = Math.floor(length / 2);
@@ -283,7 +289,7 @@ async function trickle(res: ServerResponse, record: RecordedRequest, file: strin
 }
 
 /** Sends bytes start..last of the file, then closes the connection before the promised length. */
-async function dropAfter(res: ServerResponse, record: RecordedRequest, file: string, start: number, last: number): Promise<void> {
+async function dropAfter(res: ServerResponse, record: RecordedRequest, file: string, start: number, last: number, then: 'close' | 'hang' = 'close'): Promise<void> {
   res.flushHeaders();
   if (last >= start) {
     for await (const chunk of createReadStream(file, { start, end: last, highWaterMark: READ_HIGH_WATER_MARK })) {
@@ -292,6 +298,7 @@ async function dropAfter(res: ServerResponse, record: RecordedRequest, file: str
       if (res.destroyed) return;
     }
   }
+  if (then === 'hang') return;
   // end() on the socket, not destroy(): it flushes what was written first, so exactly `bytes` arrive.
   res.socket?.end();
 }
