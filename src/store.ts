@@ -25,6 +25,8 @@ export interface FetchRequest {
   url: string;
   signal: AbortSignal;
   onBytes: (delta: number) => void;
+  /** Called when the transfer starts, with the bytes kept from an earlier attempt. */
+  onStart?: (resumedFrom: number) => void;
 }
 
 export interface FetchResult extends FileDigest {

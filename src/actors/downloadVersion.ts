@@ -56,6 +56,10 @@ export function createDownloadVersion(options: DownloadVersionOptions) {
           fetched += delta;
           report(false);
         },
+        // A resumed file's progress starts at what the earlier attempt kept.
+        onStart: (resumedFrom) => {
+          current = resumedFrom;
+        },
       });
       current = 0;
       done += result.size;

@@ -129,6 +129,7 @@ export class FsModelStore implements ModelStore {
         guard.onBytes(delta);
         request.onBytes(delta);
       },
+      ...(request.onStart ? { onStart: request.onStart } : {}),
       ...(this.limits.stallTimeoutMs === undefined ? {} : { stallTimeoutMs: this.limits.stallTimeoutMs }),
     }).catch((error: unknown) => {
       throw guard.tripped ?? error;

@@ -1,14 +1,9 @@
 /**
- * Bulk transfer of one model file on Node: HTTP/1.1 GET straight into a file, hashing on the way.
- *
- * Why not node:http: its client copies every body chunk out of a fresh 64 KiB socket buffer, so a 1 GiB
- * body makes 2 GiB of short-lived Buffers. V8 only collects them after ~64 MB of external memory has
- * piled up, which put peak RSS at 85-130 MB and cost a third of the time (measured, bench/download.ts).
- * Here the socket reads (net/tls `onread`) straight into a fixed pool of four 1 MiB slots, each slot is
- * hashed in place and written with one pwritev, and reading pauses while every slot waits for the disk:
- * memory stays at ~4 MiB whatever the file size. The price is the small HTTP/1.1 response reader below
- * (status line, headers, Content-Length / chunked / close-delimited bodies); requests are plain GETs
- * with `Connection: close`, so there is no keep-alive or pipelining to get wrong.
+ * Bulk transfer of one model file on Node: a node:http GET streamed straight into a file, hashed on the
+ * way (one pass). ky (fetch) stays the client for the manifest; for the bulk transfer, web streams cost
+ * a lot on Node 20 and node:http streams are much faster (bench/download.ts). The body is gathered into
+ * 1 MiB batches, each written with one positional writev, and reading pauses while 4 MiB wait for the
+ * disk, so memory stays bounded whatever the file size.
  *
  * One call is one attempt: the statechart owns retries and back-off, and this module leaves the partial
  * file in a state the next attempt resumes.
@@ -16,8 +11,8 @@
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open, readFile, rm, stat, truncate, writeFile, type FileHandle } from 'node:fs/promises';
-import { validateHeaderName, validateHeaderValue } from 'node:http';
-import net from 'node:net';
+import http, { validateHeaderName, validateHeaderValue } from 'node:http';
+import https from 'node:https';
 import tls from 'node:tls';
 import { UpdateError } from '../errors.js';
 
@@ -57,14 +52,6 @@ export interface DownloadFileResult {
 
 const KIB = 1024;
 const MIB = 1024 * KIB;
-/** Four slots: one being written while the others fill keeps disk and network both busy. */
-const SLOT_SIZE = MIB;
-const SLOT_COUNT = 4;
-/** A slot with less room than this is handed to the disk: tiny reads would cost more than they carry. */
-const MIN_READ = 64 * KIB;
-/** Where bytes land that arrive while reading is paused (TLS keeps emitting what it already decrypted). */
-const SPILL_SIZE = 64 * KIB;
-const MAX_HEAD_BYTES = 64 * KIB;
 const MAX_REDIRECTS = 5;
 const DEFAULT_STALL_TIMEOUT_MS = 30_000;
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
@@ -232,7 +219,7 @@ async function receiveInto(exchange: Exchange, partPath: string, sink: Omit<Body
 }
 
 // ---------------------------------------------------------------------------------------------------
-// One HTTP/1.1 exchange over a socket that reads into a fixed set of buffers.
+// One GET over node:http, with the body streamed into the file in batches.
 
 interface BodySink {
   file: FileHandle;
@@ -255,7 +242,7 @@ interface Exchange {
    * On a network failure, stall or abort, writes what already arrived before rejecting.
    */
   receive(sink: BodySink): Promise<number>;
-  /** Drops the connection. Idempotent; a no-op after receive settled. */
+  /** Drops the connection. Idempotent. */
   close(): void;
 }
 
@@ -265,347 +252,141 @@ interface ExchangeOptions {
   ca: Array<string | Buffer> | undefined;
 }
 
-interface Slot {
-  buffer: Buffer;
-  /** Bytes of the slot already read into. */
-  fill: number;
-  /** Waiting for its write to finish: not to be read into. */
-  busy: boolean;
-}
-
-/** Body bytes for one pwritev, and the slot they live in (freed when the write is done). */
-interface WriteBatch {
-  segments: Buffer[];
-  bytes: number;
-  slot: Slot | undefined;
-}
+/** Body bytes gathered before one positional writev: fewer, larger writes. */
+const BATCH_BYTES = MIB;
+/** Body bytes waiting for the disk before reading pauses: bounds memory whatever the file size. */
+const MAX_PENDING_BYTES = 4 * MIB;
 
 /**
- * Sends the GET and resolves once the response head is in, with reading paused so the caller can decide
- * what to do with the body. Rejects with an UpdateError if no head arrives.
+ * Sends the GET and resolves once the response head is in, with the body paused so the caller can
+ * decide what to do with it. Rejects with an UpdateError if no head arrives.
  */
 function openExchange(url: URL, headers: Record<string, string>, options: ExchangeOptions): Promise<Exchange> {
-  const { signal, stallTimeoutMs } = options;
+  const { signal, stallTimeoutMs, ca } = options;
   return new Promise<Exchange>((resolveHead, rejectHead) => {
-    // The head is read through `spill` too; the slots only exist once a body is wanted, so redirects
-    // and error answers cost 64 KiB, not 4 MiB.
-    const spill = Buffer.allocUnsafeSlow(SPILL_SIZE);
-    let slots: Slot[] = [];
-    const parser = new ResponseParser(url);
-    let current = 0;
-    /** What the socket reads into next; Node asks for it right after each read callback. */
-    let target: Buffer = spill;
-    let phase: 'head' | 'decide' | 'body' | 'done' | 'failed' | 'closed' = 'head';
-    let paused = false;
-    /** Copies of bytes that arrived while paused or before the body was wanted, in order. */
-    let backlog: Buffer[] = [];
-    let eof = false;
-    let socketError: unknown;
-
-    let sink: BodySink | undefined;
-    let received = 0;
-    let batch: WriteBatch = { segments: [], bytes: 0, slot: undefined };
-    const queue: WriteBatch[] = [];
-    let writing = false;
-    let position = 0;
-    let writeError: UpdateError | undefined;
-    let outcome: { error?: unknown } | undefined;
-    let settleBody: ((error: unknown) => void) | undefined;
-
-    let timer: NodeJS.Timeout | undefined = setTimeout(onStall, stallTimeoutMs);
-    const disarm = (): void => {
+    const client = url.protocol === 'https:' ? https : http;
+    const request = client.request(url, {
+      method: 'GET',
+      headers: { ...headers, 'accept-encoding': 'identity', connection: 'close' },
+      agent: false,
+      ...(ca === undefined ? {} : { ca }),
+    });
+    let failure: UpdateError | undefined;
+    let onFailure: ((error: UpdateError) => void) | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const fail = (error: UpdateError): void => {
+      if (failure) return;
+      failure = error;
       clearTimeout(timer);
-      timer = undefined;
+      signal?.removeEventListener('abort', onAbort);
+      request.destroy();
+      if (onFailure) onFailure(error);
+      else rejectHead(error);
     };
-    const onAbort = (): void => {
-      if (phase === 'head') failHead(cancelled());
-      else if (phase === 'body') fail(cancelled(), 'keep');
+    const armStallTimer = (): void => {
+      clearTimeout(timer);
+      timer = setTimeout(() => fail(stalled(url, stallTimeoutMs)), stallTimeoutMs);
     };
+    const onAbort = (): void => fail(cancelled());
     signal?.addEventListener('abort', onAbort, { once: true });
+    armStallTimer();
 
-    const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
-    const onread: net.OnReadOpts = { buffer: () => target, callback: (length, view) => onRead(length, view as Buffer) };
-    // tls.connect documents `onread` (as for net.Socket); @types/node 20 just lacks it.
-    const tlsOptions: tls.ConnectionOptions & { onread: net.OnReadOpts } = {
-      host,
-      port: Number(url.port || 443),
-      ...(net.isIP(host) === 0 ? { servername: host } : {}),
-      ALPNProtocols: ['http/1.1'],
-      ...(options.ca === undefined ? {} : { ca: options.ca }),
-      onread,
-    };
-    const socket = url.protocol === 'https:' ? tls.connect(tlsOptions) : net.connect({ host, port: Number(url.port || 80), onread });
-    socket.on('error', onSocketError);
-    socket.on('end', onEof);
-    socket.on('close', onEof);
-    socket.write(requestHead(url, headers));
-
-    const exchange: Exchange = {
-      status: 0,
-      statusText: '',
-      headers: {},
-      receive(bodySink) {
-        if (phase !== 'decide') return Promise.reject(new Error('receive() called twice or after close()'));
-        sink = bodySink;
-        position = bodySink.position;
-        slots = Array.from({ length: SLOT_COUNT }, () => ({ buffer: Buffer.allocUnsafeSlow(SLOT_SIZE), fill: 0, busy: false }));
-        phase = 'body';
-        timer = setTimeout(onStall, stallTimeoutMs);
-        const settled = new Promise<number>((resolve, reject) => {
-          settleBody = (error) => (error === undefined ? resolve(received) : reject(error));
-        });
-        if (signal?.aborted) fail(cancelled(), 'keep');
-        else if (socketError !== undefined) fail(networkError(socketError, url), 'keep');
-        else if (parser.done) finish();
-        else guarded(resume);
-        return settled;
-      },
-      close() {
-        if (phase === 'done' || phase === 'failed' || phase === 'closed') return;
-        phase = 'closed';
-        disarm();
+    request.on('error', (error) => fail(networkError(error, url)));
+    request.on('response', (response) => {
+      response.pause();
+      // Until receive() is called, the body waits; a stall or abort still ends the exchange.
+      response.on('error', (error) => fail(networkError(error, url)));
+      const close = (): void => {
+        clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
-        socket.destroy();
-      },
-    };
+        request.destroy();
+      };
+      resolveHead({
+        status: response.statusCode ?? 0,
+        statusText: response.statusMessage ?? '',
+        headers: joinHeaders(response.headers),
+        close,
+        receive: (sink) =>
+          new Promise<number>((resolve, reject) => {
+            let received = 0;
+            let batch: Buffer[] = [];
+            let batchBytes = 0;
+            let writePosition = sink.position;
+            let pendingBytes = 0;
+            let writes: Promise<void> = Promise.resolve();
+            let writeError: UpdateError | undefined;
 
-    function onRead(length: number, view: Buffer): boolean {
-      try {
-        timer?.refresh();
-        const data = view.subarray(0, length);
-        if (phase === 'head') return onHeadBytes(data);
-        if (phase !== 'body' || paused) {
-          backlog.push(Buffer.from(data));
-          return false;
-        }
-        const slot = slots[current]!;
-        const room = SLOT_SIZE - slot.fill;
-        if (view.buffer === slot.buffer.buffer && view.byteOffset === slot.buffer.byteOffset + slot.fill) {
-          slot.fill += length;
-          consume(data);
-        } else if (length <= room) {
-          // The first read after a pause lands in `spill`: move it into the slot rather than allocating.
-          data.copy(slot.buffer, slot.fill);
-          slot.fill += length;
-          consume(slot.buffer.subarray(slot.fill - length, slot.fill));
-        } else {
-          consume(Buffer.from(data));
-        }
-        return keepReading();
-      } catch (error) {
-        // Nothing may escape into Node's stream internals.
-        if (phase === 'head') failHead(error);
-        else failWith(error);
-        return false;
-      }
-    }
+            /** Queues the gathered bytes for one positional write, in order. */
+            const flush = (): void => {
+              if (batchBytes === 0) return;
+              const segments = batch;
+              const bytes = batchBytes;
+              const position = writePosition;
+              batch = [];
+              batchBytes = 0;
+              writePosition += bytes;
+              pendingBytes += bytes;
+              writes = writes.then(async () => {
+                if (writeError) return;
+                try {
+                  await writeAll(sink.file, segments, position);
+                } catch (error) {
+                  writeError = storageError(error, 'write the download to disk');
+                  fail(writeError);
+                  return;
+                }
+                pendingBytes -= bytes;
+                sink.onBytes?.(bytes);
+                if (response.isPaused() && pendingBytes <= MAX_PENDING_BYTES && !failure) response.resume();
+              });
+            };
+            // Whatever ends the transfer, what already arrived is written first (the next attempt resumes it).
+            onFailure = (error) => {
+              flush();
+              void writes.then(() => reject(writeError ?? error));
+            };
+            if (failure) return onFailure(failure);
 
-    function failWith(error: unknown): void {
-      fail(error, error instanceof UpdateError && error.code === 'SIZE_MISMATCH' ? 'delete' : 'keep');
-    }
-
-    function guarded(action: () => void): void {
-      try {
-        action();
-      } catch (error) {
-        failWith(error);
-      }
-    }
-
-    function onHeadBytes(data: Buffer): boolean {
-      const bodyStart = parser.feedHead(data);
-      if (bodyStart < 0) return true; // the parser copied the partial head; the slot is free again
-      // The body's first bytes came with the head: keep a copy for when (if) the body is wanted.
-      if (bodyStart < data.length) backlog.push(Buffer.from(data.subarray(bodyStart)));
-      const head = parser.head!;
-      exchange.status = head.status;
-      exchange.statusText = head.statusText;
-      exchange.headers = head.headers;
-      phase = 'decide';
-      pause();
-      disarm();
-      resolveHead(exchange);
-      return false;
-    }
-
-    function consume(data: Buffer): void {
-      parser.feedBody(data, (payload) => {
-        if (received + payload.length > sink!.limit) {
-          throw sizeMismatch(url, 'the server sent more bytes than that', sink!.expectedSize);
-        }
-        received += payload.length;
-        sink!.hash.update(payload);
-        batch.segments.push(payload);
-        batch.bytes += payload.length;
+            response.on('data', (chunk: Buffer) => {
+              armStallTimer();
+              if (received + chunk.length > sink.limit) {
+                fail(sizeMismatch(url, `it sent more than ${sink.expectedSize} bytes`, sink.expectedSize));
+                return;
+              }
+              received += chunk.length;
+              sink.hash.update(chunk);
+              batch.push(chunk);
+              batchBytes += chunk.length;
+              if (batchBytes >= BATCH_BYTES) flush();
+              if (pendingBytes > MAX_PENDING_BYTES) response.pause();
+            });
+            response.on('end', () => {
+              clearTimeout(timer);
+              signal?.removeEventListener('abort', onAbort);
+              flush();
+              void writes.then(() => (writeError ? reject(writeError) : resolve(received)));
+            });
+            // A body cut short (the peer closed early) ends without 'end': keep what came, report it.
+            response.on('close', () => {
+              if (!response.complete && !failure) {
+                fail(new UpdateError('NETWORK_UNAVAILABLE', `The connection to ${url.host} closed before the whole file arrived; the partial file is kept and the next attempt resumes it.`));
+              }
+            });
+            response.resume();
+          }),
       });
-      if (parser.done) finish();
-    }
-
-    /** After bytes went into the current slot: hands full slots to the disk and decides whether to read on. */
-    function keepReading(): boolean {
-      if (phase !== 'body') return false;
-      const slot = slots[current]!;
-      if (SLOT_SIZE - slot.fill < MIN_READ) {
-        submit(slot);
-        current = (current + 1) % SLOT_COUNT;
-      }
-      const next = slots[current]!;
-      if (next.busy) {
-        pause();
-        return false;
-      }
-      target = next.buffer.subarray(next.fill);
-      return true;
-    }
-
-    function pause(): void {
-      paused = true;
-      target = spill;
-    }
-
-    /** Called when a slot frees up or the body is first wanted: replays the backlog, then reads on. */
-    function resume(): void {
-      if (phase !== 'body' || !paused || slots[current]!.busy) return;
-      paused = false;
-      while (backlog.length > 0 && phase === 'body') {
-        consume(backlog.shift()!);
-        if (!keepReading()) return;
-      }
-      if (phase !== 'body') return;
-      if (eof) {
-        onEof();
-        return;
-      }
-      target = slots[current]!.buffer.subarray(slots[current]!.fill);
-      // The read already armed goes into `spill` (Node fixed it at the last callback); onRead copies it out.
-      socket.resume();
-    }
-
-    function submit(slot: Slot | undefined): void {
-      const full = batch;
-      batch = { segments: [], bytes: 0, slot: undefined };
-      if (slot !== undefined) slot.fill = 0;
-      if (full.bytes === 0) return;
-      full.slot = slot;
-      if (slot !== undefined) slot.busy = true;
-      queue.push(full);
-      pump();
-    }
-
-    function pump(): void {
-      if (writing || queue.length === 0) return;
-      const next = queue.shift()!;
-      writing = true;
-      writeAll(sink!.file, next.segments, position).then(
-        () => {
-          writing = false;
-          position += next.bytes;
-          if (next.slot !== undefined) next.slot.busy = false;
-          timer?.refresh();
-          try {
-            sink!.onBytes?.(next.bytes);
-          } catch (error) {
-            fail(error, 'keep');
-          }
-          pump();
-          guarded(resume);
-          settleIfIdle();
-        },
-        (error: unknown) => {
-          writing = false;
-          if (next.slot !== undefined) next.slot.busy = false;
-          // Later batches would leave a hole after the failed one: the file must stay a prefix.
-          queue.length = 0;
-          writeError ??= storageError(error, 'write the download to disk');
-          fail(writeError, 'keep');
-          settleIfIdle();
-        },
-      );
-    }
-
-    function finish(): void {
-      if (phase !== 'body') return;
-      phase = 'done';
-      end(undefined);
-      submit(slots[current]);
-    }
-
-    function fail(error: unknown, partial: 'keep' | 'delete'): void {
-      if (phase !== 'body') return;
-      phase = 'failed';
-      end(error);
-      if (partial === 'delete') {
-        queue.length = 0;
-      } else {
-        // Everything received so far is a valid continuation of the file: write it for the next attempt.
-        try {
-          for (const data of backlog) consume(data);
-        } catch {
-          // A tail past the expected size, or malformed, is simply not kept.
-        }
-        submit(slots[current]);
-      }
-      backlog = [];
-      settleIfIdle();
-    }
-
-    function end(error: unknown): void {
-      outcome = { error };
-      disarm();
-      signal?.removeEventListener('abort', onAbort);
-      socket.destroy();
-      pause();
-    }
-
-    function settleIfIdle(): void {
-      if (outcome === undefined || writing || queue.length > 0 || settleBody === undefined) return;
-      const settle = settleBody;
-      settleBody = undefined;
-      settle(outcome.error ?? writeError);
-    }
-
-    function failHead(error: unknown): void {
-      if (phase !== 'head') return;
-      phase = 'failed';
-      disarm();
-      signal?.removeEventListener('abort', onAbort);
-      socket.destroy();
-      rejectHead(error instanceof UpdateError ? error : networkError(error, url));
-    }
-
-    function onSocketError(error: unknown): void {
-      if (phase === 'head') failHead(networkError(error, url));
-      else if (phase === 'decide') socketError ??= error;
-      else if (phase === 'body') fail(networkError(error, url), 'keep');
-    }
-
-    function onEof(): void {
-      eof = true;
-      if (phase === 'head') {
-        failHead(new UpdateError('NETWORK_UNAVAILABLE', `${url.host} closed the connection before answering; check the connection and try again.`));
-        return;
-      }
-      if (phase !== 'body' || paused) return; // seen again by resume() once the backlog is written
-      try {
-        if (parser.endOfInput()) finish();
-        else fail(new UpdateError('NETWORK_UNAVAILABLE', `The connection to ${url.host} closed before the whole file arrived; the partial file is kept and the next attempt resumes it.`), 'keep');
-      } catch (error) {
-        fail(error, 'keep');
-      }
-    }
-
-    function onStall(): void {
-      const error = stalled(url, stallTimeoutMs);
-      if (phase === 'head') failHead(error);
-      else fail(error, 'keep');
-    }
+    });
+    request.end();
   });
 }
 
-function requestHead(url: URL, headers: Record<string, string>): string {
-  let head = `GET ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\nAccept-Encoding: identity\r\nConnection: close\r\n`;
-  for (const [name, value] of Object.entries(headers)) head += `${name}: ${value}\r\n`;
-  return `${head}\r\n`;
+/** Lowercase header names, repeated values joined with ', '. */
+function joinHeaders(headers: http.IncomingHttpHeaders): Record<string, string> {
+  const joined: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value !== undefined) joined[name] = Array.isArray(value) ? value.join(', ') : value;
+  }
+  return joined;
 }
 
 /** pwritev that finishes short writes, so a batch is either fully on disk or an error. */
@@ -621,185 +402,6 @@ async function writeAll(file: FileHandle, segments: Buffer[], position: number):
     pending = pending.slice(index);
     if (skip > 0 && pending.length > 0) pending[0] = pending[0]!.subarray(skip);
   }
-}
-
-// ---------------------------------------------------------------------------------------------------
-// HTTP/1.1 response reading (RFC 9112), for the answer to a GET.
-
-interface ResponseHead {
-  status: number;
-  statusText: string;
-  headers: Record<string, string>;
-}
-
-/**
- * Splits the bytes of one response into its head and its body payload, whatever the read boundaries.
- *
- * @internal Exported for its tests only.
- * @example
- * const parser = new ResponseParser(url);
- * const start = parser.feedHead(bytes); // -1 until the head is complete
- * if (start >= 0) parser.feedBody(bytes.subarray(start), (payload) => chunks.push(payload));
- */
-export class ResponseParser {
-  head: ResponseHead | undefined;
-  done = false;
-  private partialHead: Buffer = Buffer.alloc(0);
-  private framing: 'length' | 'chunked' | 'close' = 'close';
-  private remaining = 0;
-  private chunkState: 'size' | 'data' | 'data-end' | 'trailer' = 'size';
-  private line = '';
-
-  constructor(private readonly url: URL) {}
-
-  /**
-   * Takes bytes until the final head is complete (1xx heads are skipped). Returns the index in `data`
-   * where the body starts, or -1 when more bytes are needed; keeps its own copy of partial heads.
-   */
-  feedHead(data: Buffer): number {
-    let input = data;
-    let base = 0;
-    for (;;) {
-      const previous = this.partialHead.length;
-      const window = input.subarray(0, MAX_HEAD_BYTES - previous + 4);
-      const bytes = previous === 0 ? window : Buffer.concat([this.partialHead, window]);
-      const end = findHeadEnd(bytes, Math.max(0, previous - 3));
-      if (end < 0) {
-        if (bytes.length >= MAX_HEAD_BYTES) throw this.malformed('the response head is larger than 64 KiB');
-        this.partialHead = Buffer.from(bytes);
-        return -1;
-      }
-      this.partialHead = Buffer.alloc(0);
-      const consumed = end - previous;
-      const head = this.parseHead(bytes.subarray(0, end).toString('latin1'));
-      if (head.status >= 100 && head.status < 200) {
-        if (head.status === 101) throw this.malformed('the server switched protocols');
-        input = input.subarray(consumed);
-        base += consumed;
-        continue;
-      }
-      this.head = head;
-      this.chooseFraming(head);
-      return base + consumed;
-    }
-  }
-
-  /** Passes each slice of body payload to `onPayload` (views into `data`, no copies). */
-  feedBody(data: Buffer, onPayload: (payload: Buffer) => void): void {
-    if (this.done || data.length === 0) return;
-    if (this.framing === 'close') {
-      onPayload(data);
-      return;
-    }
-    if (this.framing === 'length') {
-      const take = Math.min(this.remaining, data.length);
-      this.remaining -= take;
-      if (take > 0) onPayload(data.subarray(0, take));
-      // Anything after the promised length is not this body; the connection is closed right after.
-      if (this.remaining === 0) this.done = true;
-      return;
-    }
-    let index = 0;
-    while (index < data.length && !this.done) {
-      if (this.chunkState === 'data') {
-        const take = Math.min(this.remaining, data.length - index);
-        onPayload(data.subarray(index, index + take));
-        index += take;
-        this.remaining -= take;
-        if (this.remaining === 0) this.chunkState = 'data-end';
-        continue;
-      }
-      const newline = data.indexOf(0x0a, index);
-      const stop = newline < 0 ? data.length : newline;
-      this.line += data.toString('latin1', index, stop);
-      if (this.line.length > 4096) throw this.malformed('a chunk header is longer than 4 KiB');
-      index = stop;
-      if (newline < 0) break;
-      index += 1;
-      const line = this.line.endsWith('\r') ? this.line.slice(0, -1) : this.line;
-      this.line = '';
-      this.onChunkLine(line);
-    }
-  }
-
-  /** At the end of the connection: whether the body is complete (close-delimited bodies end here). */
-  endOfInput(): boolean {
-    if (this.head !== undefined && this.framing === 'close') this.done = true;
-    return this.done;
-  }
-
-  private onChunkLine(line: string): void {
-    if (this.chunkState === 'data-end') {
-      if (line !== '') throw this.malformed('a chunk is longer than its announced size');
-      this.chunkState = 'size';
-    } else if (this.chunkState === 'size') {
-      const size = /^([0-9a-fA-F]{1,13})[ \t]*(?:;.*)?$/.exec(line)?.[1];
-      if (size === undefined) throw this.malformed(`bad chunk size line "${line.slice(0, 40)}"`);
-      this.remaining = Number.parseInt(size, 16);
-      this.chunkState = this.remaining === 0 ? 'trailer' : 'data';
-    } else if (line === '') {
-      // The blank line after the (ignored) trailer fields ends the body.
-      this.done = true;
-    }
-  }
-
-  private parseHead(text: string): ResponseHead {
-    const lines = text.split(/\r?\n/);
-    const statusLine = /^HTTP\/1\.[01] (\d{3})(?: (.*))?$/.exec(lines[0] ?? '');
-    if (statusLine === null) throw this.malformed(`it is not an HTTP/1.x response ("${(lines[0] ?? '').slice(0, 40)}")`);
-    const headers: Record<string, string> = {};
-    let last: string | undefined;
-    for (const line of lines.slice(1)) {
-      if (line === '') continue;
-      if ((line.startsWith(' ') || line.startsWith('\t')) && last !== undefined) {
-        // Obsolete line folding: a continuation of the previous field.
-        headers[last] += ` ${line.trim()}`;
-        continue;
-      }
-      const colon = line.indexOf(':');
-      if (colon <= 0) throw this.malformed(`bad header line "${line.slice(0, 40)}"`);
-      const name = line.slice(0, colon).trim().toLowerCase();
-      const value = line.slice(colon + 1).trim();
-      headers[name] = headers[name] === undefined ? value : `${headers[name]}, ${value}`;
-      last = name;
-    }
-    return { status: Number(statusLine[1]), statusText: statusLine[2] ?? '', headers };
-  }
-
-  private chooseFraming({ status, headers }: ResponseHead): void {
-    if (status === 204 || status === 304) {
-      this.done = true;
-      return;
-    }
-    const transferEncoding = headers['transfer-encoding'];
-    if (transferEncoding !== undefined) {
-      const codings = transferEncoding.toLowerCase().split(',').map((coding) => coding.trim());
-      this.framing = codings.at(-1) === 'chunked' ? 'chunked' : 'close';
-      return;
-    }
-    const contentLength = headers['content-length'];
-    if (contentLength !== undefined) {
-      const values = new Set(contentLength.split(',').map((value) => value.trim()));
-      const [value] = values;
-      if (values.size !== 1 || value === undefined || !/^\d{1,15}$/.test(value)) throw this.malformed(`bad Content-Length "${contentLength}"`);
-      this.framing = 'length';
-      this.remaining = Number(value);
-      if (this.remaining === 0) this.done = true;
-    }
-  }
-
-  private malformed(what: string): UpdateError {
-    return new UpdateError('DOWNLOAD_FAILED', `${this.url.host} sent a malformed HTTP response: ${what}. The server or a proxy in between is broken; tell the publisher.`);
-  }
-}
-
-/** Index just past the blank line that ends a head (CRLF or bare LF line ends), or -1. */
-function findHeadEnd(bytes: Buffer, from: number): number {
-  for (let index = bytes.indexOf(0x0a, from); index >= 0; index = bytes.indexOf(0x0a, index + 1)) {
-    if (bytes[index + 1] === 0x0a) return index + 2;
-    if (bytes[index + 1] === 0x0d && bytes[index + 2] === 0x0a) return index + 3;
-  }
-  return -1;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -976,6 +578,10 @@ function networkError(error: unknown, url: URL): UpdateError {
   if (error instanceof UpdateError) return error;
   const code = (error as NodeJS.ErrnoException).code ?? '';
   const reason = error instanceof Error ? error.message : String(error);
+  // node's HTTP parser (HPE_*): the answer is not HTTP; retrying will not fix that.
+  if (code.startsWith('HPE_')) {
+    return new UpdateError('DOWNLOAD_FAILED', `${url.host} sent a malformed HTTP response (${reason}); the server is misconfigured, tell the publisher.`, { cause: error });
+  }
   if (TLS_CONFIG_ERRORS.test(code)) {
     return new UpdateError('DOWNLOAD_FAILED', `TLS with ${url.host} failed (${reason}); check the server's certificate or the URL.`, { cause: error });
   }
