@@ -34,6 +34,12 @@ export interface SimulatedWorldOptions<Handle = unknown> {
   capacity?: number;
   /** Stall timeout of a transfer, on the simulated clock. Default 30 000 ms. */
   stallTimeoutMs?: number;
+  /**
+   * Sees every asynchronous result of the store, the service and the hooks before the updater does, and
+   * may hold it back: `(label, result) => scheduler.schedule(result, label)` with fast-check's
+   * `fc.scheduler()` lets a test choose the order in which they arrive.
+   */
+  interpose?: <T>(label: string, result: Promise<T>) => Promise<T>;
 }
 
 /** Anything the updater reported as an error: an 'error' event, a rejected call, a result's error. */
@@ -77,11 +83,21 @@ export class SimulatedWorld<Handle = unknown> {
     });
   }
 
+  /** Whether results go through `options.interpose`; off while a test sets the scene. */
+  interposing = true;
+  private readonly interpose = <T>(label: string, result: Promise<T>): Promise<T> => {
+    if (!this.interposing || !this.options.interpose) return result;
+    // A result held back until the run ends must not count as an unhandled rejection.
+    result.catch(() => undefined);
+    return this.options.interpose(label, result);
+  };
+
   /** Starts a new process: a new updater over whatever the store and log hold now. */
   async boot(): Promise<void> {
     const generation = this.process.generation;
     const host: SimulatedHost = { data: this.hostData, readFiles: (version) => this.store.readVersion(version) };
-    const hooks = typeof this.options.hooks === 'function' ? this.options.hooks(host) : (this.options.hooks ?? {});
+    const given = typeof this.options.hooks === 'function' ? this.options.hooks(host) : (this.options.hooks ?? {});
+    const hooks = interposed(given, this.interpose);
     const updater = createUpdater<SimulatedHandle<Handle>>(
       {
         checkpointEvery: 40,
@@ -97,9 +113,9 @@ export class SimulatedWorld<Handle = unknown> {
         manifestTimeoutMs: 3_600_000,
       },
       {
-        store: fenced(this.store, this.process, generation),
+        store: fenced(this.store, this.process, generation, this.interpose),
         openLog: (now) => this.logDisk.open(now),
-        fetch: (input, init) => this.process.fence(generation, this.service.fetch(input, init)),
+        fetch: (input, init) => this.process.fence(generation, this.interpose('fetch manifest', this.service.fetch(input, init))),
       },
     );
     this.updater = updater;
@@ -210,15 +226,25 @@ export class SimulatedWorld<Handle = unknown> {
   }
 }
 
+/** The host's hooks with their results passed through `interpose`. */
+function interposed<Handle>(hooks: ModelLoader<Handle>, interpose: <T>(label: string, result: Promise<T>) => Promise<T>): ModelLoader<Handle> {
+  const wrapped: ModelLoader<Handle> = {};
+  for (const name of ['migrate', 'load', 'healthCheck', 'unload'] as const) {
+    const hook = hooks[name] as ((...args: unknown[]) => unknown) | undefined;
+    (wrapped as Record<string, unknown>)[name] = (...args: unknown[]) => interpose(`hook ${name}`, Promise.resolve().then(() => hook?.apply(hooks, args)));
+  }
+  return wrapped;
+}
+
 /** The store as one process sees it: after that process dies, its calls never return. */
-function fenced(store: ModelStore, process: SimulatedProcess, generation: number): ModelStore {
+function fenced(store: ModelStore, process: SimulatedProcess, generation: number, interpose: <T>(label: string, result: Promise<T>) => Promise<T>): ModelStore {
   return new Proxy(store, {
     get(target, name, receiver) {
       const value = Reflect.get(target, name, receiver);
       if (typeof value !== 'function') return value;
       return (...args: unknown[]) => {
         const result = (value as (...a: unknown[]) => unknown).apply(target, args);
-        return result instanceof Promise ? process.fence(generation, result) : result;
+        return result instanceof Promise ? process.fence(generation, interpose(`store ${String(name)}`, result)) : result;
       };
     },
   });
