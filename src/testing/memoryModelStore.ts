@@ -30,6 +30,8 @@ export interface WriteFault {
   code: 'ENOSPC' | 'EIO';
   after: number;
   mode: 'once' | 'from-then-on';
+  /** Count only the writes of this method (e.g. 'promote', 'writePointer'). */
+  only?: 'fetchToStaging' | 'discardStaging' | 'promote' | 'removeVersion' | 'collectGarbage' | 'writePointer';
 }
 
 export interface MemoryModelStoreOptions {
@@ -81,7 +83,7 @@ export class MemoryModelStore implements ModelStore {
   private written = emptyImage();
   private synced = emptyImage();
   private writes = 0;
-  private fault: { code: WriteFault['code']; at: number; mode: WriteFault['mode'] } | null = null;
+  private fault: { code: WriteFault['code']; at: number; mode: WriteFault['mode']; only: string | undefined; seen: number } | null = null;
   /** Writes that failed by injection, for reports. */
   readonly failed: string[] = [];
 
@@ -95,7 +97,7 @@ export class MemoryModelStore implements ModelStore {
   // ---- fault injection -------------------------------------------------------------------------
 
   failWrites(fault: WriteFault): void {
-    this.fault = { code: fault.code, at: this.writes + 1 + fault.after, mode: fault.mode };
+    this.fault = { code: fault.code, at: 1 + fault.after, mode: fault.mode, only: fault.only, seen: 0 };
   }
 
   heal(): void {
@@ -117,7 +119,9 @@ export class MemoryModelStore implements ModelStore {
     if (!WRITES.includes(name)) return;
     this.writes++;
     const fault = this.fault;
-    if (!fault || this.writes < fault.at || (fault.mode === 'once' && this.writes > fault.at)) return;
+    if (!fault || (fault.only !== undefined && fault.only !== name)) return;
+    fault.seen++;
+    if (fault.seen < fault.at || (fault.mode === 'once' && fault.seen > fault.at)) return;
     this.failed.push(name);
     throw errno(fault.code, name);
   }

@@ -108,6 +108,7 @@ export class SimulatedWorld<Handle = unknown> {
         loader: this.loader.wrap(hooks),
         clock: this.clock,
         now: () => this.clock.now(),
+        random: seededRandom(this.process.generation + 1),
         retry: { manifestRetries: 0, ...this.options.updater?.retry },
         // ky's own timer is a real one: long enough never to fire during a run.
         manifestTimeoutMs: 3_600_000,
@@ -224,6 +225,18 @@ export class SimulatedWorld<Handle = unknown> {
       last = now;
     }
   }
+}
+
+/** A small deterministic generator (mulberry32): scheduled-check jitter repeats run after run. */
+function seededRandom(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+  };
 }
 
 /** The host's hooks with their results passed through `interpose`. */
