@@ -488,7 +488,9 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
       // Journaled before the model loads: a start that dies loading it counts against a version on probation.
       actor.send({ type: 'STARTED', at: now() });
       if (journalFailure) throw journalFailure;
-      if (actor.getSnapshot().matches('rollingBack')) await settled(actor.getSnapshot().context.session!.id);
+      // A restored switch or rollback decides which version is active: let it finish before loading one.
+      const deciding = actor.getSnapshot();
+      if (deciding.matches('rollingBack') || deciding.matches({ migrating: 'switching' })) await settled(deciding.context.session!.id);
       const active = actor.getSnapshot().context.active;
       if (active) {
         await models.load(active);

@@ -53,3 +53,47 @@ describe('found by the simulator: gc() during an update', () => {
     expect(world.store.verifyVersion(pointer!.active)).toBeNull();
   });
 });
+
+describe('found by the simulator: restarts in the middle of a switch or a rollback', () => {
+  async function installed(options: ConstructorParameters<typeof SimulatedWorld>[0] = {}) {
+    const world = new SimulatedWorld({ hooks: { load: (m) => m.version }, ...options });
+    void world.boot();
+    await world.settle();
+    for (const version of ['1.0.0', '2.0.0']) {
+      world.service.publish(version, { 'part0.bin': new TextEncoder().encode(version) });
+      world.call('check', (u) => u.check());
+      await world.settle();
+    }
+    return world;
+  }
+
+  it('a restart during migrating.switching loads the version the switch makes active (seed 2)', async () => {
+    const world = await installed();
+    world.service.publish('3.0.0', { 'part0.bin': new TextEncoder().encode('3.0.0') });
+    // The pointer is switched, then the host's unload of the old version hangs: the process dies there.
+    world.loader.inject({ hook: 'unload', effect: 'stall', repeat: 'once' });
+    world.call('check', (u) => u.check());
+    await world.settle();
+    expect(world.state()).toBe('migrating.switching');
+    world.crash({ dropUnsynced: true });
+    void world.boot();
+    await world.settle();
+    expect(world.updater!.active?.version).toBe('3.0.0');
+    expect(world.updater!.model).toMatchObject({ version: '3.0.0' });
+    expect([...world.loader.loaded]).toEqual(['3.0.0']);
+  });
+
+  it('a probation rollback whose target cannot load leaves the pointer where the chart says (seed 8)', async () => {
+    const world = await installed({ hooks: { load: (m) => m.version }, updater: { probation: { maxFailedStarts: 1 } } });
+    expect(world.updater!.getSnapshot().context.probation).toMatchObject({ version: '2.0.0' });
+    world.loader.inject({ hook: 'load', effect: 'throw', repeat: 'from-then-on' });
+    for (let start = 0; start < 2; start++) {
+      world.crash({ dropUnsynced: false });
+      void world.boot();
+      await world.settle();
+    }
+    const snapshot = world.updater!.getSnapshot();
+    expect(snapshot.context.lastResult).toMatchObject({ outcome: 'failed', error: { code: 'LOAD_FAILED' } });
+    expect((await world.store.readPointer())?.active.version).toBe(snapshot.context.active?.version);
+  });
+});

@@ -31,6 +31,8 @@ export function createRestoreVersion(store: ModelStore, models: LoadedModels<any
       await models.unload(from);
     }
 
+    // The target loads before the pointer moves: if it cannot, the pointer stays where the chart says.
+    if (to) await models.load(to);
     const retained = input.manual && from ? [from, ...others] : others;
     if (to && (current?.active.version !== to.version || input.manual)) {
       await store.writePointer({ schemaVersion: 1, active: to, retained, switchedAt: new Date(now()).toISOString() });
@@ -42,7 +44,6 @@ export function createRestoreVersion(store: ModelStore, models: LoadedModels<any
       await store.collectGarbage(pointer ? [pointer.active, ...pointer.retained].map((kept) => kept.version) : []).catch(() => undefined);
     }
     if (input.manual && from) await models.unload(from);
-    if (to) await models.load(to);
     const pointer = await store.readPointer();
     return { active: pointer?.active ?? null, retained: pointer?.retained ?? [] };
   });
