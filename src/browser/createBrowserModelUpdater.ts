@@ -31,7 +31,8 @@ export interface BrowserModelUpdater<Handle = unknown> extends ModelUpdater<Hand
  * await updater.start()
  */
 export function createBrowserModelUpdater<Handle = unknown>(options: BrowserModelUpdaterOptions<Handle>): BrowserModelUpdater<Handle> {
-  const store = new IdbModelStore(options);
+  const stallTimeoutMs = options.stallTimeoutMs ?? options.download?.stallTimeoutMs;
+  const store = new IdbModelStore({ ...options, ...(stallTimeoutMs === undefined ? {} : { stallTimeoutMs }) });
   const locks = options.locks ?? (globalThis.navigator as Navigator | undefined)?.locks;
   let log: IdbEventLog | undefined;
   const core = createUpdater(options, {

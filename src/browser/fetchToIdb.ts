@@ -38,7 +38,7 @@ async function freshHasher(): Promise<IHasher> {
  * const { sha256 } = await fetchToIdb({ files, version: '1.0.0', file, url, signal, onBytes: () => {}, chunkBytes: 1 << 20, stallTimeoutMs: 30_000 })
  */
 export async function fetchToIdb(options: FetchToIdbOptions): Promise<FetchResult> {
-  const { files, version, file, url, signal, onBytes, chunkBytes, stallTimeoutMs } = options;
+  const { files, version, file, url, signal, onBytes, onStart, chunkBytes, stallTimeoutMs } = options;
   const expected = file.size;
   const stagedRange = prefixRange(['s', version, file.path]);
   let chunks = await readStagedChunks(files, version, file.path);
@@ -131,6 +131,7 @@ export async function fetchToIdb(options: FetchToIdbOptions): Promise<FetchResul
       hasher = await freshHasher();
     }
     validator = response.headers.get('etag') ?? response.headers.get('last-modified');
+    onStart?.(offset);
     if (!response.body) throw new UpdateError('DOWNLOAD_FAILED', `${url} answered without a body; the server does not serve plain files.`);
     const reader = response.body.getReader();
     try {
