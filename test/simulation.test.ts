@@ -37,16 +37,16 @@ describe('simulation', () => {
         return model.version;
       },
     });
-    const report = await simulate({ hooks: inPlace, runs: 100, seed: 7 });
+    const report = await simulate({ hooks: inPlace, runs: 100, seed: 8 });
     expect(report.ok).toBe(false);
     const example = report.counterexample!;
-    expect(example.seed).toBe(7);
+    expect(example.seed).toBe(8);
     expect(example.path).toMatch(/^\d+(:\d+)*$/);
     expect(example.error).toMatch(/no usable model|load/);
     expect(example.commands.some((c) => c.startsWith('publish'))).toBe(true);
     expect(example.log.length).toBeGreaterThan(2);
     // The path replays exactly that schedule.
-    const replayed = await simulate({ hooks: inPlace, seed: 7, path: example.path, replayPath: example.replayPath });
+    const replayed = await simulate({ hooks: inPlace, seed: 8, path: example.path, replayPath: example.replayPath });
     expect(replayed.counterexample?.commands).toEqual(example.commands);
   }, 30_000);
 });
