@@ -4,7 +4,8 @@
  * replays to the same snapshot through xstate's `transition()`.
  */
 import { assign, fromPromise, setup } from 'xstate';
-import { isTransientCode, toErrorData, type UpdateErrorCode, type UpdateErrorData } from '../src/errors.js';
+import { isTransientCode, type UpdateErrorData } from '../src/errors.js';
+import { actorErrorData } from './failureCodes.js';
 import { approvalFor } from './policy.js';
 import { planRetention } from './retention.js';
 import { buildId, selectCandidate, toInstalled } from './selectCandidate.js';
@@ -32,12 +33,6 @@ function notProvided<TOutput, TInput>(name: string) {
   return fromPromise<TOutput, TInput>(async () => {
     throw new Error(`The "${name}" actor was not provided: pass it with machine.provide({ actors }).`);
   });
-}
-
-/** The error of an `xstate.error.actor.*` event, in the plain form the context keeps. */
-function errorOf(event: { error?: unknown }, fallback: UpdateErrorCode): UpdateErrorData {
-  const data = toErrorData(event.error);
-  return data.code === 'UNKNOWN' ? { ...data, code: fallback } : data;
 }
 
 /** Back-off for the next attempt: the server's Retry-After when it gave one, else doubling from the base. */
@@ -281,11 +276,11 @@ export const updaterMachine = setup({
         onDone: { target: 'deciding', actions: { type: 'recordManifest', params: ({ event }) => event.output } },
         onError: [
           {
-            guard: { type: 'checkCanBeDeferred', params: ({ event }) => errorOf(event, 'NETWORK_UNAVAILABLE') },
+            guard: { type: 'checkCanBeDeferred', params: ({ event }) => actorErrorData(event) },
             target: 'idle.deferred',
-            actions: { type: 'recordError', params: ({ event }) => errorOf(event, 'NETWORK_UNAVAILABLE') },
+            actions: { type: 'recordError', params: ({ event }) => actorErrorData(event) },
           },
-          { target: 'idle', actions: { type: 'failSession', params: ({ event }) => errorOf(event, 'NETWORK_UNAVAILABLE') } },
+          { target: 'idle', actions: { type: 'failSession', params: ({ event }) => actorErrorData(event) } },
         ],
       },
       on: { CANCEL: { target: 'idle', actions: 'cancelSession' } },
@@ -342,7 +337,7 @@ export const updaterMachine = setup({
             onDone: { target: 'fetching', actions: { type: 'recordRetained', params: ({ event }) => event.output } },
             onError: {
               target: '#updater.idle',
-              actions: { type: 'failSession', params: ({ event }) => errorOf(event, 'INSUFFICIENT_DISK_SPACE') },
+              actions: { type: 'failSession', params: ({ event }) => actorErrorData(event) },
             },
           },
         },
@@ -361,13 +356,13 @@ export const updaterMachine = setup({
             },
             onError: [
               {
-                guard: { type: 'downloadCanBeRetried', params: ({ event }) => errorOf(event, 'DOWNLOAD_FAILED') },
+                guard: { type: 'downloadCanBeRetried', params: ({ event }) => actorErrorData(event) },
                 target: 'retryWait',
-                actions: { type: 'recordError', params: ({ event }) => errorOf(event, 'DOWNLOAD_FAILED') },
+                actions: { type: 'recordError', params: ({ event }) => actorErrorData(event) },
               },
               {
                 target: '#updater.idle',
-                actions: { type: 'failSession', params: ({ event }) => errorOf(event, 'DOWNLOAD_FAILED') },
+                actions: { type: 'failSession', params: ({ event }) => actorErrorData(event) },
               },
             ],
           },
@@ -386,7 +381,7 @@ export const updaterMachine = setup({
         onDone: { target: 'migrating' },
         onError: {
           target: 'idle',
-          actions: { type: 'failSession', params: ({ event }) => errorOf(event, 'INTEGRITY_MISMATCH') },
+          actions: { type: 'failSession', params: ({ event }) => actorErrorData(event) },
         },
       },
       on: { CANCEL: { target: 'idle', actions: 'cancelSession' } },
@@ -397,10 +392,10 @@ export const updaterMachine = setup({
       // Recovery sends this when the log ends before the switch: the step in flight is not trusted.
       on: { INTERRUPTED: { target: 'rollingBack', actions: 'planInterruptedRollback' } },
       states: {
-        staging: modelStep('stageVersion', 'migratingData', 'STORAGE_FAILED'),
-        migratingData: modelStep('runMigration', 'loading', 'MIGRATION_FAILED'),
-        loading: modelStep('loadModel', 'checkingHealth', 'LOAD_FAILED'),
-        checkingHealth: modelStep('checkHealth', 'switching', 'HEALTH_CHECK_FAILED'),
+        staging: modelStep('stageVersion', 'migratingData'),
+        migratingData: modelStep('runMigration', 'loading'),
+        loading: modelStep('loadModel', 'checkingHealth'),
+        checkingHealth: modelStep('checkHealth', 'switching'),
         switching: {
           invoke: {
             id: 'switchActive',
@@ -409,7 +404,7 @@ export const updaterMachine = setup({
             onDone: { target: '#updater.active', actions: { type: 'activateCandidate', params: ({ event }) => event.output } },
             onError: {
               target: '#updater.rollingBack',
-              actions: { type: 'planFailureRollback', params: ({ event }) => errorOf(event, 'SWITCH_FAILED') },
+              actions: { type: 'planFailureRollback', params: ({ event }) => actorErrorData(event) },
             },
           },
         },
@@ -423,7 +418,7 @@ export const updaterMachine = setup({
         onDone: { target: 'rolledBack', actions: { type: 'finishRollback', params: ({ event }) => event.output } },
         onError: {
           target: 'idle',
-          actions: { type: 'failSession', params: ({ event }) => errorOf(event, 'ROLLBACK_UNAVAILABLE') },
+          actions: { type: 'failSession', params: ({ event }) => actorErrorData(event) },
         },
       },
     },
@@ -452,7 +447,6 @@ function stepInput({ context }: { context: UpdaterContext }): ModelStepInput {
 function modelStep(
   src: 'stageVersion' | 'runMigration' | 'loadModel' | 'checkHealth',
   next: 'migratingData' | 'loading' | 'checkingHealth' | 'switching',
-  failure: UpdateErrorCode,
 ) {
   return {
     invoke: {
@@ -464,7 +458,7 @@ function modelStep(
         target: '#updater.rollingBack',
         actions: {
           type: 'planFailureRollback',
-          params: ({ event }: { event: { error: unknown } }) => errorOf(event, failure),
+          params: ({ event }: { event: { type: string; error: unknown } }) => actorErrorData(event),
         },
       },
     },

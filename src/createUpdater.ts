@@ -232,7 +232,8 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
         now,
         onProgress: (progress) => {
           emit('progress', progress);
-          actor?.send({ type: 'PROGRESS', progress });
+          // A transfer still winding down after a stop must not reach the stopped chart.
+          if (actor?.getSnapshot().status === 'active') actor.send({ type: 'PROGRESS', progress });
         },
       }),
       checkConditions: createCheckConditions(policy.downloadWhen, policy.avoidMeteredConnection),

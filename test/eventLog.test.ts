@@ -250,3 +250,13 @@ describe('replay', () => {
     expect(verifyLog(readLogFile(path.join(dir, LOG_FILE)).records).ok).toBe(true);
   });
 });
+
+describe('journaled errors', () => {
+  it('an untyped error thrown by an actor is journaled with the code the chart gives it', async () => {
+    const { eventData } = await import('../src/log/replay.js');
+    expect(eventData({ type: 'xstate.error.actor.loadModel', error: new Error('bad weights') } as never)).toEqual({
+      error: { code: 'LOAD_FAILED', message: 'bad weights' },
+    });
+    expect(eventData({ type: 'xstate.error.actor.fetchManifest', error: 'offline' } as never)).toMatchObject({ error: { code: 'NETWORK_UNAVAILABLE' } });
+  });
+});

@@ -3,7 +3,7 @@
  * `initialTransition` / `transition`. No actor runs.
  */
 import { initialTransition, transition, type EventObject, type SnapshotFrom } from 'xstate';
-import { toErrorData } from '../errors.js';
+import { actorErrorData } from '../../machines/failureCodes.js';
 import { updaterMachine } from '../../machines/updater.machine.js';
 import type { UpdaterInput } from '../../machines/types.js';
 import { CHECKPOINT, META_PREFIX, type LogRecord } from './record.js';
@@ -15,7 +15,8 @@ export const INIT_EVENT = 'xstate.init';
 /** The JSON-safe record data of an event: errors become their plain `{ code, message }` form. */
 export function eventData(event: EventObject): Record<string, unknown> {
   const { type: _type, ...rest } = event as EventObject & Record<string, unknown>;
-  if ('error' in rest) rest.error = toErrorData(rest.error);
+  // Typed by the failing actor, as the chart types it: no journaled error is UNKNOWN where the chart is not.
+  if ('error' in rest) rest.error = actorErrorData(event as EventObject & { error?: unknown });
   return JSON.parse(JSON.stringify(rest)) as Record<string, unknown>;
 }
 
