@@ -1,0 +1,72 @@
+/**
+ * The chart with its actors: network, storage and the host's hooks, as one platform provides them.
+ */
+import { updaterMachine } from '../machines/updater.machine.js';
+import type { DownloadProgress, UpdaterConfig } from '../machines/types.js';
+import { createCheckConditions } from './actors/checkConditions.js';
+import { createCheckDiskSpace } from './actors/checkDiskSpace.js';
+import { createCheckHealth } from './actors/checkHealth.js';
+import { createDownloadVersion } from './actors/downloadVersion.js';
+import { createFetchManifest } from './actors/fetchManifest.js';
+import { createLoadModel } from './actors/loadModel.js';
+import { createRestoreVersion } from './actors/restoreVersion.js';
+import { createRunMigration } from './actors/runMigration.js';
+import { createStageVersion } from './actors/stageVersion.js';
+import { createSwitchActive } from './actors/switchActive.js';
+import { createVerifyStaged } from './actors/verifyStaged.js';
+import type { LoadedModels } from './modelRef.js';
+import type { ResolvedPolicy } from './policy.js';
+import type { ModelStore } from './store.js';
+import type { Platform, UpdaterOptions } from './updaterOptions.js';
+
+export interface ActorDependencies {
+  options: UpdaterOptions<any>;
+  platform: Platform;
+  /** The platform's store, with its errors typed. */
+  store: ModelStore;
+  models: LoadedModels<any>;
+  config: UpdaterConfig;
+  policy: ResolvedPolicy;
+  now: () => number;
+  /** Sampled download progress, for the host and the chart. */
+  onProgress: (progress: DownloadProgress) => void;
+}
+
+/**
+ * @example
+ * const machine = provideActors({ options, platform, store, models, config, policy, now, onProgress })
+ */
+export function provideActors({ options, platform, store, models, config, policy, now, onProgress }: ActorDependencies) {
+  return updaterMachine.provide({
+    actors: {
+      fetchManifest: createFetchManifest({
+        manifestUrl: options.manifestUrl ?? [],
+        maxBytes: options.maxManifestBytes ?? 1024 * 1024,
+        retries: options.retry?.manifestRetries ?? 2,
+        timeoutMs: options.manifestTimeoutMs ?? 15_000,
+        maxInPlaceRetryAfterMs: 5_000,
+        allowUnsigned: options.allowUnsigned ?? false,
+        clockSkewMs: options.clockSkewMs ?? 0,
+        ...(options.headers ? { headers: options.headers } : {}),
+        ...(platform.trust ? { trustStore: platform.trust } : {}),
+        ...(platform.fetch ? { fetch: platform.fetch } : {}),
+      }),
+      checkConditions: createCheckConditions(policy.downloadWhen, policy.avoidMeteredConnection),
+      checkDiskSpace: createCheckDiskSpace(store),
+      downloadVersion: createDownloadVersion({
+        store,
+        manifestUrl: [options.manifestUrl ?? []].flat()[0] ?? '',
+        progressIntervalMs: options.progressIntervalMs ?? 500,
+        now,
+        onProgress,
+      }),
+      verifyStaged: createVerifyStaged(store),
+      stageVersion: createStageVersion(store),
+      runMigration: createRunMigration(options.loader ?? {}, models),
+      loadModel: createLoadModel(models),
+      checkHealth: createCheckHealth(models),
+      switchActive: createSwitchActive(store, models, config, now),
+      restoreVersion: createRestoreVersion(store, models, now),
+    },
+  });
+}
