@@ -12,6 +12,7 @@
 import { randomUUID } from 'node:crypto';
 import { retryDelayMs } from '../machines/updater.machine.js';
 import { isRolledOutTo } from '../machines/policy.js';
+import { seededRandom } from '../machines/seededRandom.js';
 import type { UpdaterContext } from '../machines/types.js';
 import { FLEET_SCHEDULE, nextCheckDelay, startupDelay, type SchedulePolicy } from '../src/schedule.js';
 
@@ -20,18 +21,6 @@ const WEEK_S = 7 * 24 * 3600;
 const STORM = { start: 3 * 24 * 3600 + 12 * 3600, seconds: 30 * 60, retryAfterS: 600 };
 const MAX_CHECK_ATTEMPTS = 5;
 const NAIVE_RETRY_S = 30;
-
-/** mulberry32: small, fast, seeded, so a run is repeatable. */
-function generator(seed: number) {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 interface Run {
   schedule: SchedulePolicy;
@@ -42,7 +31,7 @@ interface Run {
 
 /** Checks per minute over the week. */
 function simulate(run: Run, seed: number): Uint32Array {
-  const random = generator(seed);
+  const random = seededRandom(seed);
   const perMinute = new Uint32Array(WEEK_S / 60);
   // A bucket queue by second: head[second] -> install -> next[install] -> ...
   const head = new Int32Array(WEEK_S).fill(-1);

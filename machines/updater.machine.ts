@@ -8,6 +8,7 @@ import { isTransientCode, type UpdateErrorData } from '../src/errors.js';
 import { actorErrorData } from './failureCodes.js';
 import { approvalFor } from './policy.js';
 import { planRetention } from './retention.js';
+import { drawFromSeed } from './seededRandom.js';
 import { buildId, selectCandidate, toInstalled } from './selectCandidate.js';
 import type {
   CheckDiskSpaceInput,
@@ -45,16 +46,9 @@ export function retryDelayMs(context: UpdaterContext): number {
   // Full jitter, so a fleet that failed together does not retry together; the randomness is the
   // session's seed (from the CHECK event), spread per attempt by a pure generator.
   const seed = context.session?.jitter;
-  return seed === undefined ? ceiling : Math.floor(ceiling * unitFromSeed(seed, attempt));
+  return seed === undefined ? ceiling : Math.floor(ceiling * drawFromSeed(seed, attempt));
 }
 
-/** A number in [0, 1) from a seed and an attempt: mulberry32, pure and repeatable. */
-function unitFromSeed(seed: number, attempt: number): number {
-  let t = (Math.floor(seed * 2 ** 32) + attempt * 0x6d2b79f5) >>> 0;
-  t = Math.imul(t ^ (t >>> 15), t | 1);
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-  return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-}
 
 function result(context: UpdaterContext, outcome: Outcome, error: UpdateErrorData | null = null) {
   return {

@@ -3,6 +3,7 @@
  * memory store and log with their durable images, the host's hooks and data, and xstate's SimulatedClock.
  * It starts updaters on it, crashes them, and waits until nothing can move without outside help.
  */
+import { seededRandom } from '../../machines/seededRandom.js';
 import { SimulatedClock } from 'xstate';
 import { createUpdater, type ModelUpdater, type UpdateResult, type UpdaterOptions } from '../createUpdater.js';
 import type { ModelLoader } from '../modelRef.js';
@@ -225,18 +226,6 @@ export class SimulatedWorld<Handle = unknown> {
       last = now;
     }
   }
-}
-
-/** A small deterministic generator (mulberry32): scheduled-check jitter repeats run after run. */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
 }
 
 /** The host's hooks with their results passed through `interpose`. */

@@ -38,16 +38,7 @@ export interface CrashRun {
   problems: string[];
 }
 
-/** A small seeded generator, so a failing run can be replayed from its seed. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0 || 1;
-  return () => {
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    return (state >>> 0) / 2 ** 32;
-  };
-}
+export { seededRandom } from '../../machines/seededRandom.js';
 
 function runVictim(world: Pick<CrashWorld, 'victim' | 'manifestUrl'>, dir: string, killAfterMs: number | null) {
   return new Promise<{ killed: boolean; elapsedMs: number; stdout: string }>((resolve, reject) => {
