@@ -294,6 +294,38 @@ describe('check, update, status, rollback', () => {
   });
 });
 
+describe('gc and a damaged log', () => {
+  it('gc removes interrupted staging; log --quarantine sets a damaged log aside and keeps the models', async () => {
+    const { out, manifestUrl } = site('care');
+    const dir = path.join(tmp, 'care-models');
+    const source = await sourceFile('care/1.0.0/model.bin', 256 * 1024);
+    expectExit(await runCli(['publish', '--out', out, '--version', '1.0.0', source.file]), 0);
+    expectExit(await runCli(['update', '--manifest', manifestUrl, '--dir', dir, '--json']), 0);
+
+    await mkdir(path.join(dir, 'staging', '9.9.9'), { recursive: true });
+    await writeFile(path.join(dir, 'staging', '9.9.9', 'model.bin'), Buffer.alloc(4096));
+    const gc = await runCli(['gc', '--dir', dir, '--json']);
+    expectExit(gc, 0);
+    expect(gc.json).toMatchObject({ ok: true, removedStaging: ['9.9.9'], freedBytes: 4096 });
+
+    const healthy = await runCli(['log', '--dir', dir, '--quarantine', '--json']);
+    expectFailure(healthy, 'INVALID_ARGUMENT');
+    const log = path.join(dir, 'events.log');
+    const lines = (await readFile(log, 'utf8')).split('\n');
+    lines[1] = lines[1]!.replace('"seq":1', '"seq":7');
+    await writeFile(log, lines.join('\n'));
+    expectFailure(await runCli(['update', '--manifest', manifestUrl, '--dir', dir, '--json']), 'LOG_CORRUPT');
+    const quarantined = await runCli(['log', '--dir', dir, '--quarantine', '--json']);
+    expectExit(quarantined, 0);
+    expect(quarantined.json).toMatchObject({ ok: true, movedTo: expect.stringContaining('events.log.quarantined-') });
+    expect(existsSync(quarantined.json.movedTo)).toBe(true);
+    const after = await runCli(['update', '--manifest', manifestUrl, '--dir', dir, '--json']);
+    expectExit(after, 0);
+    expect(after.json).toMatchObject({ outcome: 'up-to-date', active: { version: '1.0.0' } });
+    expectExit(await runCli(['log', '--dir', dir, '--verify']), 0);
+  });
+});
+
 describe('--app-version', () => {
   it('does not install a version whose requires.app excludes the app', async () => {
     const { out, manifestUrl } = site('app');
