@@ -14,7 +14,7 @@
 import { setMany, values, type UseStore } from 'idb-keyval';
 import { UpdateError } from '../errors.js';
 import type { EventLog } from '../log/eventLog.js';
-import { GENESIS, sealRecord, verifyLog, type LogRecord } from '../log/record.js';
+import { GENESIS, lastCheckpoint, sealRecord, verifyLog, type LogRecord } from '../log/record.js';
 import { openDatabases } from './idbLayout.js';
 
 /**
@@ -57,7 +57,8 @@ export class IdbEventLog implements EventLog {
     } catch (error) {
       throw new UpdateError('STORAGE_FAILED', `Could not read the event log in IndexedDB (${prefix}:log): ${(error as Error)?.message ?? error}. Check that the site may use IndexedDB.`, { cause: error });
     }
-    const verification = verifyLog(records);
+    // As the file log: start-up checks the chain from the last checkpoint on.
+    const verification = verifyLog(records, { from: Math.max(0, lastCheckpoint(records)) });
     if (!verification.ok) {
       throw new UpdateError(
         'LOG_CORRUPT',
