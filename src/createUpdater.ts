@@ -11,6 +11,7 @@ import { BackgroundTimers } from './backgroundTimers.js';
 import { UpdateError } from './errors.js';
 import { hostEvents } from './hostEvents.js';
 import { Journal } from './log/journal.js';
+import { META_PREFIX } from './log/record.js';
 import { eventData, INIT_EVENT, replay, type UpdaterSnapshot } from './log/replay.js';
 import { logStats } from './log/stats.js';
 import { LoadedModels } from './modelRef.js';
@@ -250,7 +251,10 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
       // An update in progress keeps its staging (a download, or one cancelled to resume later) and the
       // version folder it is installing: promoted before migrate, the switch points at it.
       const busy = !isSettled(running().getSnapshot()) && context.candidate ? [context.candidate.version] : [];
-      return store.collectGarbage([...keep, ...busy], busy);
+      const report = await store.collectGarbage([...keep, ...busy], busy);
+      // Files left the disk: the audit trail says which (a bookkeeping record; replay skips it).
+      journal?.append(`${META_PREFIX}gc`, null, { ...report });
+      return report;
     },
     stats: () => logStats(running() && journal!.log.records()),
     conditionsChanged() {
@@ -279,7 +283,7 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
         const reason = !isSettled(snapshot)
           ? `an update is running (${statePath(snapshot)}); wait for it to finish`
           : to === undefined
-            ? 'no previous version is retained'
+            ? 'no previous version is retained (one is kept after the next successful update)'
             : `version ${to} is not retained (retained: ${kept.join(', ') || 'none'})`;
         return Promise.reject(new UpdateError('ROLLBACK_UNAVAILABLE', `Cannot roll back: ${reason}.`));
       }

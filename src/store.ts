@@ -64,3 +64,22 @@ export interface ModelStore {
   /** Replaces the pointer atomically and durably: after it resolves, a crash keeps the new one. */
   writePointer(pointer: ActivePointer): Promise<void>;
 }
+
+/**
+ * The same store with every asynchronous call's result passed through `wrap` (typing its errors, fencing
+ * a dead process's calls in the simulator, ...). Synchronous members are left as they are.
+ * @example
+ * const typed = wrapStoreCalls(store, (name, result) => result.catch((e) => Promise.reject(toTyped(e))))
+ */
+export function wrapStoreCalls(store: ModelStore, wrap: (name: string, result: Promise<unknown>) => Promise<unknown>): ModelStore {
+  return new Proxy(store, {
+    get(target, name, receiver) {
+      const value = Reflect.get(target, name, receiver);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        const result = (value as (...a: unknown[]) => unknown).apply(target, args);
+        return result instanceof Promise ? wrap(String(name), result) : result;
+      };
+    },
+  });
+}

@@ -3,7 +3,7 @@
  * IndexedDB error (an EIO from `rm`, an ENOSPC from `mkdir`) must not reach the host or the log untyped.
  */
 import { UpdateError } from './errors.js';
-import type { ModelStore } from './store.js';
+import { wrapStoreCalls, type ModelStore } from './store.js';
 
 /** The UpdateError for anything a store threw: INSUFFICIENT_DISK_SPACE for a full disk, else STORAGE_FAILED. */
 export function storageFailure(error: unknown, store: string, action: string): UpdateError {
@@ -22,14 +22,5 @@ export function storageFailure(error: unknown, store: string, action: string): U
  * const store = typedStore(new FsModelStore(dir)); await store.collectGarbage([]) // rejects only with UpdateError
  */
 export function typedStore(store: ModelStore): ModelStore {
-  return new Proxy(store, {
-    get(target, name, receiver) {
-      const value = Reflect.get(target, name, receiver);
-      if (typeof value !== 'function') return value;
-      return (...args: unknown[]) => {
-        const result = (value as (...a: unknown[]) => unknown).apply(target, args);
-        return result instanceof Promise ? result.catch((error: unknown) => Promise.reject(storageFailure(error, target.location, String(name)))) : result;
-      };
-    },
-  });
+  return wrapStoreCalls(store, (name, result) => result.catch((error: unknown) => Promise.reject(storageFailure(error, store.location, name))));
 }

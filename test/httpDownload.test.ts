@@ -8,7 +8,8 @@ import path from 'node:path';
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { UpdateError, type UpdateErrorCode } from '../src/errors.js';
-import { downloadFile, parseRetryAfter, type DownloadFileOptions } from '../src/node/httpDownload.js';
+import { downloadFile, type DownloadFileOptions } from '../src/node/httpDownload.js';
+import { parseRetryAfter } from '../src/retryAfter.js';
 import { startTestServer, type ServerOptions, type TestServer } from './helpers/testServer.js';
 
 const MIB = 1024 * 1024;

@@ -69,6 +69,7 @@ describe('content-addressed storage', () => {
     await writeFile(join(world.dir, 'blobs', 'f'.repeat(64)), randomBytes(500));
     const report = await updater.gc();
     expect(report).toMatchObject({ removedVersions: [], removedStaging: ['9.9.9'], freedBytes: 1500 });
+    expect(updater.log.records().at(-1)).toMatchObject({ type: 'log.gc', data: { removedStaging: ['9.9.9'], freedBytes: 1500 } });
     expect(await readdir(join(world.dir, 'blobs'))).toHaveLength(3);
     expect(updater.active?.version).toBe('1.3.0');
   });

@@ -15,7 +15,7 @@ export function createRestoreVersion(store: ModelStore, models: LoadedModels<any
     const others = (current?.retained ?? []).filter((kept) => kept.version !== to?.version && kept.version !== from?.version);
 
     if (input.manual) {
-      if (!to) throw new UpdateError('ROLLBACK_UNAVAILABLE', 'There is no retained version to roll back to.');
+      if (!to) throw new UpdateError('ROLLBACK_UNAVAILABLE', 'There is no retained version to roll back to; the active version stays. One is kept after the next successful update.');
       try {
         await models.load(to);
         await models.healthCheck(to);

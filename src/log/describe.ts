@@ -8,6 +8,8 @@ export function summarize(record: LogRecord): string {
   const data = record.data as Record<string, any>;
   if (data.error) return `${data.error.code}: ${data.error.message}`;
   switch (record.type) {
+    case 'log.gc':
+      return `gc: removed ${data.removedVersions.join(', ') || 'no versions'}, freed ${data.freedBytes} bytes`;
     case 'CHECK':
       return `check (${data.trigger})`;
     case 'ROLLBACK':

@@ -15,6 +15,7 @@ import http, { validateHeaderName, validateHeaderValue } from 'node:http';
 import https from 'node:https';
 import tls from 'node:tls';
 import { UpdateError } from '../errors.js';
+import { parseRetryAfter } from '../retryAfter.js';
 
 export interface DownloadFileOptions {
   /** Absolute http: or https: URL. */
@@ -501,19 +502,6 @@ function declaredTotal(headers: Record<string, string>, status: number): number 
   return length === undefined || headers['transfer-encoding'] !== undefined || !/^\d+$/.test(length) ? undefined : Number(length);
 }
 
-/**
- * Retry-After as milliseconds from now: delta-seconds or an HTTP-date; undefined when absent or unparsable.
- *
- * @example
- * parseRetryAfter('7') // 7000
- */
-export function parseRetryAfter(value: string | undefined, now: number = Date.now()): number | undefined {
-  if (value === undefined) return undefined;
-  const text = value.trim();
-  if (/^\d+$/.test(text)) return Number(text) * 1000;
-  const date = Date.parse(text);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
-}
 
 function parseUrl(value: string, base?: URL): URL {
   let url: URL;

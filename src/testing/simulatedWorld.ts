@@ -7,7 +7,7 @@ import { seededRandom } from '../../machines/seededRandom.js';
 import { SimulatedClock } from 'xstate';
 import { createUpdater, type ModelUpdater, type UpdateResult, type UpdaterOptions } from '../createUpdater.js';
 import type { ModelLoader } from '../modelRef.js';
-import type { ModelStore } from '../store.js';
+import { wrapStoreCalls, type ModelStore } from '../store.js';
 import { statePath } from '../statePath.js';
 import { MemoryLogDisk } from './memoryEventLog.js';
 import { MemoryModelStore } from './memoryModelStore.js';
@@ -240,14 +240,5 @@ function interposed<Handle>(hooks: ModelLoader<Handle>, interpose: <T>(label: st
 
 /** The store as one process sees it: after that process dies, its calls never return. */
 function fenced(store: ModelStore, process: SimulatedProcess, generation: number, interpose: <T>(label: string, result: Promise<T>) => Promise<T>): ModelStore {
-  return new Proxy(store, {
-    get(target, name, receiver) {
-      const value = Reflect.get(target, name, receiver);
-      if (typeof value !== 'function') return value;
-      return (...args: unknown[]) => {
-        const result = (value as (...a: unknown[]) => unknown).apply(target, args);
-        return result instanceof Promise ? process.fence(generation, interpose(`store ${String(name)}`, result)) : result;
-      };
-    },
-  });
+  return wrapStoreCalls(store, (name, result) => process.fence(generation, interpose(`store ${name}`, result)));
 }
