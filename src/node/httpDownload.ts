@@ -1,9 +1,9 @@
 /**
  * Bulk transfer of one model file on Node: a node:http GET streamed straight into a file, hashed on the
  * way (one pass). ky (fetch) stays the client for the manifest; for the bulk transfer, web streams cost
- * a lot on Node 20 and node:http streams are much faster (bench/download.ts). The body is gathered into
- * 1 MiB batches, each written with one positional writev, and reading pauses while 4 MiB wait for the
- * disk, so memory stays bounded whatever the file size.
+ * a lot on Node 20 and node:http streams are much faster (bench/download.ts). The body is copied into a
+ * few reused 1 MiB slots, each written with one positional write, and reading pauses while they all wait
+ * for the disk (slotWriter.ts), so memory stays bounded whatever the file size.
  *
  * One call is one attempt: the statechart owns retries and back-off, and this module leaves the partial
  * file in a state the next attempt resumes.
@@ -16,6 +16,7 @@ import https from 'node:https';
 import tls from 'node:tls';
 import { UpdateError } from '../errors.js';
 import { parseRetryAfter } from '../retryAfter.js';
+import { SlotWriter } from './slotWriter.js';
 
 export interface DownloadFileOptions {
   /** Absolute http: or https: URL. */
@@ -253,11 +254,6 @@ interface ExchangeOptions {
   ca: Array<string | Buffer> | undefined;
 }
 
-/** Body bytes gathered before one positional writev: fewer, larger writes. */
-const BATCH_BYTES = MIB;
-/** Body bytes waiting for the disk before reading pauses: bounds memory whatever the file size. */
-const MAX_PENDING_BYTES = 4 * MIB;
-
 /**
  * Sends the GET and resolves once the response head is in, with the body paused so the caller can
  * decide what to do with it. Rejects with an UpdateError if no head arrives.
@@ -284,9 +280,10 @@ function openExchange(url: URL, headers: Record<string, string>, options: Exchan
       if (onFailure) onFailure(error);
       else rejectHead(error);
     };
+    // Re-armed for every chunk: refresh() moves the deadline without making a new timer.
     const armStallTimer = (): void => {
-      clearTimeout(timer);
-      timer = setTimeout(() => fail(stalled(url, stallTimeoutMs)), stallTimeoutMs);
+      if (timer === undefined) timer = setTimeout(() => fail(stalled(url, stallTimeoutMs)), stallTimeoutMs);
+      else timer.refresh();
     };
     const onAbort = (): void => fail(cancelled());
     signal?.addEventListener('abort', onAbort, { once: true });
@@ -310,42 +307,21 @@ function openExchange(url: URL, headers: Record<string, string>, options: Exchan
         receive: (sink) =>
           new Promise<number>((resolve, reject) => {
             let received = 0;
-            let batch: Buffer[] = [];
-            let batchBytes = 0;
-            let writePosition = sink.position;
-            let pendingBytes = 0;
-            let writes: Promise<void> = Promise.resolve();
-            let writeError: UpdateError | undefined;
-
-            /** Queues the gathered bytes for one positional write, in order. */
-            const flush = (): void => {
-              if (batchBytes === 0) return;
-              const segments = batch;
-              const bytes = batchBytes;
-              const position = writePosition;
-              batch = [];
-              batchBytes = 0;
-              writePosition += bytes;
-              pendingBytes += bytes;
-              writes = writes.then(async () => {
-                if (writeError) return;
-                try {
-                  await writeAll(sink.file, segments, position);
-                } catch (error) {
-                  writeError = storageError(error, 'write the download to disk');
-                  fail(writeError);
-                  return;
-                }
-                pendingBytes -= bytes;
-                sink.onBytes?.(bytes);
-                if (response.isPaused() && pendingBytes <= MAX_PENDING_BYTES && !failure) response.resume();
-              });
-            };
+            const writer = new SlotWriter(sink.file, sink.position, {
+              onWritten: sink.onBytes,
+              onDrain: () => {
+                if (!failure) response.resume();
+              },
+              onError: (error) => fail(storageError(error, 'write the download to disk')),
+            });
             // Whatever ends the transfer, what already arrived is written first (the next attempt resumes it).
-            onFailure = (error) => {
-              flush();
-              void writes.then(() => reject(writeError ?? error));
+            const finish = (error?: UpdateError): void => {
+              void writer.end().then(
+                () => (error ? reject(error) : resolve(received)),
+                (writeError: unknown) => reject(storageError(writeError, 'write the download to disk')),
+              );
             };
+            onFailure = finish;
             if (failure) return onFailure(failure);
 
             response.on('data', (chunk: Buffer) => {
@@ -356,16 +332,12 @@ function openExchange(url: URL, headers: Record<string, string>, options: Exchan
               }
               received += chunk.length;
               sink.hash.update(chunk);
-              batch.push(chunk);
-              batchBytes += chunk.length;
-              if (batchBytes >= BATCH_BYTES) flush();
-              if (pendingBytes > MAX_PENDING_BYTES) response.pause();
+              if (!writer.push(chunk)) response.pause();
             });
             response.on('end', () => {
               clearTimeout(timer);
               signal?.removeEventListener('abort', onAbort);
-              flush();
-              void writes.then(() => (writeError ? reject(writeError) : resolve(received)));
+              finish();
             });
             // A body cut short (the peer closed early) ends without 'end': keep what came, report it.
             response.on('close', () => {
@@ -388,21 +360,6 @@ function joinHeaders(headers: http.IncomingHttpHeaders): Record<string, string> 
     if (value !== undefined) joined[name] = Array.isArray(value) ? value.join(', ') : value;
   }
   return joined;
-}
-
-/** pwritev that finishes short writes, so a batch is either fully on disk or an error. */
-async function writeAll(file: FileHandle, segments: Buffer[], position: number): Promise<void> {
-  let pending = segments;
-  let offset = position;
-  while (pending.length > 0) {
-    const { bytesWritten } = await file.writev(pending, offset);
-    offset += bytesWritten;
-    let skip = bytesWritten;
-    let index = 0;
-    while (index < pending.length && skip >= pending[index]!.length) skip -= pending[index++]!.length;
-    pending = pending.slice(index);
-    if (skip > 0 && pending.length > 0) pending[0] = pending[0]!.subarray(skip);
-  }
 }
 
 // ---------------------------------------------------------------------------------------------------
