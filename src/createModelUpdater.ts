@@ -8,6 +8,7 @@ import { FileEventLog } from './log/fileEventLog.js';
 import { FsModelStore, LOG_FILE } from './node/fsModelStore.js';
 import { FileTrustStore, TRUST_FILE } from './trust/trustStore.js';
 import { acquireDirLock } from './node/dirLock.js';
+import { httpFetch } from './node/httpFetch.js';
 import { installId } from './node/installId.js';
 
 export * from './createUpdater.js';
@@ -32,5 +33,6 @@ export function createModelUpdater<Handle = unknown>(
     trust: new FileTrustStore(join(options.dir, TRUST_FILE)),
     lock: () => acquireDirLock(options.dir, { waitMs: options.lockWaitMs ?? 0 }),
     installId: () => installId(options.dir),
+    fetch: httpFetch,
   });
 }
