@@ -1,22 +1,24 @@
 /**
- * Bulk transfer of one model file on Node: a node:http GET streamed straight into a file, hashed on the
- * way (one pass). ky (fetch) stays the client for the manifest; for the bulk transfer, web streams cost
- * a lot on Node 20 and node:http streams are much faster (bench/download.ts). The body is copied into a
- * few reused 1 MiB slots, each written with one positional write, and reading pauses while they all wait
- * for the disk (slotWriter.ts), so memory stays bounded whatever the file size.
+ * Bulk transfer of one model file on Node: a GET streamed straight into a file, hashed on the way (one
+ * pass), resumed with Range / If-Range, redirects followed by hand. Web streams (fetch, ky) cost a lot
+ * on Node 20, so the body goes over a socket that reads into one reused buffer (directHttpExchange.ts),
+ * or over node:http for any response that transport declines (nodeHttpExchange.ts). The bytes are
+ * copied into a few reused 1 MiB slots, each written with one positional write, and reading pauses
+ * while they all wait for the disk (slotWriter.ts), so memory stays bounded whatever the file size.
  *
  * One call is one attempt: the statechart owns retries and back-off, and this module leaves the partial
  * file in a state the next attempt resumes.
  */
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { open, readFile, rm, stat, truncate, writeFile, type FileHandle } from 'node:fs/promises';
-import http, { validateHeaderName, validateHeaderValue } from 'node:http';
-import https from 'node:https';
+import { open, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { validateHeaderName, validateHeaderValue } from 'node:http';
 import tls from 'node:tls';
 import { UpdateError } from '../errors.js';
 import { parseRetryAfter } from '../retryAfter.js';
-import { SlotWriter } from './slotWriter.js';
+import { openDirectExchange } from './directHttpExchange.js';
+import { cancelled, sizeMismatch, storageError, type BodySink, type Exchange } from './exchange.js';
+import { openNodeHttpExchange } from './nodeHttpExchange.js';
 
 export interface DownloadFileOptions {
   /** Absolute http: or https: URL. */
@@ -61,8 +63,6 @@ const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 const CREDENTIAL_HEADERS = ['authorization', 'cookie', 'proxy-authorization'];
 /** Headers this module writes itself: framing and connection handling are not the caller's to change. */
 const RESERVED_HEADERS = new Set(['host', 'connection', 'content-length', 'transfer-encoding', 'accept-encoding', 'range', 'if-range', 'te', 'upgrade']);
-/** TLS failures that will not fix themselves by retrying. */
-const TLS_CONFIG_ERRORS = /^(CERT_|ERR_TLS_|UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|HOSTNAME_MISMATCH)/;
 
 /** What the first attempt learned about the resource, so a later attempt resumes only the same bytes. */
 interface PartMeta {
@@ -131,7 +131,9 @@ export async function downloadFile(options: DownloadFileOptions): Promise<Downlo
       const validator = meta?.etag ?? meta?.lastModified;
       if (validator !== undefined) requestHeaders['if-range'] = validator;
     }
-    const exchange = await openExchange(url, requestHeaders, { signal, stallTimeoutMs, ca });
+    // The direct transport reads plain responses fast; whatever it declines, node:http answers instead.
+    const exchangeOptions = { signal, stallTimeoutMs, ca };
+    const exchange = (await openDirectExchange(url, requestHeaders, exchangeOptions)) ?? (await openNodeHttpExchange(url, requestHeaders, exchangeOptions));
     let received: number;
     try {
       const { status } = exchange;
@@ -218,148 +220,6 @@ async function receiveInto(exchange: Exchange, partPath: string, sink: Omit<Body
   } finally {
     await file.close().catch(() => undefined);
   }
-}
-
-// ---------------------------------------------------------------------------------------------------
-// One GET over node:http, with the body streamed into the file in batches.
-
-interface BodySink {
-  file: FileHandle;
-  /** File offset of the first body byte. */
-  position: number;
-  hash: Hash;
-  /** Body bytes allowed before the file would outgrow the manifest's size. */
-  limit: number;
-  expectedSize: number;
-  onBytes: ((delta: number) => void) | undefined;
-}
-
-interface Exchange {
-  status: number;
-  statusText: string;
-  /** Lowercase names; repeated headers joined with ', '. */
-  headers: Record<string, string>;
-  /**
-   * Streams the body into sink.file; resolves with the body bytes received once they are all written.
-   * On a network failure, stall or abort, writes what already arrived before rejecting.
-   */
-  receive(sink: BodySink): Promise<number>;
-  /** Drops the connection. Idempotent. */
-  close(): void;
-}
-
-interface ExchangeOptions {
-  signal: AbortSignal | undefined;
-  stallTimeoutMs: number;
-  ca: Array<string | Buffer> | undefined;
-}
-
-/**
- * Sends the GET and resolves once the response head is in, with the body paused so the caller can
- * decide what to do with it. Rejects with an UpdateError if no head arrives.
- */
-function openExchange(url: URL, headers: Record<string, string>, options: ExchangeOptions): Promise<Exchange> {
-  const { signal, stallTimeoutMs, ca } = options;
-  return new Promise<Exchange>((resolveHead, rejectHead) => {
-    const client = url.protocol === 'https:' ? https : http;
-    const request = client.request(url, {
-      method: 'GET',
-      headers: { ...headers, 'accept-encoding': 'identity', connection: 'close' },
-      agent: false,
-      ...(ca === undefined ? {} : { ca }),
-    });
-    let failure: UpdateError | undefined;
-    let onFailure: ((error: UpdateError) => void) | undefined;
-    let timer: NodeJS.Timeout | undefined;
-    const fail = (error: UpdateError): void => {
-      if (failure) return;
-      failure = error;
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
-      request.destroy();
-      if (onFailure) onFailure(error);
-      else rejectHead(error);
-    };
-    // Re-armed for every chunk: refresh() moves the deadline without making a new timer.
-    const armStallTimer = (): void => {
-      if (timer === undefined) timer = setTimeout(() => fail(stalled(url, stallTimeoutMs)), stallTimeoutMs);
-      else timer.refresh();
-    };
-    const onAbort = (): void => fail(cancelled());
-    signal?.addEventListener('abort', onAbort, { once: true });
-    armStallTimer();
-
-    request.on('error', (error) => fail(networkError(error, url)));
-    request.on('response', (response) => {
-      response.pause();
-      // Until receive() is called, the body waits; a stall or abort still ends the exchange.
-      response.on('error', (error) => fail(networkError(error, url)));
-      const close = (): void => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        request.destroy();
-      };
-      resolveHead({
-        status: response.statusCode ?? 0,
-        statusText: response.statusMessage ?? '',
-        headers: joinHeaders(response.headers),
-        close,
-        receive: (sink) =>
-          new Promise<number>((resolve, reject) => {
-            let received = 0;
-            const writer = new SlotWriter(sink.file, sink.position, {
-              onWritten: sink.onBytes,
-              onDrain: () => {
-                if (!failure) response.resume();
-              },
-              onError: (error) => fail(storageError(error, 'write the download to disk')),
-            });
-            // Whatever ends the transfer, what already arrived is written first (the next attempt resumes it).
-            const finish = (error?: UpdateError): void => {
-              void writer.end().then(
-                () => (error ? reject(error) : resolve(received)),
-                (writeError: unknown) => reject(storageError(writeError, 'write the download to disk')),
-              );
-            };
-            onFailure = finish;
-            if (failure) return onFailure(failure);
-
-            response.on('data', (chunk: Buffer) => {
-              armStallTimer();
-              if (received + chunk.length > sink.limit) {
-                fail(sizeMismatch(url, `it sent more than ${sink.expectedSize} bytes`, sink.expectedSize));
-                return;
-              }
-              received += chunk.length;
-              sink.hash.update(chunk);
-              if (!writer.push(chunk)) response.pause();
-            });
-            response.on('end', () => {
-              clearTimeout(timer);
-              signal?.removeEventListener('abort', onAbort);
-              finish();
-            });
-            // A body cut short (the peer closed early) ends without 'end': keep what came, report it.
-            response.on('close', () => {
-              if (!response.complete && !failure) {
-                fail(new UpdateError('NETWORK_UNAVAILABLE', `The connection to ${url.host} closed before the whole file arrived; the partial file is kept and the next attempt resumes it.`));
-              }
-            });
-            response.resume();
-          }),
-      });
-    });
-    request.end();
-  });
-}
-
-/** Lowercase header names, repeated values joined with ', '. */
-function joinHeaders(headers: http.IncomingHttpHeaders): Record<string, string> {
-  const joined: Record<string, string> = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (value !== undefined) joined[name] = Array.isArray(value) ? value.join(', ') : value;
-  }
-  return joined;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -502,45 +362,6 @@ function withoutCredentials(headers: Record<string, string>): Record<string, str
 
 function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw cancelled();
-}
-
-function cancelled(): UpdateError {
-  return new UpdateError('CANCELLED', 'The download was cancelled; the partial file is kept and the next attempt resumes it.');
-}
-
-function stalled(url: URL, ms: number): UpdateError {
-  return new UpdateError('DOWNLOAD_STALLED', `${url.host} sent nothing for ${ms} ms; the partial file is kept and the next attempt resumes it.`);
-}
-
-function sizeMismatch(url: URL, what: string, expectedSize: number): UpdateError {
-  return new UpdateError(
-    'SIZE_MISMATCH',
-    `The manifest says ${url.href} is ${expectedSize} bytes but ${what}; the partial file was deleted. The manifest or the server is out of date: check for updates again, or tell the publisher.`,
-  );
-}
-
-function networkError(error: unknown, url: URL): UpdateError {
-  if (error instanceof UpdateError) return error;
-  const code = (error as NodeJS.ErrnoException).code ?? '';
-  const reason = error instanceof Error ? error.message : String(error);
-  // node's HTTP parser (HPE_*): the answer is not HTTP; retrying will not fix that.
-  if (code.startsWith('HPE_')) {
-    return new UpdateError('DOWNLOAD_FAILED', `${url.host} sent a malformed HTTP response (${reason}); the server is misconfigured, tell the publisher.`, { cause: error });
-  }
-  if (TLS_CONFIG_ERRORS.test(code)) {
-    return new UpdateError('DOWNLOAD_FAILED', `TLS with ${url.host} failed (${reason}); check the server's certificate or the URL.`, { cause: error });
-  }
-  return new UpdateError('NETWORK_UNAVAILABLE', `Could not download from ${url.host} (${reason}); check the connection. Any partial file is kept and the next attempt resumes it.`, { cause: error });
-}
-
-function storageError(error: unknown, what: string): UpdateError {
-  if (error instanceof UpdateError) return error;
-  const code = (error as NodeJS.ErrnoException).code;
-  const reason = error instanceof Error ? error.message : String(error);
-  if (code === 'ENOSPC' || code === 'EDQUOT') {
-    return new UpdateError('INSUFFICIENT_DISK_SPACE', `Could not ${what}: the disk is full. Free some space and try again.`, { cause: error });
-  }
-  return new UpdateError('STORAGE_FAILED', `Could not ${what} (${reason}); check that the folder exists and is writable.`, { cause: error });
 }
 
 async function storage<T>(action: () => Promise<T>, what: string): Promise<T> {

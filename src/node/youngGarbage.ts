@@ -1,11 +1,11 @@
 /**
- * A young-generation garbage collection, run on demand by the bulk download.
+ * A young-generation garbage collection, run on demand by the bulk download over node:http.
  *
- * Why: every 64 KiB socket read arrives in a freshly allocated buffer. Its JavaScript wrapper dies at
+ * Why: node:http hands every body segment over in a freshly allocated buffer. Its JavaScript wrapper dies at
  * once, but V8 frees the memory behind it only at a collection, and it starts one for such memory only
  * after some 64 MB of it has piled up. A minor collection per MiB received (well under a millisecond
- * while little is alive) keeps the peak RSS of a 1 GiB download at about 60 MB instead of about 90 MB
- * (bench/download.ts). It only pays off when the bytes die young: the download copies them into reused
+ * while little is alive) kept the peak RSS of a 1 GiB download at about 60 MB instead of about 90 MB
+ * (bench/download.ts, node:http transport). It only pays off when the bytes die young: the download copies them into reused
  * slots (slotWriter.ts) instead of keeping the chunks.
  *
  * V8 hands out its `gc()` only with --expose-gc. The flag is set just long enough to take the function

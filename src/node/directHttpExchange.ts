@@ -1,0 +1,145 @@
+/**
+ * The fast transport for one GET: HTTP/1.1 written on a net / tls socket that reads into one reused
+ * 1 MiB buffer (the `onread` option), the body framed by its Content-Length.
+ *
+ * Why: node:http hands every body segment to JavaScript in a freshly allocated copy, about 16,000 of
+ * them per GiB. Reading into one buffer, up to 1 MiB per read, halves the CPU the transfer costs
+ * and leaves nothing for the garbage collector (bench/download.ts; the figures are in the README).
+ *
+ * Narrow on purpose: it sends a plain GET and reads a plain response head (responseHead.ts) with a
+ * Content-Length body. Anything else (chunked or close-delimited bodies, interim 1xx responses, a
+ * head it finds unusual) resolves `undefined`: the connection is dropped and the download repeats the
+ * request over node:http (nodeHttpExchange.ts), which handles every form.
+ */
+import net from 'node:net';
+import tls from 'node:tls';
+import { UpdateError } from '../errors.js';
+import { closedEarly, ExchangeControl, networkError, pipeBody, type BodyPipe, type Exchange, type ExchangeOptions } from './exchange.js';
+import { headEnd, MAX_HEAD_BYTES, parseResponseHead, type ResponseHead } from './responseHead.js';
+
+const READ_BYTES = 1024 * 1024;
+
+/**
+ * Sends the GET and resolves once the response head is in, with the body paused so the caller can
+ * decide what to do with it; undefined when the response is not one this transport reads. Rejects
+ * with an UpdateError if no head arrives.
+ */
+export function openDirectExchange(url: URL, headers: Record<string, string>, options: ExchangeOptions): Promise<Exchange | undefined> {
+  return new Promise<Exchange | undefined>((resolveHead, rejectHead) => {
+    /** head: reading the head; waiting: head given to the caller, body paused; body: streaming; done. */
+    let phase: 'head' | 'waiting' | 'body' | 'done' = 'head';
+    let pending = Buffer.alloc(0); // head bytes so far, then the body bytes that came with the head
+    let remaining = 0; // body bytes still to come
+    let ended = false; // the peer closed its side
+    let body: BodyPipe | undefined;
+
+    const onRead = (bytes: Buffer): boolean => {
+      control.arm();
+      switch (phase) {
+        case 'head':
+          pending = Buffer.concat([pending, bytes]);
+          return readHead();
+        case 'waiting':
+          pending = Buffer.concat([pending, bytes]);
+          return false;
+        case 'body':
+          return readBody(bytes);
+        case 'done':
+          return false;
+      }
+    };
+
+    const hostname = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+    const onread = { buffer: Buffer.allocUnsafe(READ_BYTES), callback: (length: number, buffer: Uint8Array) => onRead((buffer as Buffer).subarray(0, length)) };
+    const socket =
+      url.protocol === 'https:'
+        ? tls.connect({
+            host: hostname,
+            port: Number(url.port || 443),
+            ...(net.isIP(hostname) ? {} : { servername: hostname }),
+            ...(options.ca === undefined ? {} : { ca: options.ca }),
+            ALPNProtocols: ['http/1.1'],
+            // tls takes `onread` as net does (since Node 15); @types/node 20 only declares it for net.
+            ...({ onread } as tls.ConnectionOptions),
+          })
+        : net.connect({ host: hostname, port: Number(url.port || 80), onread });
+    const control = new ExchangeControl(url, options, () => socket.destroy(), rejectHead);
+    socket.on('error', (error) => control.fail(networkError(error, url)));
+    const onClosed = (): void => {
+      ended = true;
+      if (phase === 'head') control.fail(new UpdateError('NETWORK_UNAVAILABLE', `${url.host} closed the connection without answering; the next attempt tries again.`));
+      else if (phase === 'body') control.fail(closedEarly(url));
+    };
+    socket.on('end', onClosed);
+    socket.on('close', onClosed);
+    socket.write(requestHead(url, headers), 'latin1');
+
+    /** Waits for the whole head, then hands the exchange to the caller and pauses. */
+    function readHead(): boolean {
+      const end = headEnd(pending);
+      if (end < 0) return pending.length <= MAX_HEAD_BYTES || decline();
+      const head = parseResponseHead(pending.toString('latin1', 0, end));
+      if (head === undefined || head.status < 200) return decline();
+      const length = bodyLength(head);
+      if (length === undefined) return decline();
+      pending = Buffer.from(pending.subarray(end));
+      remaining = length;
+      phase = 'waiting';
+      resolveHead({ ...head, close: () => control.close(), receive: (sink) => receive(head, sink) });
+      return false;
+    }
+
+    /** Not a response this transport reads: drop the connection; the caller asks node:http instead. */
+    function decline(): false {
+      phase = 'done';
+      control.close();
+      resolveHead(undefined);
+      return false;
+    }
+
+    function receive(head: ResponseHead, sink: Parameters<Exchange['receive']>[0]): Promise<number> {
+      if (head.status !== 200 && head.status !== 206) {
+        return Promise.reject(new UpdateError('DOWNLOAD_FAILED', `${url.href} answered ${head.status}, which has no file to receive.`));
+      }
+      body = pipeBody(control, sink, () => socket.resume());
+      if (control.failure) return body.done;
+      phase = 'body';
+      const early = pending;
+      pending = Buffer.alloc(0);
+      const more = readBody(early);
+      if (phase === 'body') {
+        if (ended) control.fail(closedEarly(url));
+        else if (more) socket.resume();
+      }
+      return body.done;
+    }
+
+    /** Takes body bytes up to the Content-Length; anything after it is not this response's. */
+    function readBody(bytes: Buffer): boolean {
+      const taken = bytes.subarray(0, Math.min(bytes.length, remaining));
+      remaining -= taken.length;
+      const more = taken.length === 0 || body!.take(taken);
+      if (remaining > 0) return more;
+      phase = 'done';
+      body!.end();
+      socket.destroy();
+      return false;
+    }
+  });
+}
+
+/** The request head: the caller's headers were validated (httpDownload's normalizeHeaders). */
+function requestHead(url: URL, headers: Record<string, string>): string {
+  const lines = [`GET ${url.pathname}${url.search} HTTP/1.1`, `host: ${url.host}`];
+  for (const [name, value] of Object.entries(headers)) lines.push(`${name}: ${value}`);
+  lines.push('accept-encoding: identity', 'connection: close', '', '');
+  return lines.join('\r\n');
+}
+
+/** The body's length for a 200 or 206 framed by Content-Length; 0 for statuses whose body is not read. */
+function bodyLength(head: ResponseHead): number | undefined {
+  if (head.status !== 200 && head.status !== 206) return 0;
+  const { 'content-length': length, 'transfer-encoding': encoding } = head.headers;
+  if (encoding !== undefined || length === undefined || !/^\d{1,15}$/.test(length)) return undefined;
+  return Number(length);
+}
