@@ -26,7 +26,8 @@ import { startTestServer } from '../test/helpers/testServer.js';
 
 const MIB = 1024 * 1024;
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const CLI = path.join(REPO, 'dist', 'src', 'cli', 'main.js');
+/** The package's bin, as users run it (`npm run build` makes it). */
+const CLI = path.join(REPO, (JSON.parse(await readFile(path.join(REPO, 'package.json'), 'utf8')) as { bin: Record<string, string> }).bin['model-updater']!);
 
 interface Measured {
   seconds: number;
@@ -139,7 +140,7 @@ async function runUpdate(manifestUrl: string, dir: string): Promise<Measured> {
   }
   const runner = await buildFallbackRunner(path.join(dir, '.bench-runner'));
   const measured = await measureChild(runner, [manifestUrl, dir]);
-  return { ...measured, what: `downloadFile() in a node child (${existsSync(CLI) ? 'BENCH_UPDATE=download' : 'CLI not built: dist/src/cli/main.js missing'})` };
+  return { ...measured, what: `downloadFile() in a node child (${existsSync(CLI) ? 'BENCH_UPDATE=download' : `CLI not built: ${path.relative(REPO, CLI)} missing, run npm run build`})` };
 }
 
 /** Runs `node script ...args`, timing it from spawn to exit and tracking its peak RSS (VmHWM). */

@@ -1,42 +1,47 @@
 #!/usr/bin/env node
 /**
  * The `model-updater` command: publish to a static update service, check, update, inspect, roll back.
+ * Each command's module is loaded only when it runs: start-up time counts in every update.
  */
-import * as keygen from './commands/keygen.js';
-import * as gc from './commands/gc.js';
-import * as stats from './commands/stats.js';
-import * as log from './commands/log.js';
 import { CliOutput } from './output.js';
-import * as publish from './commands/publish.js';
-import * as rollback from './commands/rollback.js';
-import * as status from './commands/status.js';
-import * as update from './commands/update.js';
 
-const commands: Record<string, { usage: string; run: (argv: string[]) => Promise<number> }> = {
-  keygen: { usage: keygen.usage, run: keygen.run },
-  publish: { usage: publish.usage, run: publish.run },
-  check: { usage: update.checkUsage, run: (argv) => update.run(argv, 'check') },
-  update: { usage: update.updateUsage, run: (argv) => update.run(argv, 'update') },
-  status: { usage: status.usage, run: status.run },
-  log: { usage: log.usage, run: log.run },
-  rollback: { usage: rollback.usage, run: rollback.run },
-  gc: { usage: gc.usage, run: gc.run },
-  stats: { usage: stats.usage, run: stats.run },
+interface Command {
+  usage: string;
+  run(argv: string[]): Promise<number>;
+}
+
+const commands: Record<string, () => Promise<Command>> = {
+  keygen: () => import('./commands/keygen.js'),
+  publish: () => import('./commands/publish.js'),
+  check: async () => {
+    const update = await import('./commands/update.js');
+    return { usage: update.checkUsage, run: (argv) => update.run(argv, 'check') };
+  },
+  update: async () => {
+    const update = await import('./commands/update.js');
+    return { usage: update.updateUsage, run: (argv) => update.run(argv, 'update') };
+  },
+  status: () => import('./commands/status.js'),
+  log: () => import('./commands/log.js'),
+  rollback: () => import('./commands/rollback.js'),
+  gc: () => import('./commands/gc.js'),
+  stats: () => import('./commands/stats.js'),
 };
 
-function help(): string {
-  return ['usage: model-updater <command> [options]', '', ...Object.values(commands).map((c) => `  model-updater ${c.usage}`), ''].join('\n');
+async function help(): Promise<string> {
+  const all = await Promise.all(Object.values(commands).map((load) => load()));
+  return ['usage: model-updater <command> [options]', '', ...all.map((c) => `  model-updater ${c.usage}`), ''].join('\n');
 }
 
 const [name, ...argv] = process.argv.slice(2);
-const command = name ? commands[name] : undefined;
-if (!command) {
+const load = name !== undefined && Object.hasOwn(commands, name) ? commands[name] : undefined;
+if (!load) {
   const known = name === undefined || name === 'help' || name === '--help' || name === '-h';
-  (known ? process.stdout : process.stderr).write(known ? help() : `unknown command "${name}"\n\n${help()}`);
+  (known ? process.stdout : process.stderr).write(known ? await help() : `unknown command "${name}"\n\n${await help()}`);
   process.exitCode = known ? 0 : 2;
 } else {
   try {
-    process.exitCode = await command.run(argv);
+    process.exitCode = await (await load()).run(argv);
   } catch (error) {
     // Errors before a command's own handling (a bad flag) still answer in the format asked for.
     process.exitCode = new CliOutput(argv.includes('--json')).failure(error);
