@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -8,6 +8,8 @@ import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { downloadFile } from '../src/node/httpDownload.js';
 import { parseResponseHead } from '../src/node/responseHead.js';
+import { startTestServer } from './helpers/testServer.js';
+import { TEST_TLS } from './helpers/testTls.js';
 
 let tmp: string;
 const rawServers: net.Server[] = [];
@@ -144,5 +146,22 @@ describe('the direct transport', () => {
     expect((await stat(partPath)).size).toBe(123_456);
     const result = await downloadFile({ url: server.url, partPath, expectedSize: body.length });
     expect(result).toMatchObject({ resumedFrom: 123_456, bytesFetched: body.length - 123_456, sha256: sha256(body) });
+  });
+
+  it('reads https the same way, in one request, trusting an extra CA', async () => {
+    const root = path.join(tmp, 'www');
+    await mkdir(root);
+    const body = randomBytes(6 * 1024 * 1024 + 5);
+    await writeFile(path.join(root, 'model.bin'), body);
+    const server = await startTestServer({ root, tls: TEST_TLS });
+    try {
+      const partPath = path.join(tmp, 'tls.part');
+      const result = await downloadFile({ url: `${server.url}model.bin`, partPath, expectedSize: body.length, ca: TEST_TLS.cert });
+      expect(result.sha256).toBe(sha256(body));
+      expect((await readFile(partPath)).equals(body)).toBe(true);
+      expect(server.requests).toHaveLength(1);
+    } finally {
+      await server.close();
+    }
   });
 });

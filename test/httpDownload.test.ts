@@ -11,31 +11,12 @@ import { UpdateError, type UpdateErrorCode } from '../src/errors.js';
 import { downloadFile, type DownloadFileOptions } from '../src/node/httpDownload.js';
 import { parseRetryAfter } from '../src/retryAfter.js';
 import { startTestServer, type ServerOptions, type TestServer } from './helpers/testServer.js';
+import { TEST_TLS } from './helpers/testTls.js';
 
 const MIB = 1024 * 1024;
 const SIZE = 4 * MIB + 123;
 const FILE = '/1.0.0/model.bin';
 
-/** A throwaway self-signed certificate for 127.0.0.1, valid 2000-2100, used by the https tests only. */
-const TEST_TLS = {
-  key: `-----BEGIN PRIVATE KEY-----
-MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgSaoNmEooVABiExuN
-O5jLvL0g8E2fbIQPu7Gs/F6Hx06hRANCAASIRG8q1KjY1UN9i/DQhsnbzm8z1zFE
-s9rkCdgqnDVhTXXF2mpKaHj9Q67vCdZ6gS9z2VfbuzxUhT8da0hD2gRX
------END PRIVATE KEY-----
-`,
-  cert: `-----BEGIN CERTIFICATE-----
-MIIBejCCAR+gAwIBAgIBATAKBggqhkjOPQQDAjAdMRswGQYDVQQDDBJtb2RlbC11
-cGRhdGVyIHRlc3QwIBcNMDAwMTAxMDAwMDAwWhgPMjEwMDAxMDEwMDAwMDBaMB0x
-GzAZBgNVBAMMEm1vZGVsLXVwZGF0ZXIgdGVzdDBZMBMGByqGSM49AgEGCCqGSM49
-AwEHA0IABIhEbyrUqNjVQ32L8NCGydvObzPXMUSz2uQJ2CqcNWFNdcXaakpoeP1D
-ru8J1nqBL3PZV9u7PFSFPx1rSEPaBFejTjBMMBoGA1UdEQQTMBGHBH8AAAGCCWxv
-Y2FsaG9zdDAPBgNVHRMBAf8EBTADAQH/MB0GA1UdDgQWBBQAZZUE/l6QLITm8kUn
-TdT8/3ShzjAKBggqhkjOPQQDAgNJADBGAiEA8o9Pg2QDD2uJYt5HJ5GDQgezNP9C
-aWTapfMzHZmdKgsCIQCsAer1xtBOx3zl9j5N+deH3Z1yPuOKrC0H/gHyiVgvgQ==
------END CERTIFICATE-----
-`,
-};
 
 let tmp: string;
 let root: string;

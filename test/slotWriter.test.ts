@@ -96,4 +96,5 @@ describe('SlotWriter, the download’s bounded write path', () => {
     collectYoungGarbage();
     expect(runInNewContext('typeof gc')).toBe('undefined');
   });
+
 });
