@@ -96,5 +96,4 @@ describe('SlotWriter, the download’s bounded write path', () => {
     collectYoungGarbage();
     expect(runInNewContext('typeof gc')).toBe('undefined');
   });
-
 });
