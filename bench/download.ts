@@ -4,11 +4,13 @@
  *
  *   npx tsx bench/download.ts            # 1 GiB
  *   BENCH_BYTES=268435456 npx tsx bench/download.ts
- *   BENCH_RUNS=5 npx tsx bench/download.ts   # best of 5 for each side (default 3: page-cache noise is large)
+ *   BENCH_RUNS=6 npx tsx bench/download.ts   # best of 6 for each side (default 4: page-cache noise is large)
  *   BENCH_UPDATE=download npx tsx bench/download.ts   # (b) = downloadFile() alone, even if the CLI is built
- *   BENCH_DEBUG=1 ...                                  # also print what each (b) child reported
+ *   BENCH_DEBUG=1 ...                                  # also print every run and what each (b) child reported
  *
- * Times are the best of the runs; peak RSS is the highest of them.
+ * Times are the best of the runs (the medians are printed too); peak RSS is the highest of them. The
+ * two sides take turns going first: on this VM the update is much slower right after the curl run
+ * than right after its own (2.4-3.6 s against 1.5-1.7 s), while curl does not care which came before.
  * The server runs in a child process (this file with --serve), like curl and (b), so each side of the
  * comparison has the same CPUs to share. (b) is the built CLI, or until it exists downloadFile() in a
  * plain-node child (see runUpdate).
@@ -43,7 +45,7 @@ if (process.argv[2] === '--serve') {
 
 async function main(): Promise<void> {
   const bytes = Number(process.env.BENCH_BYTES ?? 1024 * MIB);
-  const runs = Math.max(1, Number(process.env.BENCH_RUNS ?? 3));
+  const runs = Math.max(1, Number(process.env.BENCH_RUNS ?? 4));
   if (!Number.isSafeInteger(bytes) || bytes <= 0) throw new Error(`BENCH_BYTES must be a positive integer, got ${process.env.BENCH_BYTES}`);
 
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'model-updater-bench-'));
@@ -85,22 +87,37 @@ async function main(): Promise<void> {
 
     let baseline = Infinity;
     let update: Measured | undefined;
+    const baselineRuns: number[] = [];
+    const updateRuns: number[] = [];
     let peakRssMB = 0;
     for (let i = 0; i < runs; i++) {
-      baseline = Math.min(baseline, await runBaseline(fileUrl, path.join(tmp, 'curl.bin'), file.sha256));
-      const dir = path.join(tmp, `update-${i}`);
-      await mkdir(dir);
-      const measured = await runUpdate(manifestUrl, dir);
-      if (process.env.BENCH_DEBUG) console.error(`run ${i}: baseline ${baseline.toFixed(3)} s (best so far), update ${measured.seconds.toFixed(3)} s`);
-      if (update === undefined || measured.seconds < update.seconds) update = measured;
-      peakRssMB = Math.max(peakRssMB, measured.peakRssMB);
-      await rm(dir, { recursive: true, force: true });
+      // Each side goes first in every other run, so neither always inherits the other's aftermath
+      // (a 1 GiB file just deleted, its pages just freed).
+      const sides = [
+        async () => (baselineRun = await runBaseline(fileUrl, path.join(tmp, 'curl.bin'), file.sha256)),
+        async () => {
+          const dir = path.join(tmp, `update-${i}`);
+          await mkdir(dir);
+          updateRun = await runUpdate(manifestUrl, dir);
+          await rm(dir, { recursive: true, force: true });
+        },
+      ];
+      let baselineRun = Infinity;
+      let updateRun: Measured | undefined;
+      for (const side of i % 2 === 0 ? sides : sides.reverse()) await side();
+      if (updateRun === undefined) throw new Error('the update side did not run');
+      if (process.env.BENCH_DEBUG) console.error(`run ${i}: (a) ${baselineRun.toFixed(3)} s, (b) ${updateRun.seconds.toFixed(3)} s${i % 2 ? ', (b) first' : ''}`);
+      baseline = Math.min(baseline, baselineRun);
+      baselineRuns.push(baselineRun);
+      updateRuns.push(updateRun.seconds);
+      if (update === undefined || updateRun.seconds < update.seconds) update = updateRun;
+      peakRssMB = Math.max(peakRssMB, updateRun.peakRssMB);
     }
     if (update === undefined) throw new Error('no run');
 
     const ratio = update.seconds / baseline;
-    console.log(`(a) curl -o + SHA-256:   ${baseline.toFixed(3)} s  ${formatRate(bytes, baseline)}`);
-    console.log(`(b) ${update.what}: ${update.seconds.toFixed(3)} s  ${formatRate(bytes, update.seconds)}`);
+    console.log(`(a) curl -o + SHA-256:   ${baseline.toFixed(3)} s  ${formatRate(bytes, baseline)}  (median of ${runs}: ${median(baselineRuns).toFixed(3)} s)`);
+    console.log(`(b) ${update.what}: ${update.seconds.toFixed(3)} s  ${formatRate(bytes, update.seconds)}  (median of ${runs}: ${median(updateRuns).toFixed(3)} s)`);
     console.log(`b/a: ${ratio.toFixed(3)}  (target <= 1.0)   peak RSS of (b): ${peakRssMB.toFixed(1)} MB  (target <= 100)`);
     console.log(
       JSON.stringify({
@@ -301,6 +318,12 @@ function run(command: string, args: string[]): Promise<void> {
     child.once('error', reject);
     child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${command} ${args.join(' ')} exited with ${code}`))));
   });
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((x, y) => x - y);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
 
 function seconds(ms: number): number {
