@@ -6,7 +6,7 @@
  * until they were written got them promoted to the old generation, where they piled up. One full slot
  * is one positional write: few, large writes.
  * Why background syncs: the kernel would otherwise keep the whole file dirty in memory and write it all
- * during the final fsync; an fdatasync every 64 MiB, one at a time off the main thread, overlaps that
+ * during the final fsync; an fdatasync every 16 MiB, one at a time off the main thread, overlaps that
  * writeback with the transfer, so the final fsync only has the tail left.
  */
 import type { FileHandle } from 'node:fs/promises';
@@ -19,7 +19,7 @@ export interface SlotWriterOptions {
   slotBytes?: number;
   /** Slots in the pool: at most this many bytes (times slotBytes) wait for the disk. Default 4. */
   slots?: number;
-  /** Bytes written between background fdatasyncs; 0 turns them off. Default 64 MiB. */
+  /** Bytes written between background fdatasyncs; 0 turns them off. Default 16 MiB (measured a little faster than 64). */
   syncEveryBytes?: number;
   /** Called after each write with the bytes it put on the file. */
   onWritten?: (bytes: number) => void;
@@ -59,7 +59,7 @@ export class SlotWriter {
     this.#position = position;
     this.#slotBytes = options.slotBytes ?? MIB;
     this.#maxSlots = Math.max(2, options.slots ?? 4);
-    this.#syncEveryBytes = options.syncEveryBytes ?? 64 * MIB;
+    this.#syncEveryBytes = options.syncEveryBytes ?? 16 * MIB;
     this.#onWritten = options.onWritten;
     this.#onDrain = options.onDrain;
     this.#onError = options.onError;
