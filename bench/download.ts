@@ -9,8 +9,9 @@
  *   BENCH_DEBUG=1 ...                                  # also print every run and what each (b) child reported
  *
  * Times are the best of the runs (the medians are printed too); peak RSS is the highest of them. The
- * two sides take turns going first: on this VM the update is much slower right after the curl run
- * than right after its own (2.4-3.6 s against 1.5-1.7 s), while curl does not care which came before.
+ * two sides take turns going first, so neither always inherits the other's aftermath: at times on this
+ * VM the update ran much slower right after the curl run than right after its own (2.4-3.6 s against
+ * 1.5-1.7 s), while curl did not care which came before.
  * The server runs in a child process (this file with --serve), like curl and (b), so each side of the
  * comparison has the same CPUs to share. (b) is the built CLI, or until it exists downloadFile() in a
  * plain-node child (see runUpdate).
