@@ -118,6 +118,34 @@ describe('the direct transport', () => {
     expect(server.connections()).toBe(1);
   });
 
+  it('reads the same bytes however the response is cut into pieces on the wire', async () => {
+    const body = randomBytes(300_000);
+    const whole = Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\nETag: "x"\r\n\r\n`, 'latin1'), body]);
+    let cuts: number[] = [];
+    const server = await rawServer(() => {
+      const pieces: Buffer[] = [];
+      let start = 0;
+      for (const cut of [...cuts, whole.length]) {
+        pieces.push(whole.subarray(start, cut));
+        start = cut;
+      }
+      return pieces;
+    });
+    await fc.assert(
+      // Half the cuts land in or near the head, where the reader has to put lines back together.
+      fc.asyncProperty(fc.uniqueArray(fc.oneof(fc.integer({ min: 1, max: 120 }), fc.integer({ min: 1, max: whole.length - 1 })), { maxLength: 12 }), async (points) => {
+        cuts = [...points].sort((a, b) => a - b);
+        const partPath = path.join(tmp, 'pieces.part');
+        await rm(partPath, { force: true });
+        const before = server.connections();
+        const result = await downloadFile({ url: server.url, partPath, expectedSize: body.length });
+        expect(result.sha256).toBe(sha256(body));
+        expect(server.connections() - before).toBe(1);
+      }),
+      { numRuns: 25 },
+    );
+  });
+
   it('declines a chunked body, and the download asks node:http instead: two requests, the right bytes', async () => {
     const body = randomBytes(200_000);
     const chunked = Buffer.concat([
