@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -465,6 +465,19 @@ describe('downloadFile', () => {
     const url = await rawServer((socket) => socket.destroy());
 
     await rejection(downloadFile({ url: `${url}model.bin`, partPath, expectedSize: SIZE }), 'NETWORK_UNAVAILABLE');
+  });
+
+  it('never writes through a symbolic link put in place of the staging file or its sidecar', async () => {
+    const server = await serve();
+    const outside = path.join(tmp, 'outside.txt');
+    await writeFile(outside, 'precious');
+    await symlink(outside, partPath);
+    expect((await rejection(download(server), 'STORAGE_FAILED')).message).toContain('symbolic link');
+    await rm(partPath);
+    await rm(`${partPath}.meta`, { force: true });
+    await symlink(outside, `${partPath}.meta`);
+    expect((await rejection(download(server), 'STORAGE_FAILED')).message).toContain('symbolic link');
+    expect(await readFile(outside, 'utf8')).toBe('precious');
   });
 
   it('sends URL credentials as Basic auth and refuses header injection', async () => {

@@ -204,5 +204,8 @@ export function storageError(error: unknown, what: string): UpdateError {
   if (code === 'ENOSPC' || code === 'EDQUOT') {
     return new UpdateError('INSUFFICIENT_DISK_SPACE', `Could not ${what}: the disk is full. Free some space and try again.`, { cause: error });
   }
+  if (code === 'ELOOP') {
+    return new UpdateError('STORAGE_FAILED', `Refused to ${what}: it is a symbolic link, which could redirect the write elsewhere. Remove it; model-updater never creates links there.`, { cause: error });
+  }
   return new UpdateError('STORAGE_FAILED', `Could not ${what} (${reason}); check that the folder exists and is writable.`, { cause: error });
 }

@@ -10,8 +10,8 @@
  * file in a state the next attempt resumes.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { open, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { constants as fsConstants, createReadStream } from 'node:fs';
+import { lstat, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { validateHeaderName, validateHeaderValue } from 'node:http';
 import tls from 'node:tls';
 import { UpdateError } from '../errors.js';
@@ -64,6 +64,12 @@ const CREDENTIAL_HEADERS = ['authorization', 'cookie', 'proxy-authorization'];
 /** Headers this module writes itself: framing and connection handling are not the caller's to change. */
 const RESERVED_HEADERS = new Set(['host', 'connection', 'content-length', 'transfer-encoding', 'accept-encoding', 'range', 'if-range', 'te', 'upgrade']);
 
+/**
+ * Files this module writes are opened with O_NOFOLLOW where the platform has it: a symbolic link put in
+ * place of the staging file (even after the store's own checks) is refused, never written through.
+ */
+const NO_FOLLOW = fsConstants.O_NOFOLLOW ?? 0;
+
 /** What the first attempt learned about the resource, so a later attempt resumes only the same bytes. */
 interface PartMeta {
   expectedSize: number;
@@ -105,7 +111,7 @@ export async function downloadFile(options: DownloadFileOptions): Promise<Downlo
   let prefix = await fileSize(partPath);
   // A prefix of a different size of file cannot belong to this one, whatever the server says.
   if (prefix > expectedSize || (prefix > 0 && meta !== undefined && meta.expectedSize !== expectedSize)) {
-    await storage(() => truncate(partPath, 0), `truncate ${partPath}`);
+    await storage(() => rm(partPath, { force: true }), `remove ${partPath}`);
     prefix = 0;
   }
 
@@ -160,7 +166,7 @@ export async function downloadFile(options: DownloadFileOptions): Promise<Downlo
           throw new UpdateError('DOWNLOAD_FAILED', `${url.href} answered ${status} ${when}; the server's range support is broken, tell the publisher.`);
         }
         restarted = true;
-        await storage(() => truncate(partPath, 0), `truncate ${partPath}`);
+        await storage(() => rm(partPath, { force: true }), `remove ${partPath}`);
         prefix = 0;
         hash = createHash('sha256');
         continue;
@@ -210,7 +216,8 @@ export async function downloadFile(options: DownloadFileOptions): Promise<Downlo
 
 /** Opens partPath at the resume position, streams the body into it and fsyncs it once complete. */
 async function receiveInto(exchange: Exchange, partPath: string, sink: Omit<BodySink, 'file'>): Promise<number> {
-  const file = await storage(() => open(partPath, sink.position > 0 ? 'r+' : 'w'), `open ${partPath}`);
+  const flags = sink.position > 0 ? fsConstants.O_RDWR : fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_TRUNC;
+  const file = await storage(() => open(partPath, flags | NO_FOLLOW), `open ${partPath}`);
   try {
     // Positional writes below; a stale tail past the prefix must not survive.
     if (sink.position > 0) await storage(() => file.truncate(sink.position), `truncate ${partPath}`);
@@ -278,7 +285,7 @@ async function writeMeta(path: string, headers: Record<string, string>, expected
   // If-Range needs a strong validator; a weak ETag would make every resume start over.
   if (headers.etag !== undefined && !headers.etag.startsWith('W/')) meta.etag = headers.etag;
   if (headers['last-modified'] !== undefined) meta.lastModified = headers['last-modified'];
-  await storage(() => writeFile(path, JSON.stringify(meta)), `write ${path}`);
+  await storage(() => writeFile(path, JSON.stringify(meta), { flag: fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_TRUNC | NO_FOLLOW }), `write ${path}`);
 }
 
 async function discardPartial(partPath: string, metaPath: string): Promise<void> {
@@ -292,9 +299,10 @@ async function removeQuietly(path: string): Promise<void> {
 
 async function fileSize(path: string): Promise<number> {
   try {
-    const stats = await stat(path);
+    // lstat: a symbolic link in place of the staging file is refused, not measured through.
+    const stats = await lstat(path);
     if (!stats.isFile()) {
-      throw new UpdateError('STORAGE_FAILED', `${path} is not a regular file; remove it or choose another staging path.`);
+      throw new UpdateError('STORAGE_FAILED', `${path} is not a regular file (a symbolic link or a folder); remove it or choose another staging path.`);
     }
     return stats.size;
   } catch (error) {
