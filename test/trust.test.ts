@@ -392,6 +392,21 @@ describe('path safety', () => {
     expect(await readdir(outside)).toEqual([]);
     expect(updater.active?.version).toBe('1.0.0');
   });
+
+  it('a symlink planted where the active pointer is written first is refused, and the pointer stays', async () => {
+    const updater = await installed();
+    await repo.addVersion('1.1.0');
+    await repo.publish();
+    const outside = join(repo.root, 'outside.json');
+    await writeFile(outside, 'precious');
+    // writeFileAtomic writes `<file>.<pid>.tmp`, then renames it over the file.
+    await symlink(outside, join(repo.dir, `active.json.${process.pid}.tmp`));
+    const result = await updater.check();
+    expect(result.outcome).not.toBe('activated');
+    expect(await readFile(outside, 'utf8')).toBe('precious');
+    expect(updater.active?.version).toBe('1.0.0');
+    expect(JSON.parse(await readFile(join(repo.dir, 'active.json'), 'utf8'))).toMatchObject({ active: { version: '1.0.0' } });
+  });
 });
 
 describe('redirects', () => {

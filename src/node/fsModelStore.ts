@@ -13,7 +13,7 @@ import { UpdateError } from '../errors.js';
 import type { FileDigest } from '../../machines/types.js';
 import type { ActivePointer, FetchRequest, FetchResult, GarbageReport, ModelStore } from '../store.js';
 import { downloadFile } from './httpDownload.js';
-import { assertNoSymlinks } from './noSymlinks.js';
+import { assertNoSymlinks, WRITE_NO_FOLLOW } from './noSymlinks.js';
 import { guardThroughput, type ThroughputLimits } from './throughputGuard.js';
 
 /** Per-file transfer limits (the slow-retrieval defense). */
@@ -38,7 +38,8 @@ export async function fsyncFolder(folder: string): Promise<void> {
 /** Writes a file so that a crash leaves either the old content or the new, never a mix. */
 export async function writeFileAtomic(path: string, content: string): Promise<void> {
   const temp = `${path}.${process.pid}.tmp`;
-  const handle = await open(temp, 'w', 0o644);
+  // Not through a symbolic link planted at the temp name: it would carry the write outside the folder.
+  const handle = await open(temp, WRITE_NO_FOLLOW, 0o644);
   try {
     await handle.writeFile(content);
     await handle.sync();

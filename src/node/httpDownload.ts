@@ -19,6 +19,7 @@ import { parseRetryAfter } from '../retryAfter.js';
 import { openDirectExchange } from './directHttpExchange.js';
 import { cancelled, sizeMismatch, storageError, type BodySink, type Exchange } from './exchange.js';
 import { openNodeHttpExchange } from './nodeHttpExchange.js';
+import { NO_FOLLOW, WRITE_NO_FOLLOW } from './noSymlinks.js';
 
 export interface DownloadFileOptions {
   /** Absolute http: or https: URL. */
@@ -63,12 +64,6 @@ const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 const CREDENTIAL_HEADERS = ['authorization', 'cookie', 'proxy-authorization'];
 /** Headers this module writes itself: framing and connection handling are not the caller's to change. */
 const RESERVED_HEADERS = new Set(['host', 'connection', 'content-length', 'transfer-encoding', 'accept-encoding', 'range', 'if-range', 'te', 'upgrade']);
-
-/**
- * Files this module writes are opened with O_NOFOLLOW where the platform has it: a symbolic link put in
- * place of the staging file (even after the store's own checks) is refused, never written through.
- */
-const NO_FOLLOW = fsConstants.O_NOFOLLOW ?? 0;
 
 /** What the first attempt learned about the resource, so a later attempt resumes only the same bytes. */
 interface PartMeta {
@@ -216,8 +211,9 @@ export async function downloadFile(options: DownloadFileOptions): Promise<Downlo
 
 /** Opens partPath at the resume position, streams the body into it and fsyncs it once complete. */
 async function receiveInto(exchange: Exchange, partPath: string, sink: Omit<BodySink, 'file'>): Promise<number> {
-  const flags = sink.position > 0 ? fsConstants.O_RDWR : fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_TRUNC;
-  const file = await storage(() => open(partPath, flags | NO_FOLLOW), `open ${partPath}`);
+  // Never through a symbolic link put in place of the staging file, even after the store's checks.
+  const flags = sink.position > 0 ? fsConstants.O_RDWR | NO_FOLLOW : WRITE_NO_FOLLOW;
+  const file = await storage(() => open(partPath, flags), `open ${partPath}`);
   try {
     // Positional writes below; a stale tail past the prefix must not survive.
     if (sink.position > 0) await storage(() => file.truncate(sink.position), `truncate ${partPath}`);
@@ -285,7 +281,7 @@ async function writeMeta(path: string, headers: Record<string, string>, expected
   // If-Range needs a strong validator; a weak ETag would make every resume start over.
   if (headers.etag !== undefined && !headers.etag.startsWith('W/')) meta.etag = headers.etag;
   if (headers['last-modified'] !== undefined) meta.lastModified = headers['last-modified'];
-  await storage(() => writeFile(path, JSON.stringify(meta), { flag: fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_TRUNC | NO_FOLLOW }), `write ${path}`);
+  await storage(() => writeFile(path, JSON.stringify(meta), { flag: WRITE_NO_FOLLOW }), `write ${path}`);
 }
 
 async function discardPartial(partPath: string, metaPath: string): Promise<void> {

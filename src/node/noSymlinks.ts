@@ -2,9 +2,18 @@
  * Refuses to write through a symbolic link planted inside the model folder: every existing component
  * of a path below the folder must be a real directory (and the file itself, if present, a regular file).
  */
+import { constants } from 'node:fs';
 import { lstat } from 'node:fs/promises';
 import { relative, resolve, sep } from 'node:path';
 import { UpdateError } from '../errors.js';
+
+/**
+ * O_NOFOLLOW where the platform has it (0 elsewhere): opening a path whose last component is a symbolic
+ * link fails with ELOOP instead of following it, which closes the gap between a check and the write.
+ */
+export const NO_FOLLOW = constants.O_NOFOLLOW ?? 0;
+/** Flags of 'w' (create or truncate, write only) that refuse a symbolic link. */
+export const WRITE_NO_FOLLOW = constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | NO_FOLLOW;
 
 /**
  * @example
