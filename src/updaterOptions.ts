@@ -9,7 +9,14 @@ import type { ModelLoader } from './modelRef.js';
 import type { UpdatePolicy } from './policy.js';
 import type { ModelStore } from './store.js';
 import type { TracerLike } from './telemetry.js';
+import type { ThroughputLimits } from './throughputGuard.js';
 import type { TrustStore } from './trust/trustStore.js';
+
+/** Per-file limits of a download (see UpdaterOptions.download). */
+export interface DownloadLimits extends ThroughputLimits {
+  /** No byte for this long fails the attempt with DOWNLOAD_STALLED. Default 30 s. */
+  stallTimeoutMs?: number;
+}
 
 /** Options every platform shares; each entry point adds where the models live (`dir` in Node). */
 export interface UpdaterOptions<Handle = unknown> {
@@ -36,7 +43,7 @@ export interface UpdaterOptions<Handle = unknown> {
    * `minBytesPerSecond` averaged over `throughputWindowMs` (default 30 s). Either fails the attempt with
    * DOWNLOAD_STALLED, which is retried with back-off like a dropped connection.
    */
-  download?: { stallTimeoutMs?: number; minBytesPerSecond?: number; throughputWindowMs?: number };
+  download?: DownloadLimits;
   /** The host app's version, matched against each model version's `requires.app` range; without it, ranges are not checked. */
   appVersion?: string;
   /** Release channel to follow. Default 'stable'. */

@@ -119,6 +119,17 @@ describe('IndexedDB store', () => {
     expect(world.server.requests.filter((r) => r.path.includes('model.bin'))).toEqual([]);
   });
 
+  it('fails a download that trickles in below the minimum throughput with DOWNLOAD_STALLED', async () => {
+    await world.publishVersion('1.0.0', { bytes: 2_000_000 });
+    world.server.fault('/1.0.0/model.bin', { kind: 'trickle', bytes: 100, intervalMs: 20 });
+    const updater = browserUpdater({ download: { minBytesPerSecond: 1_000_000, throughputWindowMs: 300 } });
+    await updater.start();
+    const result = await updater.check();
+    expect(result).toMatchObject({ outcome: 'failed', error: { code: 'DOWNLOAD_STALLED' } });
+    expect(result.error!.message).toMatch(/below the minimum of 1000000 B\/s/);
+    expect(updater.active).toBeNull();
+  });
+
   it('asks for persistent storage on start and records the answer', async () => {
     const asked: string[] = [];
     const updater = browserUpdater({

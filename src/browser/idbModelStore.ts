@@ -6,6 +6,8 @@ import { del, get, promisifyRequest, set } from 'idb-keyval';
 import { UpdateError } from '../errors.js';
 import type { FileDigest } from '../../machines/types.js';
 import type { ActivePointer, FetchRequest, FetchResult, GarbageReport, ModelStore } from '../store.js';
+import { guardThroughput, type ThroughputLimits } from '../throughputGuard.js';
+import type { DownloadLimits } from '../updaterOptions.js';
 import { fetchToIdb, readStagedChunks } from './fetchToIdb.js';
 import { deleteRange, getAllInRange, getAllKeysInRange, openDatabases, prefixRange, type IdbDatabases, type StagedChunk } from './idbLayout.js';
 
@@ -19,6 +21,8 @@ export interface IdbModelStoreOptions {
   chunkBytes?: number;
   /** No byte for this long fails a download attempt with DOWNLOAD_STALLED (retried). Default 30 s. */
   stallTimeoutMs?: number;
+  /** A download slower than `minBytesPerSecond` over `throughputWindowMs` fails with DOWNLOAD_STALLED (slow-retrieval defense). */
+  download?: DownloadLimits;
   /** Quota and persistence; default `navigator.storage`. Without one, free space is reported as unlimited. */
   storage?: StorageEstimator;
   /** Ask the browser to keep this site's storage under pressure (`navigator.storage.persist()`). Default true. */
@@ -57,6 +61,7 @@ export class IdbModelStore implements ModelStore {
   private readonly db: IdbDatabases;
   private readonly chunkBytes: number;
   private readonly stallTimeoutMs: number;
+  private readonly limits: ThroughputLimits;
   private readonly storage: StorageEstimator | undefined;
   private readonly persist: boolean;
 
@@ -71,6 +76,7 @@ export class IdbModelStore implements ModelStore {
     this.location = `indexeddb:${this.db.prefix}`;
     this.chunkBytes = options.chunkBytes ?? 1024 * 1024;
     this.stallTimeoutMs = options.stallTimeoutMs ?? 30_000;
+    this.limits = options.download ?? {};
     this.storage = options.storage ?? (globalThis.navigator as Navigator | undefined)?.storage;
     this.persist = options.persist ?? true;
   }
@@ -114,7 +120,25 @@ export class IdbModelStore implements ModelStore {
     // Content another version already holds is not downloaded again; promote refers to it.
     if (await this.hasContent(file.sha256)) return { path: file.path, size: file.size, sha256: file.sha256, bytesFetched: 0, resumedFrom: 0 };
     await this.beforeWrite();
-    return fetchToIdb({ ...request, files: this.db.files, chunkBytes: this.chunkBytes, stallTimeoutMs: this.stallTimeoutMs });
+    // A server that trickles bytes must not hold the update forever: the guard aborts below the minimum.
+    const guard = guardThroughput(request.signal, this.limits, request.url);
+    try {
+      return await fetchToIdb({
+        ...request,
+        signal: guard.signal,
+        onBytes: (delta) => {
+          guard.onBytes(delta);
+          request.onBytes(delta);
+        },
+        files: this.db.files,
+        chunkBytes: this.chunkBytes,
+        stallTimeoutMs: this.stallTimeoutMs,
+      });
+    } catch (error) {
+      throw guard.tripped ?? error;
+    } finally {
+      guard.dispose();
+    }
   }
 
   async discardStaging(version?: string): Promise<void> {

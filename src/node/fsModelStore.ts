@@ -14,7 +14,7 @@ import type { FileDigest } from '../../machines/types.js';
 import type { ActivePointer, FetchRequest, FetchResult, GarbageReport, ModelStore } from '../store.js';
 import { downloadFile } from './httpDownload.js';
 import { assertNoSymlinks, WRITE_NO_FOLLOW } from './noSymlinks.js';
-import { guardThroughput, type ThroughputLimits } from './throughputGuard.js';
+import { guardThroughput, type ThroughputLimits } from '../throughputGuard.js';
 
 /** Per-file transfer limits (the slow-retrieval defense). */
 export interface DownloadLimits extends ThroughputLimits {

@@ -3,7 +3,7 @@
  * sliding `windowMs`, so a server that trickles bytes cannot hold an update forever (the stall timeout
  * catches a server that sends nothing at all).
  */
-import { UpdateError } from '../errors.js';
+import { UpdateError } from './errors.js';
 
 export interface ThroughputLimits {
   /** Below this average over a window, the transfer fails with DOWNLOAD_STALLED. 0 or absent: no minimum. */
