@@ -4,10 +4,10 @@
  * against a WebSocket server on 127.0.0.1.
  */
 import { spawn } from 'node:child_process';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { createInspector, type StatelyInspectionEvent } from '@statelyai/inspect';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { WebSocketServer } from 'ws';
+import { WebSocket, WebSocketServer } from 'ws';
 import type { InspectionEvent } from 'xstate';
 import { replayIntoInspector, isUpdateError, connectWebSocketInspector } from '../src/index.js';
 import { replay, isMachineRecord } from '../src/log/replay.js';
@@ -116,6 +116,44 @@ describe('model-updater log --inspect', () => {
     await vi.waitFor(() => expect(received.length).toBe(summary.events));
     expect(received.some((e) => e.type === '@xstate.snapshot' && (e.snapshot as { value?: unknown }).value === 'rolledBack')).toBe(true);
     expect(received.some((e) => e.type === '@xstate.actor' && e.definition)).toBe(true);
+  });
+
+  it('with no URL, serves an inspector that hands the replay to a page connecting later, until Ctrl-C', async () => {
+    const updater = await updateAndRollBack();
+    updater.stop();
+    const probe = net.createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const port = (probe.address() as AddressInfo).port;
+    await new Promise((resolve) => probe.close(resolve));
+
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'log', '--dir', world.dir, '--inspect', '--port', String(port), '--no-open', '--json'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      let stdout = '';
+      child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+      await vi.waitFor(() => expect(stdout).toContain('\n'), { timeout: 15_000, interval: 50 });
+      const summary = JSON.parse(stdout) as { ok: boolean; events: number; state: string };
+      expect(summary).toMatchObject({ ok: true, state: 'rolledBack' });
+
+      // A page opened later still gets the replay: the server keeps the last 200 events.
+      const page = new WebSocket(`ws://127.0.0.1:${port}`);
+      const received: StatelyInspectionEvent[] = [];
+      page.on('message', (data) => received.push(JSON.parse(data.toString())));
+      await vi.waitFor(() => expect(received.length).toBe(Math.min(summary.events, 200)), { timeout: 5_000, interval: 20 });
+      expect(received.some((e) => e.type === '@xstate.snapshot' && (e.snapshot as { value?: unknown }).value === 'rolledBack')).toBe(true);
+      page.close();
+    } finally {
+      child.kill('SIGINT');
+    }
+    expect(await exited).toBe(0);
+  });
+
+  it('refuses a --port that is not a TCP port, saying what to give', async () => {
+    const result = await runCli(['log', '--dir', world.dir, '--inspect', '--port', '80x', '--json']);
+    expect(result.code).toBe(1);
+    expect(JSON.parse(result.stdout).error).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('1 to 65535') });
   });
 
   it('fails at once, without retrying, when no inspector listens', async () => {

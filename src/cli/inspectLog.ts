@@ -13,9 +13,18 @@ export function normalizeInspectFlag(argv: string[]): string[] {
   return argv.map((arg, index) => (arg === '--inspect' && (argv[index + 1] === undefined || argv[index + 1]!.startsWith('--')) ? '--inspect=' : arg));
 }
 
+export interface InspectTarget {
+  /** An inspector server's WebSocket URL; empty: serve one here. */
+  url: string;
+  /** Where to serve one (url empty). */
+  port: number;
+  /** Open the served inspector in the default browser. */
+  open: boolean;
+}
+
 /** Sends the replay to `url`, or with an empty url serves an inspector on `port` and keeps it up until Ctrl-C. */
-export async function inspectLog(records: readonly LogRecord[], url: string, port: number, output: CliOutput): Promise<number> {
-  const server = url === '' ? createInspectorServer({ port }) : undefined;
+export async function inspectLog(records: readonly LogRecord[], { url, port, open }: InspectTarget, output: CliOutput): Promise<number> {
+  const server = url === '' ? createInspectorServer({ port, autoOpen: open }) : undefined;
   try {
     const inspector = await connectWebSocketInspector(url || `ws://localhost:${port}`);
     const snapshot = replayIntoInspector(records, inspector.inspect);

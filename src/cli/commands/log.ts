@@ -8,14 +8,15 @@ import { quarantineLog } from '../../node/quarantineLog.js';
 import { parsed, required } from '../args.js';
 import { CliOutput } from '../output.js';
 import { inspectLog, normalizeInspectFlag } from '../inspectLog.js';
+import { UpdateError } from '../../errors.js';
 
-export const usage = 'log --dir <dir> [--verify] [--json] [--inspect [ws://host:port]] [--port <n>] [--quarantine [--force]]';
+export const usage = 'log --dir <dir> [--verify] [--json] [--inspect [ws://host:port]] [--port <n>] [--no-open] [--quarantine [--force]]';
 
 export async function run(argv: string[]): Promise<number> {
   const { values } = parsed(() =>
     parseArgs({
       args: normalizeInspectFlag(argv),
-      options: { dir: { type: 'string' }, verify: { type: 'boolean' }, json: { type: 'boolean' }, inspect: { type: 'string' }, port: { type: 'string' }, quarantine: { type: 'boolean' }, force: { type: 'boolean' } },
+      options: { dir: { type: 'string' }, verify: { type: 'boolean' }, json: { type: 'boolean' }, inspect: { type: 'string' }, port: { type: 'string' }, 'no-open': { type: 'boolean' }, quarantine: { type: 'boolean' }, force: { type: 'boolean' } },
     }),
   );
   const output = new CliOutput(values.json ?? false);
@@ -28,7 +29,9 @@ export async function run(argv: string[]): Promise<number> {
     }
     const path = join(dir, LOG_FILE);
     const { records, tornTailBytes } = readLogFile(path);
-    if (values.inspect !== undefined) return await inspectLog(records, values.inspect, Number(values.port ?? 8080), output);
+    if (values.inspect !== undefined) {
+      return await inspectLog(records, { url: values.inspect, port: inspectorPort(values.port), open: !values['no-open'] }, output);
+    }
     if (values.verify) {
       const result = verifyLog(records);
       if (!result.ok) {
@@ -51,4 +54,13 @@ export async function run(argv: string[]): Promise<number> {
   } catch (error) {
     return output.failure(error);
   }
+}
+
+function inspectorPort(value: string | undefined): number {
+  if (value === undefined) return 8080;
+  const port = Number(value);
+  if (!/^\d+$/.test(value) || port < 1 || port > 65_535) {
+    throw new UpdateError('INVALID_ARGUMENT', `--port ${value} is not a TCP port; give a number from 1 to 65535.`);
+  }
+  return port;
 }
