@@ -156,6 +156,19 @@ describe('model-updater log --inspect', () => {
     expect(JSON.parse(result.stdout).error).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('1 to 65535') });
   });
 
+  it('says so when the port to serve the inspector on is taken, instead of crashing', async () => {
+    const taken = net.createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (taken.address() as AddressInfo).port;
+      const result = await runCli(['log', '--dir', world.dir, '--inspect', '--port', String(port), '--no-open', '--json']);
+      expect(result.code).toBe(1);
+      expect(JSON.parse(result.stdout).error).toMatchObject({ code: 'INVALID_ARGUMENT', message: `Port ${port} is in use; serve the inspector on another one with --port.` });
+    } finally {
+      await new Promise((resolve) => taken.close(resolve));
+    }
+  });
+
   it('fails at once, without retrying, when no inspector listens', async () => {
     server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
     await new Promise<void>((resolve) => server!.once('listening', () => resolve()));

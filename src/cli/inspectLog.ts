@@ -1,7 +1,9 @@
 /**
  * `model-updater log --inspect [ws-url]`: replays an event log into the Stately inspector.
  */
+import { createServer } from 'node:net';
 import { createInspectorServer } from '@statelyai/inspect/server';
+import { UpdateError } from '../errors.js';
 import { replayIntoInspector } from '../inspect/replayIntoInspector.js';
 import { connectWebSocketInspector } from '../inspect/webSocketInspector.js';
 import type { LogRecord } from '../log/record.js';
@@ -24,6 +26,8 @@ export interface InspectTarget {
 
 /** Sends the replay to `url`, or with an empty url serves an inspector on `port` and keeps it up until Ctrl-C. */
 export async function inspectLog(records: readonly LogRecord[], { url, port, open }: InspectTarget, output: CliOutput): Promise<number> {
+  // The inspector server has no error handler of its own: a taken port would crash the process.
+  if (url === '') await assertPortFree(port);
   const server = url === '' ? createInspectorServer({ port, autoOpen: open }) : undefined;
   try {
     const inspector = await connectWebSocketInspector(url || `ws://localhost:${port}`);
@@ -42,4 +46,15 @@ export async function inspectLog(records: readonly LogRecord[], { url, port, ope
   await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
   server.stop();
   return 0;
+}
+
+async function assertPortFree(port: number): Promise<void> {
+  const probe = createServer();
+  await new Promise<void>((resolve, reject) => {
+    probe.once('error', (error: NodeJS.ErrnoException) => {
+      const reason = error.code === 'EADDRINUSE' ? 'is in use' : `cannot be used (${error.message})`;
+      reject(new UpdateError('INVALID_ARGUMENT', `Port ${port} ${reason}; serve the inspector on another one with --port.`, { cause: error }));
+    });
+    probe.listen(port, () => probe.close(() => resolve()));
+  });
 }
