@@ -3,7 +3,7 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { appendFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -215,6 +215,23 @@ describe('FileEventLog.open', () => {
     expect(error).toBeInstanceOf(UpdateError);
     expect((error as UpdateError).code).toBe('LOG_CORRUPT');
     expect((error as UpdateError).message).toContain('record 2');
+  });
+
+  it('refuses a symbolic link in place of the log with STORAGE_FAILED, and appends nothing through it', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'model-updater-loglink-'));
+    try {
+      const outside = path.join(dir, 'outside.log');
+      await writeFile(outside, '');
+      await mkdir(path.join(dir, 'models'));
+      await symlink(outside, path.join(dir, 'models', LOG_FILE));
+      const error = thrown(() => FileEventLog.open(path.join(dir, 'models', LOG_FILE)));
+      expect(error).toBeInstanceOf(UpdateError);
+      expect((error as UpdateError).code).toBe('STORAGE_FAILED');
+      expect((error as UpdateError).message).toContain('symbolic link');
+      expect(await readFile(outside, 'utf8')).toBe('');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -2,8 +2,9 @@
  * The append-only event log as a file of JSON lines. Appends are synchronous and fsynced: the journal
  * hook runs before the machine processes the event, and the record must be durable before its effects.
  */
-import { closeSync, existsSync, fdatasyncSync, ftruncateSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, constants, existsSync, fdatasyncSync, ftruncateSync, lstatSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { UpdateError } from '../errors.js';
+import { NO_FOLLOW } from '../node/noSymlinks.js';
 import type { EventLog } from './eventLog.js';
 import { GENESIS, lastCheckpoint, META_PREFIX, parseRecordLine, sealRecord, verifyLog, type LogRecord } from './record.js';
 
@@ -60,6 +61,7 @@ export class FileEventLog implements EventLog {
    * const log = FileEventLog.open('/var/lib/app/models/events.log')
    */
   static open(path: string, now: () => number = Date.now): FileEventLog {
+    if (lstatSync(path, { throwIfNoEntry: false })?.isSymbolicLink()) throw symlinkedLog(path);
     const { records, tornTailBytes, validBytes } = readLogFile(path);
     // Start-up checks the chain from the last checkpoint on; `model-updater log --verify` checks all of it.
     const verification = verifyLog(records, { from: Math.max(0, lastCheckpoint(records)) });
@@ -69,7 +71,14 @@ export class FileEventLog implements EventLog {
         `The event log ${path} fails verification at record ${verification.seq}: ${verification.reason}. Run \`model-updater log --verify --dir <dir>\` for details; move the file aside to start a new log.`,
       );
     }
-    const fd = openSync(path, 'a+');
+    // 'a+' that refuses a symbolic link planted in place of the log: appends never land outside the folder.
+    let fd: number;
+    try {
+      fd = openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_APPEND | NO_FOLLOW);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ELOOP') throw symlinkedLog(path);
+      throw new UpdateError('STORAGE_FAILED', `Could not open the event log ${path} (${(error as Error).message}); check that the folder is writable.`, { cause: error });
+    }
     const log = new FileEventLog(path, records, fd, now);
     if (tornTailBytes > 0) {
       ftruncateSync(fd, validBytes);
@@ -103,4 +112,8 @@ export class FileEventLog implements EventLog {
   close(): void {
     closeSync(this.fd);
   }
+}
+
+function symlinkedLog(path: string): UpdateError {
+  return new UpdateError('STORAGE_FAILED', `The event log ${path} is a symbolic link, which could carry the audit trail outside the model folder. Remove it; model-updater never creates links there.`);
 }

@@ -246,7 +246,7 @@ async function hashPrefix(path: string, length: number, hash: Hash, signal: Abor
 async function fsyncFile(path: string): Promise<void> {
   await storage(async () => {
     // r+ because Windows only flushes handles opened for writing.
-    const handle = await open(path, 'r+');
+    const handle = await open(path, fsConstants.O_RDWR | NO_FOLLOW);
     try {
       await handle.sync();
     } finally {
