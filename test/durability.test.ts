@@ -18,7 +18,6 @@ afterEach(async () => {
   await world.close();
 });
 
-const modelRequests = () => world.server.requests.filter((r) => !r.path.endsWith('manifest.json'));
 
 /** A pid that is certainly dead: a child that has exited. */
 async function deadPid(): Promise<number> {
@@ -119,9 +118,9 @@ describe('trial activation', () => {
     expect(recovered.active?.version).toBe('1.0.0');
     expect(recovered.model).toBe('1.0.0');
     expect(recovered.getSnapshot().context.lastResult).toMatchObject({ outcome: 'rolled-back', error: { code: 'PROBATION_FAILED' } });
-    const downloads = modelRequests().length;
+    const downloads = world.modelRequests().length;
     expect(await recovered.check()).toMatchObject({ outcome: 'up-to-date' });
-    expect(modelRequests().length).toBe(downloads);
+    expect(world.modelRequests().length).toBe(downloads);
     expect(plain(replay(recovered.log.records())!)).toEqual(plain(recovered.getSnapshot()));
   });
 
@@ -186,11 +185,7 @@ describe('checkpoints', () => {
 
 describe('a damaged log', () => {
   it('refuses to start with LOG_CORRUPT; quarantining it starts a new chain and keeps the models', async () => {
-    await world.publishVersion('1.0.0');
-    const first = world.updater();
-    await first.start();
-    await first.check();
-    first.stop();
+    await world.install('1.0.0');
     const path = join(world.dir, 'events.log');
     const lines = (await readFile(path, 'utf8')).split('\n');
     lines[2] = lines[2]!.replace('"CHECK"', '"CHECKED"');
@@ -234,7 +229,7 @@ describe('two processes on one folder', () => {
       else expect(run.json.error?.code).toBe('LOCKED');
     }
     expect(runs.filter((run) => run.json.outcome === 'activated')).toHaveLength(1);
-    expect(modelRequests()).toHaveLength(1);
+    expect(world.modelRequests()).toHaveLength(1);
     const updater = world.updater();
     await updater.start();
     expect(updater.active?.version).toBe('1.0.0');

@@ -6,6 +6,7 @@ import path from 'node:path';
 import ky, { HTTPError } from 'ky';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { httpFetch } from '../src/node/httpFetch.js';
+import { freePort } from './helpers/freePort.js';
 import { startTestServer, type TestServer } from './helpers/testServer.js';
 
 let tmp: string;
@@ -55,7 +56,7 @@ describe('httpFetch, the manifest transport on Node', () => {
   });
 
   it('rejects like the global fetch when nothing listens: a TypeError whose cause is the socket error', async () => {
-    const port = await closedPort();
+    const port = await freePort(); // nothing listens: connecting is refused
     const failure = await httpFetch(`http://127.0.0.1:${port}/manifest.json`).catch((error: unknown) => error);
     expect(failure).toBeInstanceOf(TypeError);
     expect((failure as TypeError).message).toContain('ECONNREFUSED');
@@ -89,15 +90,6 @@ describe('httpFetch, the manifest transport on Node', () => {
     expect(server.requests).toHaveLength(0);
   });
 });
-
-/** A port that was just free: connecting to it is refused. */
-async function closedPort(): Promise<number> {
-  const probe = net.createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as AddressInfo;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}
 
 /** Accepts connections and never answers. */
 async function silentServer(): Promise<{ url: string; close(): Promise<void> }> {

@@ -12,6 +12,7 @@ import type { InspectionEvent } from 'xstate';
 import { replayIntoInspector, isUpdateError, connectWebSocketInspector } from '../src/index.js';
 import { replay, isMachineRecord } from '../src/log/replay.js';
 import { createWorld, plain, type World } from './helpers/fixtures.js';
+import { freePort } from './helpers/freePort.js';
 
 let world: World;
 beforeEach(async () => {
@@ -121,10 +122,7 @@ describe('model-updater log --inspect', () => {
   it('with no URL, serves an inspector that hands the replay to a page connecting later, until Ctrl-C', async () => {
     const updater = await updateAndRollBack();
     updater.stop();
-    const probe = net.createServer();
-    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-    const port = (probe.address() as AddressInfo).port;
-    await new Promise((resolve) => probe.close(resolve));
+    const port = await freePort();
 
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'log', '--dir', world.dir, '--inspect', '--port', String(port), '--no-open', '--json'], {
       stdio: ['ignore', 'pipe', 'pipe'],

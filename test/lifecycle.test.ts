@@ -16,7 +16,6 @@ afterEach(async () => {
   await world.close();
 });
 
-const modelRequests = () => world.server.requests.filter((r) => !r.path.endsWith('manifest.json'));
 
 async function sha256(path: string) {
   return createHash('sha256').update(await readFile(path)).digest('hex');
@@ -92,7 +91,7 @@ describe('happy path', () => {
     await updater.start();
     const results = await Promise.all([updater.check(), updater.check(), updater.check()]);
     expect(new Set(results.map((r) => r.sessionId)).size).toBe(1);
-    expect(modelRequests()).toHaveLength(1);
+    expect(world.modelRequests()).toHaveLength(1);
   });
 });
 
@@ -102,17 +101,13 @@ describe('approval, cancel and rollback', () => {
     const updater = world.updater({ policy: { approval: 'ask', checkOnStart: false } });
     await updater.start();
     expect(await updater.check()).toMatchObject({ outcome: 'awaiting-approval', version: '1.0.0' });
-    expect(modelRequests()).toHaveLength(0);
+    expect(world.modelRequests()).toHaveLength(0);
     expect(await updater.approve()).toMatchObject({ outcome: 'activated', version: '1.0.0' });
     await expectIntact(updater, '1.0.0');
   });
 
   it('cancel() during a download stops it, keeps the old version, and a later check completes it', async () => {
-    await world.publishVersion('1.0.0');
-    const first = world.updater();
-    await first.start();
-    await first.check();
-    first.stop();
+    await world.install('1.0.0');
 
     await world.publishVersion('1.1.0', { bytes: 3_000_000 });
     world.server.fault('/1.1.0/model.bin', { kind: 'hang', times: 1 });
@@ -120,7 +115,7 @@ describe('approval, cancel and rollback', () => {
     await updater.start();
     const result = updater.check();
     // Cancel once the server holds the hanging request, so the hang is not left for the next try.
-    await vi.waitFor(() => expect(modelRequests().filter((r) => r.path === '/1.1.0/model.bin')).toHaveLength(1));
+    await vi.waitFor(() => expect(world.modelRequests().filter((r) => r.path === '/1.1.0/model.bin')).toHaveLength(1));
     updater.cancel();
     expect(await result).toMatchObject({ outcome: 'cancelled', error: { code: 'CANCELLED' } });
     expect(updater.active?.version).toBe('1.0.0');
@@ -154,9 +149,9 @@ describe('quarantine: a build left by a rollback is not taken again', () => {
     await updater.check();
     await world.publishVersion('1.1.0');
     expect(await updater.check()).toMatchObject({ outcome: 'rolled-back', error: { code: 'HEALTH_CHECK_FAILED' } });
-    const downloads = modelRequests().length;
+    const downloads = world.modelRequests().length;
     expect(await updater.check()).toMatchObject({ outcome: 'up-to-date' });
-    expect(modelRequests().length).toBe(downloads);
+    expect(world.modelRequests().length).toBe(downloads);
     expect(updater.getSnapshot().context.quarantine).toMatchObject([{ version: '1.1.0', reason: 'HEALTH_CHECK_FAILED' }]);
     await world.publishVersion('1.1.1');
     expect(await updater.check()).toMatchObject({ outcome: 'activated', version: '1.1.1' });
@@ -238,11 +233,11 @@ describe('failures keep the old version active', () => {
     const manifest = JSON.parse(await readFile(join(world.site, 'manifest.json'), 'utf8'));
     manifest.versions.push({ ...manifest.versions[0], version: '1.1.0', files: [{ ...manifest.versions[0].files[0], size: 2 ** 52, url: '1.1.0/model.bin' }] });
     await import('node:fs/promises').then((fs) => fs.writeFile(join(world.site, 'manifest.json'), JSON.stringify(manifest)));
-    const before = modelRequests().length;
+    const before = world.modelRequests().length;
     const result = await updater.check();
     expect(result).toMatchObject({ outcome: 'failed', error: { code: 'INSUFFICIENT_DISK_SPACE' } });
     expect(result.error!.message).toMatch(/needs .* MB free/);
-    expect(modelRequests().length).toBe(before);
+    expect(world.modelRequests().length).toBe(before);
     await expectIntact(updater, '1.0.0');
   });
 
@@ -301,7 +296,7 @@ describe('resumable download', () => {
     expect(waiting.context.error?.code).toBe('NETWORK_UNAVAILABLE');
     clock.increment(5_000);
     expect(await result).toMatchObject({ outcome: 'activated' });
-    const [firstTry, secondTry] = modelRequests();
+    const [firstTry, secondTry] = world.modelRequests();
     expect(secondTry!.headers.range).toMatch(/^bytes=\d+-$/);
     const resumedAt = Number(/bytes=(\d+)-/.exec(String(secondTry!.headers.range))![1]);
     expect(resumedAt).toBeGreaterThan(0);
@@ -320,7 +315,7 @@ describe('resumable download', () => {
     const second = world.updater();
     await second.start();
     expect(await second.check()).toMatchObject({ outcome: 'activated' });
-    expect(modelRequests().at(-1)!.bytesSent).toBeLessThan(2_000_000);
+    expect(world.modelRequests().at(-1)!.bytesSent).toBeLessThan(2_000_000);
     await expectIntact(second, '1.0.0');
   });
 });

@@ -14,7 +14,6 @@ afterEach(async () => {
   await world.close();
 });
 
-const modelRequests = () => world.server.requests.filter((r) => !r.path.endsWith('manifest.json'));
 
 /** Sets a field of one version in the published manifest (as an operator editing the rollout would). */
 async function editVersion(version: string, fields: Record<string, unknown>) {
@@ -105,7 +104,7 @@ describe('download conditions', () => {
     expect(waiting.context.blockedBy).toEqual(['unmetered']);
     clock.increment(30_000); // polls again: still metered
     await waitForSnapshot(updater, (s) => s.matches({ downloading: 'waitingForConditions' }));
-    expect(modelRequests()).toHaveLength(0);
+    expect(world.modelRequests()).toHaveLength(0);
     unmetered = true;
     updater.conditionsChanged();
     expect(await result).toMatchObject({ outcome: 'activated' });

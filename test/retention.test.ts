@@ -15,7 +15,6 @@ afterEach(async () => {
   await world.close();
 });
 
-const modelRequests = () => world.server.requests.filter((r) => !r.path.endsWith('manifest.json'));
 const v = (version: string, ...files: Array<[string, number]>) => ({ version, files: files.map(([sha256, size]) => ({ path: sha256, sha256, size })) });
 
 describe('retention plan (pure)', () => {
@@ -44,7 +43,7 @@ describe('content-addressed storage', () => {
     await updater.check();
     await world.publishVersion('1.1.0', { files: { 'model.bin': randomBytes(100_000), 'vocab.bin': vocab } });
     expect(await updater.check()).toMatchObject({ outcome: 'activated', version: '1.1.0' });
-    expect(modelRequests().map((r) => r.path)).not.toContain('/1.1.0/vocab.bin');
+    expect(world.modelRequests().map((r) => r.path)).not.toContain('/1.1.0/vocab.bin');
     const [old, current] = await Promise.all([
       stat(join(world.dir, 'versions', '1.0.0', 'vocab.bin')),
       stat(join(world.dir, 'versions', '1.1.0', 'vocab.bin')),
@@ -102,9 +101,9 @@ describe('disk space on a real 24 MB filesystem', () => {
 
         // 14 MB used of 24: a 30 MB version cannot fit, whatever is freed, and nothing is fetched.
         await world.publishVersion('2.0.0', { bytes: 30_000_000 });
-        const before = modelRequests().length;
+        const before = world.modelRequests().length;
         expect(await updater.check()).toMatchObject({ outcome: 'failed', error: { code: 'INSUFFICIENT_DISK_SPACE' } });
-        expect(modelRequests().length).toBe(before);
+        expect(world.modelRequests().length).toBe(before);
         expect(updater.active?.version).toBe('1.1.0');
 
         // 14 MB used: an 11 MB version fits only once 1.0.0, which the switch drops anyway, is gone.

@@ -76,11 +76,7 @@ describe('faults injected at every write of an update', () => {
   );
 
   it.each(cases)('$code at write $failAt ($mode): a typed error, the old version or the finished update, a consistent log', async ({ mode, code, failAt }) => {
-    await world.publishVersion('1.0.0');
-    const installer = world.updater();
-    await installer.start();
-    await installer.check();
-    installer.stop();
+    await world.install('1.0.0');
     await world.publishVersion('1.1.0');
 
     const faulty = faultyStore(world.dir, failAt, code, mode);
@@ -101,11 +97,7 @@ describe('faults injected at every write of an update', () => {
 
 describe('the event log cannot be written', () => {
   it('stops the updater with STORAGE_FAILED; a restart finds log and pointer consistent', async () => {
-    await world.publishVersion('1.0.0');
-    const installer = world.updater();
-    await installer.start();
-    await installer.check();
-    installer.stop();
+    await world.install('1.0.0');
     await world.publishVersion('1.1.0');
 
     for (let failAt = 1; failAt <= 12; failAt++) {

@@ -33,13 +33,15 @@ export function openDirectExchange(url: URL, headers: Record<string, string>, op
     let ended = false; // the peer closed its side
     let body: BodyPipe | undefined;
 
+    // Body bytes re-arm the stall timer in the body pipe; the head's here.
     const onRead = (bytes: Buffer): boolean => {
-      control.arm();
       switch (phase) {
         case 'head':
+          control.arm();
           pending = Buffer.concat([pending, bytes]);
           return readHead();
         case 'waiting':
+          control.arm();
           pending = Buffer.concat([pending, bytes]);
           return false;
         case 'body':

@@ -19,6 +19,10 @@ export interface World {
   /** Publishes a version with one random file of `bytes` bytes (or the given files). */
   publishVersion(version: string, options?: { bytes?: number; requiresApp?: string; channel?: string; files?: Record<string, Buffer> }): Promise<void>;
   updater(options?: Partial<ModelUpdaterOptions<any>>): ModelUpdater<any>;
+  /** Publishes `version` and installs it with an updater that is stopped again, as an earlier run would have. */
+  install(version: string): Promise<void>;
+  /** The requests the server got for model files (the manifest's left out). */
+  modelRequests(): TestServer['requests'];
   close(): Promise<void>;
 }
 
@@ -29,7 +33,7 @@ export async function createWorld(serverOptions: Partial<ServerOptions> = {}): P
   await mkdir(site, { recursive: true });
   const server = await startTestServer({ root: site, ...serverOptions });
   const updaters: Array<ModelUpdater<any>> = [];
-  return {
+  const world: World = {
     root,
     site,
     dir,
@@ -65,12 +69,21 @@ export async function createWorld(serverOptions: Partial<ServerOptions> = {}): P
       updaters.push(updater);
       return updater;
     },
+    async install(version) {
+      await world.publishVersion(version);
+      const installer = world.updater();
+      await installer.start();
+      await installer.check();
+      installer.stop();
+    },
+    modelRequests: () => server.requests.filter((r) => !r.path.endsWith('manifest.json')),
     async close() {
       for (const updater of updaters) updater.stop();
       await server.close();
       await rm(root, { recursive: true, force: true });
     },
   };
+  return world;
 }
 
 /** Resolves with the first snapshot that satisfies `predicate` (the current one included). */
