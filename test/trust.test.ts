@@ -403,6 +403,7 @@ describe('path safety', () => {
     await symlink(outside, join(repo.dir, `active.json.${process.pid}.tmp`));
     const result = await updater.check();
     expect(result.outcome).not.toBe('activated');
+    expect(result.error?.message).toContain('symbolic link');
     expect(await readFile(outside, 'utf8')).toBe('precious');
     expect(updater.active?.version).toBe('1.0.0');
     expect(JSON.parse(await readFile(join(repo.dir, 'active.json'), 'utf8'))).toMatchObject({ active: { version: '1.0.0' } });

@@ -8,6 +8,7 @@
 import type { Hash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
 import { UpdateError } from '../errors.js';
+import { storageError } from '../storageError.js';
 import { SlotWriter } from './slotWriter.js';
 
 export interface BodySink {
@@ -195,17 +196,4 @@ export function networkError(error: unknown, url: URL): UpdateError {
     return new UpdateError('DOWNLOAD_FAILED', `TLS with ${url.host} failed (${reason}); check the server's certificate or the URL.`, { cause: error });
   }
   return new UpdateError('NETWORK_UNAVAILABLE', `Could not download from ${url.host} (${reason}); check the connection. Any partial file is kept and the next attempt resumes it.`, { cause: error });
-}
-
-export function storageError(error: unknown, what: string): UpdateError {
-  if (error instanceof UpdateError) return error;
-  const code = (error as NodeJS.ErrnoException).code;
-  const reason = error instanceof Error ? error.message : String(error);
-  if (code === 'ENOSPC' || code === 'EDQUOT') {
-    return new UpdateError('INSUFFICIENT_DISK_SPACE', `Could not ${what}: the disk is full. Free some space and try again.`, { cause: error });
-  }
-  if (code === 'ELOOP') {
-    return new UpdateError('STORAGE_FAILED', `Refused to ${what}: it is a symbolic link, which could redirect the write elsewhere. Remove it; model-updater never creates links there.`, { cause: error });
-  }
-  return new UpdateError('STORAGE_FAILED', `Could not ${what} (${reason}); check that the folder exists and is writable.`, { cause: error });
 }

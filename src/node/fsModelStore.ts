@@ -13,6 +13,7 @@ import { UpdateError } from '../errors.js';
 import type { FileDigest } from '../../machines/types.js';
 import type { ActivePointer, FetchRequest, FetchResult, GarbageReport, ModelStore } from '../store.js';
 import { downloadFile } from './httpDownload.js';
+import { storageError } from '../storageError.js';
 import { assertNoSymlinks, WRITE_NO_FOLLOW } from './noSymlinks.js';
 import { guardThroughput, type ThroughputLimits } from '../throughputGuard.js';
 
@@ -64,13 +65,6 @@ async function exists(path: string): Promise<boolean> {
     () => true,
     () => false,
   );
-}
-
-function storageError(action: string, error: unknown): UpdateError {
-  const code = (error as NodeJS.ErrnoException).code === 'ENOSPC' ? 'INSUFFICIENT_DISK_SPACE' : 'STORAGE_FAILED';
-  return new UpdateError(code, `Could not ${action}: ${(error as Error).message}. Check the model folder's permissions and free space.`, {
-    cause: error,
-  });
 }
 
 export class FsModelStore implements ModelStore {
@@ -174,7 +168,7 @@ export class FsModelStore implements ModelStore {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
         throw new UpdateError('STORAGE_FAILED', `Version ${version} is not fully staged in ${this.location} (${(error as Error).message}); run the update again.`, { cause: error });
       }
-      throw storageError(`move version ${version} into place`, error);
+      throw storageError(error, `move version ${version} into place`);
     }
   }
 
@@ -223,7 +217,7 @@ export class FsModelStore implements ModelStore {
   async readPointer(): Promise<ActivePointer | null> {
     const text = await readFile(join(this.location, POINTER_FILE), 'utf8').catch((error: NodeJS.ErrnoException) => {
       if (error.code === 'ENOENT') return null;
-      throw storageError('read the active pointer', error);
+      throw storageError(error, 'read the active pointer');
     });
     return text === null ? null : (JSON.parse(text) as ActivePointer);
   }
@@ -232,7 +226,7 @@ export class FsModelStore implements ModelStore {
     try {
       await writeFileAtomic(join(this.location, POINTER_FILE), `${JSON.stringify(pointer, null, 2)}\n`);
     } catch (error) {
-      throw storageError('switch the active pointer', error);
+      throw storageError(error, 'switch the active pointer');
     }
   }
 }

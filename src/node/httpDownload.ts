@@ -17,7 +17,8 @@ import tls from 'node:tls';
 import { UpdateError } from '../errors.js';
 import { parseRetryAfter } from '../retryAfter.js';
 import { openDirectExchange } from './directHttpExchange.js';
-import { cancelled, sizeMismatch, storageError, type BodySink, type Exchange } from './exchange.js';
+import { storageError } from '../storageError.js';
+import { cancelled, sizeMismatch, type BodySink, type Exchange } from './exchange.js';
 import { openNodeHttpExchange } from './nodeHttpExchange.js';
 import { NO_FOLLOW, WRITE_NO_FOLLOW } from './noSymlinks.js';
 

@@ -13,6 +13,7 @@ import { createHash } from 'node:crypto';
 import type { FileDigest, InstalledVersion } from '../../machines/types.js';
 import { UpdateError } from '../errors.js';
 import type { ActivePointer, FetchRequest, FetchResult, GarbageReport, ModelStore } from '../store.js';
+import { storageError } from '../storageError.js';
 import type { MemoryUpdateService } from './memoryUpdateService.js';
 
 /** One image of the simulated disk. */
@@ -62,13 +63,6 @@ function cloneImage(image: DiskImage): DiskImage {
 function errno(code: 'ENOSPC' | 'EIO', what: string): Error {
   const text = code === 'ENOSPC' ? 'no space left on device' : 'i/o error';
   return Object.assign(new Error(`${code}: ${text} (simulated), ${what}`), { code });
-}
-
-/** What FsModelStore makes of an fs error it types. */
-function typed(error: unknown, action: string): UpdateError {
-  if (error instanceof UpdateError) return error;
-  const code = (error as { code?: string }).code === 'ENOSPC' ? 'INSUFFICIENT_DISK_SPACE' : 'STORAGE_FAILED';
-  return new UpdateError(code, `Could not ${action}: ${(error as Error).message}. Check the model folder's permissions and free space.`, { cause: error });
 }
 
 /**
@@ -182,7 +176,7 @@ export class MemoryModelStore implements ModelStore {
     try {
       this.write('fetchToStaging');
     } catch (error) {
-      throw typed(error, `write ${file.path}`);
+      throw storageError(error, `write ${file.path}`);
     }
     if (this.written.blobs.has(file.sha256)) return { path: file.path, size: file.size, sha256: file.sha256, bytesFetched: 0, resumedFrom: 0 };
     if (signal.aborted) throw cancelled();
@@ -225,7 +219,7 @@ export class MemoryModelStore implements ModelStore {
         throw new UpdateError('SIZE_MISMATCH', `${request.url} sent more than the ${file.size} bytes the manifest says; the partial file was deleted.`);
       }
       if (chunk.byteLength > this.capacity - this.usedBytes()) {
-        throw typed(errno('ENOSPC', `write ${file.path}`), `write ${file.path}`);
+        throw storageError(errno('ENOSPC', `write ${file.path}`), `write ${file.path}`);
       }
       const grown = new Uint8Array(part.byteLength + chunk.byteLength);
       grown.set(part);
@@ -280,7 +274,7 @@ export class MemoryModelStore implements ModelStore {
     try {
       this.write('promote');
     } catch (error) {
-      throw typed(error, `move version ${version} into place`);
+      throw storageError(error, `move version ${version} into place`);
     }
     const staged = this.written.staging.get(version);
     if (!staged && this.written.versions.has(version)) return; // an earlier run already promoted it
@@ -345,7 +339,7 @@ export class MemoryModelStore implements ModelStore {
     try {
       this.write('writePointer');
     } catch (error) {
-      throw typed(error, 'switch the active pointer');
+      throw storageError(error, 'switch the active pointer');
     }
     // Temp file, fsync, rename, fsync folder: durable and atomic.
     this.written.pointer = structuredClone(pointer);
