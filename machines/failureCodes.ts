@@ -2,7 +2,7 @@
  * The code an actor's failure carries when what it threw was not an UpdateError: one table, used by the
  * chart and by the journal, so a live error and its journaled copy fold to the same context.
  */
-import { toErrorData, type UpdateErrorCode, type UpdateErrorData } from '../src/errors.js';
+import { toErrorData, type UpdateErrorCode, type UpdateErrorData } from './errorCodes.js';
 
 export const ACTOR_FAILURE_CODES: Record<string, UpdateErrorCode> = {
   fetchManifest: 'NETWORK_UNAVAILABLE',

@@ -2,7 +2,7 @@
  * The statechart's vocabulary: manifest shapes, context, events. Plain data only, so every value can be
  * journaled as JSON and replayed.
  */
-import type { UpdateErrorData } from '../src/errors.js';
+import type { UpdateErrorData } from './errorCodes.js';
 
 export interface ManifestFile {
   /** Relative, normalized path inside the version folder. */

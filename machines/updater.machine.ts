@@ -4,7 +4,7 @@
  * replays to the same snapshot through xstate's `transition()`.
  */
 import { assign, fromPromise, setup } from 'xstate';
-import { isTransientCode, type UpdateErrorData } from '../src/errors.js';
+import { isTransientCode, type UpdateErrorData } from './errorCodes.js';
 import { actorErrorData } from './failureCodes.js';
 import { approvalFor } from './policy.js';
 import { planRetention } from './retention.js';

@@ -1,49 +1,9 @@
 /**
  * The one error type model-updater throws or reports. Switch on `code`; read `message` for what to do.
  */
-export const ERROR_CODES = [
-  'NETWORK_UNAVAILABLE',
-  'SERVICE_UNAVAILABLE',
-  'DOWNLOAD_FAILED',
-  'DOWNLOAD_STALLED',
-  'SIZE_MISMATCH',
-  'INSUFFICIENT_DISK_SPACE',
-  'INTEGRITY_MISMATCH',
-  'MANIFEST_INVALID',
-  'SIGNATURE_INVALID',
-  'ROLLBACK_REJECTED',
-  'MANIFEST_EXPIRED',
-  'MIGRATION_FAILED',
-  'LOAD_FAILED',
-  'HEALTH_CHECK_FAILED',
-  'SWITCH_FAILED',
-  'ROLLBACK_UNAVAILABLE',
-  'INTERRUPTED',
-  'PROBATION_FAILED',
-  'LOCKED',
-  'STORAGE_FAILED',
-  'LOG_CORRUPT',
-  'CANCELLED',
-  'INVALID_ARGUMENT',
-  'UNKNOWN',
-] as const;
+import { ERROR_CODES, isTransientCode, toErrorData, type UpdateErrorCode, type UpdateErrorData } from '../machines/errorCodes.js';
 
-export type UpdateErrorCode = (typeof ERROR_CODES)[number];
-
-/** Codes after which the same request may succeed later without anyone changing anything. */
-const TRANSIENT: ReadonlySet<UpdateErrorCode> = new Set([
-  'NETWORK_UNAVAILABLE',
-  'SERVICE_UNAVAILABLE',
-  'DOWNLOAD_STALLED',
-]);
-
-/** The plain, JSON-safe form of an error: what the statechart stores and the event log records. */
-export interface UpdateErrorData {
-  code: UpdateErrorCode;
-  message: string;
-  /** Server-requested or computed wait before a retry, in milliseconds. */
-  retryAfterMs?: number;
-}
+export { ERROR_CODES, isTransientCode, toErrorData, type UpdateErrorCode, type UpdateErrorData };
 
 export interface UpdateErrorOptions {
   retryAfterMs?: number;
@@ -66,7 +26,7 @@ export class UpdateError extends Error {
   }
 
   get transient(): boolean {
-    return TRANSIENT.has(this.code);
+    return isTransientCode(this.code);
   }
 
   toJSON(): UpdateErrorData {
@@ -76,31 +36,6 @@ export class UpdateError extends Error {
 
 export function isUpdateError(error: unknown): error is UpdateError {
   return error instanceof UpdateError;
-}
-
-export function isTransientCode(code: UpdateErrorCode): boolean {
-  return TRANSIENT.has(code);
-}
-
-function isErrorCode(value: unknown): value is UpdateErrorCode {
-  return typeof value === 'string' && (ERROR_CODES as readonly string[]).includes(value);
-}
-
-/**
- * Turns anything thrown into the plain record the chart stores. Pure and idempotent, so a live error and
- * its journaled copy fold to the same context.
- */
-export function toErrorData(error: unknown): UpdateErrorData {
-  if (typeof error === 'object' && error !== null) {
-    const { code, message, retryAfterMs } = error as Record<string, unknown>;
-    const data: UpdateErrorData = {
-      code: isErrorCode(code) ? code : 'UNKNOWN',
-      message: typeof message === 'string' ? message : String(error),
-    };
-    if (typeof retryAfterMs === 'number' && Number.isFinite(retryAfterMs)) data.retryAfterMs = retryAfterMs;
-    return data;
-  }
-  return { code: 'UNKNOWN', message: String(error) };
 }
 
 /** The reverse of toErrorData, for APIs that throw. */
