@@ -7,14 +7,11 @@ import type { TrustState } from '../../machines/types.js';
 import { UpdateError } from '../errors.js';
 import { writeFileAtomic } from '../node/fsModelStore.js';
 import { isRawPublicKey } from './keyFormat.js';
+import type { TrustStore } from '../core/ports/trustStore.js';
 
 export const TRUST_FILE = 'trust.json';
 
-/** What an updater needs to keep a rotated key set (each platform has one; optional). */
-export interface TrustStore {
-  read(): Promise<TrustState | null>;
-  write(trust: TrustState): Promise<void>;
-}
+export type { TrustStore } from '../core/ports/trustStore.js';
 
 /**
  * @example
