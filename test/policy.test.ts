@@ -129,15 +129,26 @@ describe('schedule', () => {
     expect(checks()).toEqual(['startup']);
     clock.increment(3_599_999);
     expect(checks()).toEqual(['startup']);
+    const manifestRequests = () => world.server.requests.filter((r) => r.path.endsWith('manifest.json')).length;
+    // A 503 defers the scheduled check; the deferred one waits for the service's Retry-After (the chart's timer, journaled).
     world.server.fault('/manifest.json', { kind: 'status', status: 503, retryAfter: '300', times: 1 });
     clock.increment(1);
-    await waitForSnapshot(updater, (s) => s.context.lastResult?.outcome === 'failed');
+    await waitForSnapshot(updater, (s) => s.matches({ idle: 'deferred' }));
     expect(checks()).toEqual(['startup', 'scheduled']);
-    // Failed: the next check waits for the back-off, and never less than the service's Retry-After.
+    const requested = manifestRequests();
     clock.increment(299_999);
-    expect(checks()).toHaveLength(2);
+    expect(manifestRequests()).toBe(requested);
     clock.increment(1);
     await waitForSnapshot(updater, (s) => s.context.lastResult?.outcome === 'up-to-date');
+    expect(manifestRequests()).toBe(requested + 1);
+    // A failed session (the service refuses): the next check waits for the failure back-off, not the interval.
+    world.server.fault('/manifest.json', { kind: 'status', status: 404, times: 1 });
+    clock.increment(3_600_000);
+    await waitForSnapshot(updater, (s) => s.context.lastResult?.outcome === 'failed');
     expect(checks()).toEqual(['startup', 'scheduled', 'scheduled']);
+    clock.increment(29_999);
+    expect(checks()).toHaveLength(3);
+    clock.increment(1);
+    await waitForSnapshot(updater, (s) => s.context.lastResult?.outcome === 'up-to-date' && checks().length === 4);
   });
 });
