@@ -4,6 +4,7 @@
  * honoured whatever its length by the chart's journaled deferred check (no quick retries in place), and a
  * 4xx that is a refusal, not a download failure. Time is the simulated clock's.
  */
+import net, { type AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { SimulatedClock } from 'xstate';
 import { createWorld, waitForSnapshot, type World } from './helpers/fixtures.js';
@@ -55,6 +56,42 @@ describe('the manifest has one deadline for headers and body', () => {
     const next = world.updater();
     await next.start();
     expect(next.active?.version).toBe('1.0.0');
+  });
+
+  it('a server that drips its response headers one byte at a time fails at the same single deadline', async () => {
+    // A raw TCP server: the status line, then one header byte every 100 ms, never the end of the headers.
+    const sockets = new Set<net.Socket>();
+    let sent = 0;
+    const server = net.createServer((socket) => {
+      sockets.add(socket);
+      socket.on('error', () => undefined);
+      socket.write('HTTP/1.1 200 OK\r\n');
+      const header = 'x-drip: ' + 'a'.repeat(10_000);
+      let at = 0;
+      const timer = setInterval(() => {
+        if (socket.destroyed || at >= header.length) return clearInterval(timer);
+        socket.write(header[at++]!);
+        sent++;
+      }, 100);
+      socket.on('close', () => clearInterval(timer));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const clock = new SimulatedClock();
+      const manifestUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/manifest.json`;
+      const updater = world.updater({ clock, retry: {}, manifestUrl });
+      await updater.start();
+      const check = updater.check();
+      await vi.waitFor(() => expect(sent).toBeGreaterThan(1), { timeout: 5_000, interval: 10 });
+      clock.increment(30_000);
+      const result = await check;
+      expect(result).toMatchObject({ outcome: 'deferred', error: { code: 'SERVICE_UNAVAILABLE' } });
+      expect(result.error!.message).toMatch(/too slowly/);
+      updater.stop();
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });
 
