@@ -57,7 +57,8 @@ async function readCapped(response: Response, maxBytes: number, url: string, sig
   const reader = response.body!.getReader();
   // ky's fetch does not end the body on abort (and a cancelled read just reports `done`): do both here.
   const onAbort = () => void reader.cancel(signal.reason).catch(() => undefined);
-  signal.addEventListener('abort', onAbort, { once: true });
+  if (signal.aborted) onAbort();
+  else signal.addEventListener('abort', onAbort, { once: true });
   const chunks: Uint8Array[] = [];
   let total = 0;
   try {
