@@ -46,7 +46,7 @@ function faultyStore(dir: string, failAt: number, code: 'ENOSPC' | 'EIO', mode: 
 
 function updaterOn(store: ModelStore): ModelUpdater {
   return createUpdater(
-    { manifestUrl: world.manifestUrl, appVersion: '1.0.0', policy: { checkOnStart: false }, allowUnsigned: true, retry: { maxDownloadAttempts: 1 } },
+    { manifestUrl: world.manifestUrl, appVersion: '1.0.0', policy: { checkOnStart: false }, allowUnsigned: true },
     { store, openLog: (now) => FileEventLog.open(join(world.dir, LOG_FILE), now), lock: () => acquireDirLock(world.dir) },
   );
 }
