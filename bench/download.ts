@@ -154,7 +154,7 @@ interface BenchManifest {
 async function runUpdate(manifestUrl: string, dir: string): Promise<Measured> {
   await settleDisk();
   if (useCli()) {
-    const measured = await measureChild(CLI, ['update', '--manifest', manifestUrl, '--dir', dir, '--json']);
+    const measured = await measureChild(CLI, ['update', '--manifest', manifestUrl, '--dir', dir, '--allow-unsigned', '--json']);
     return { ...measured, what: 'CLI `model-updater update`' };
   }
   const runner = await buildFallbackRunner(path.join(dir, '.bench-runner'));

@@ -4,17 +4,18 @@
  * rollout buckets (machines/policy.ts). No network.
  *
  * The fleet powers on together (edge boxes after a power cut: all within 10 minutes), the worst case for
- * an update service. Printed: the check rate per minute, peak over mean, for FLEET_SCHEDULE and for the
- * same fleet with fixed 6 h intervals and no jitter; the share of installs a 10 % rollout reaches; and,
- * during a 30-minute 503 storm with Retry-After, the request rate at the service compared with clients
- * that retry every 30 s. Last line: one JSON object.
+ * an update service. Printed: the check rate per minute, peak over mean, for DEFAULT_SCHEDULE (what a
+ * host gets without configuring anything), for the earlier default that checked at once on start-up,
+ * and for fixed 6 h intervals without jitter; the share of installs a 10 % rollout reaches; and, during a
+ * 30-minute 503 storm with Retry-After, the request rate at the service compared with clients that retry
+ * every 30 s. Last line: one JSON object.
  */
 import { randomUUID } from 'node:crypto';
 import { retryDelayMs } from '../machines/updater.machine.js';
 import { isRolledOutTo } from '../machines/policy.js';
 import { seededRandom } from '../machines/seededRandom.js';
 import type { UpdaterContext } from '../machines/types.js';
-import { FLEET_SCHEDULE, nextCheckDelay, startupDelay, type SchedulePolicy } from '../src/schedule.js';
+import { DEFAULT_SCHEDULE, nextCheckDelay, startupDelay, type SchedulePolicy } from '../src/schedule.js';
 
 const INSTALLS = Number(process.env.FLEET_INSTALLS ?? 1_000_000);
 const WEEK_S = 7 * 24 * 3600;
@@ -103,24 +104,30 @@ function stormRate(perMinute: Uint32Array): number {
 }
 
 const started = performance.now();
-const NO_JITTER: SchedulePolicy = { ...FLEET_SCHEDULE, startupSpreadMs: 0, intervalMs: 6 * 3600_000, spread: 0 };
-const jittered = simulate({ schedule: FLEET_SCHEDULE, storm: false, backoff: true }, 1);
+/** The default before the first check was spread: a check at once on start-up, then the jittered interval. */
+const CHECK_AT_START: SchedulePolicy = { ...DEFAULT_SCHEDULE, startupSpreadMs: 0 };
+const NO_JITTER: SchedulePolicy = { ...DEFAULT_SCHEDULE, startupSpreadMs: 0, intervalMs: 6 * 3600_000, spread: 0 };
+const jittered = simulate({ schedule: DEFAULT_SCHEDULE, storm: false, backoff: true }, 1);
+const atStart = simulate({ schedule: CHECK_AT_START, storm: false, backoff: true }, 4);
 const fixed = simulate({ schedule: NO_JITTER, storm: false, backoff: true }, 2);
-const storm = simulate({ schedule: FLEET_SCHEDULE, storm: true, backoff: true }, 3);
-const naive = simulate({ schedule: FLEET_SCHEDULE, storm: true, backoff: false }, 3);
+const storm = simulate({ schedule: DEFAULT_SCHEDULE, storm: true, backoff: true }, 3);
+const naive = simulate({ schedule: DEFAULT_SCHEDULE, storm: true, backoff: false }, 3);
 
 let reached = 0;
 for (let i = 0; i < INSTALLS; i++) if (isRolledOutTo({ version: '2.0.0', rollout: 0.1 }, randomUUID())) reached++;
 
 const result = {
   peakToMean: Math.round(peakToMean(jittered) * 1000) / 1000,
+  peakToMeanCheckAtStart: Math.round(peakToMean(atStart) * 1000) / 1000,
   peakToMeanNoJitter: Math.round(peakToMean(fixed) * 1000) / 1000,
   rolloutShare: Math.round((reached / INSTALLS) * 10000) / 10000,
   stormRateRatio: Math.round((stormRate(storm) / stormRate(naive)) * 1000) / 1000,
 };
 const mean = jittered.reduce((a, b) => a + b, 0) / jittered.length;
 console.log(`${INSTALLS.toLocaleString('en')} installs, one simulated week, powered on within 10 minutes (${((performance.now() - started) / 1000).toFixed(1)} s)`);
-console.log(`check rate: mean ${mean.toFixed(0)}/min; peak/mean ${result.peakToMean} with FLEET_SCHEDULE (6 h 7 min ± 10 %, first check spread over one interval), ${result.peakToMeanNoJitter} with fixed 6 h and no jitter`);
+console.log(
+  `check rate: mean ${mean.toFixed(0)}/min; peak/mean ${result.peakToMean} with DEFAULT_SCHEDULE (6 h 7 min ± 10 %, first check spread over one interval), ${result.peakToMeanCheckAtStart} checking at once on start-up (the earlier default), ${result.peakToMeanNoJitter} with fixed 6 h and no jitter`,
+);
 console.log(`a 10 % rollout reaches ${(result.rolloutShare * 100).toFixed(2)} % of installs`);
 console.log(`30-minute 503 storm (Retry-After ${STORM.retryAfterS} s): ${stormRate(storm).toFixed(0)} requests/min with back-off vs ${stormRate(naive).toFixed(0)}/min retrying every ${NAIVE_RETRY_S} s (ratio ${result.stormRateRatio})`);
 console.log(JSON.stringify(result));

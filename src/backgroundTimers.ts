@@ -7,7 +7,8 @@ export interface TimerSource {
   clearTimeout(id: any): void;
 }
 
-const systemTimers: TimerSource = {
+/** The system's timers, unref'd on Node. */
+export const systemTimers: TimerSource = {
   setTimeout: (fn: () => void, ms: number) => {
     const id = setTimeout(fn, ms);
     (id as { unref?: () => void }).unref?.(); // browsers have no unref

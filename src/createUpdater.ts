@@ -238,7 +238,9 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
       armProbationTimer();
       if (!options.manifestUrl) return;
       if (policy.checkOnStart) {
-        const delay = policy.schedule ? startupDelay(policy.schedule, random()) : 0;
+        // A folder with nothing to run checks at once; one with a model spreads its check (see SchedulePolicy).
+        const waits = policy.schedule !== null && (active !== null || policy.startupDelayWhenEmpty);
+        const delay = waits ? startupDelay(policy.schedule!, random()) : 0;
         if (delay === 0) void checkOnce('startup').catch(() => undefined);
         else armSchedule('startup', delay);
       } else if (policy.schedule) {

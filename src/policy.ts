@@ -20,7 +20,13 @@ export interface UpdatePolicy {
   skip?: string[];
   /** A semver range to stay within, e.g. '~2.3.0'. */
   pin?: string;
-  /** Check when start() is called (after `schedule.startupDelayMs`). Default true. */
+  /**
+   * Check after start(). By default the first check waits a random part of one interval
+   * (`schedule.startupSpreadMs`) so a fleet that starts together does not check together, except in a
+   * folder with no model yet, which checks at once. `true`: check at once on every start (after an
+   * explicit `schedule.startupDelayMs` / `startupSpreadMs` only). `false`: no start-up check; the first is
+   * one interval later.
+   */
   checkOnStart?: boolean;
   /** Periodic background checks with jitter and back-off; false turns them off. Default on. */
   schedule?: Partial<SchedulePolicy> | false;
@@ -65,6 +71,8 @@ export interface ResolvedPolicy {
   skip: string[];
   pin: string | null;
   checkOnStart: boolean;
+  /** Whether a folder with no model waits the start-up delay too (the host set it explicitly). */
+  startupDelayWhenEmpty: boolean;
   schedule: SchedulePolicy | null;
   downloadWhen: Record<string, DownloadCondition>;
   avoidMeteredConnection: boolean;
@@ -82,12 +90,14 @@ export function resolvePolicy(policy: UpdatePolicy = {}): ResolvedPolicy {
     const issue = parsed.error.issues[0]!;
     throw new UpdateError('INVALID_ARGUMENT', `policy.${issue.path.join('.') || '(root)'} ${issue.message}. See the README's "Update policy" section.`);
   }
+  const explicitStartup = policy.schedule ? policy.schedule.startupDelayMs !== undefined || policy.schedule.startupSpreadMs !== undefined : false;
   return {
     approval: policy.approval ?? 'auto',
     skip: policy.skip ?? [],
     pin: policy.pin ?? null,
     checkOnStart: policy.checkOnStart ?? true,
-    schedule: policy.schedule === false ? null : { ...DEFAULT_SCHEDULE, ...policy.schedule },
+    startupDelayWhenEmpty: explicitStartup,
+    schedule: policy.schedule === false ? null : { ...DEFAULT_SCHEDULE, ...(policy.checkOnStart === true ? { startupSpreadMs: 0 } : {}), ...policy.schedule },
     downloadWhen: policy.downloadWhen ?? {},
     avoidMeteredConnection: policy.avoidMeteredConnection ?? false,
     conditionsPollMs: policy.conditionsPollMs ?? 60_000,

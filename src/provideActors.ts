@@ -42,9 +42,9 @@ export function provideActors({ options, platform, store, models, config, policy
       fetchManifest: createFetchManifest({
         manifestUrl: options.manifestUrl ?? [],
         maxBytes: options.maxManifestBytes ?? 1024 * 1024,
-        retries: options.retry?.manifestRetries ?? 2,
-        timeoutMs: options.manifestTimeoutMs ?? 15_000,
-        maxInPlaceRetryAfterMs: 5_000,
+        retries: options.retry?.manifestRetries ?? 0,
+        timeoutMs: options.manifestTimeoutMs ?? 30_000,
+        ...(options.clock ? { timers: options.clock } : {}),
         allowUnsigned: options.allowUnsigned ?? false,
         clockSkewMs: options.clockSkewMs ?? 0,
         ...(options.headers ? { headers: options.headers } : {}),

@@ -4,7 +4,12 @@
  */
 
 export interface SchedulePolicy {
-  /** Wait before the start-up check, plus a random part up to `startupSpreadMs`. Default 0 and 0. */
+  /**
+   * Wait before the start-up check, plus a random part up to `startupSpreadMs`. Default 0 and one
+   * interval: installs that start together (a power cut, a rollout of the app itself) check at random
+   * times across the next interval instead of in the same minute. A folder with no model yet checks at
+   * once unless these are set explicitly; so does an explicit `checkOnStart: true`.
+   */
   startupDelayMs: number;
   startupSpreadMs: number;
   /**
@@ -19,20 +24,19 @@ export interface SchedulePolicy {
   failureMaxMs: number;
 }
 
+const INTERVAL_MS = (6 * 60 + 7) * 60_000;
+
 export const DEFAULT_SCHEDULE: SchedulePolicy = {
   startupDelayMs: 0,
-  startupSpreadMs: 0,
-  intervalMs: (6 * 60 + 7) * 60_000,
+  startupSpreadMs: INTERVAL_MS,
+  intervalMs: INTERVAL_MS,
   spread: 0.1,
   failureBaseMs: 60_000,
   failureMaxMs: 6 * 60 * 60_000,
 };
 
-/**
- * For large fleets: the first check lands anywhere within one interval after start-up, so installs
- * that start together (a power cut, a rollout of the app itself) do not all check in the same minute.
- */
-export const FLEET_SCHEDULE: SchedulePolicy = { ...DEFAULT_SCHEDULE, startupSpreadMs: DEFAULT_SCHEDULE.intervalMs };
+/** The default schedule, which now spreads the first check over one interval. Kept for hosts that named it. */
+export const FLEET_SCHEDULE: SchedulePolicy = DEFAULT_SCHEDULE;
 
 export interface ScheduleState {
   /** Sessions in a row that failed (0 after a success). */

@@ -68,12 +68,19 @@ export interface UpdaterOptions<Handle = unknown> {
     maxCheckAttempts?: number;
     baseDelayMs?: number;
     maxDelayMs?: number;
-    /** ky's quick retries of one manifest request. Default 2. */
+    /**
+     * Quick retries of one manifest request inside a check, opt-in. Default 0: a failed check is deferred
+     * by the chart (journaled, `maxCheckAttempts`, back-off, Retry-After honoured whatever its length).
+     */
     manifestRetries?: number;
   };
   /** Extra free space required, as a fraction of the download. Default 0.05. */
   diskMargin?: number;
   maxManifestBytes?: number;
+  /**
+   * Deadline for the manifest's whole answer (headers and body) from one mirror, not re-armed by arriving
+   * bytes; past it the check fails with SERVICE_UNAVAILABLE and is deferred. Default 30 000 ms.
+   */
   manifestTimeoutMs?: number;
   progressIntervalMs?: number;
   /** Records after which a settled state is written to the log as a checkpoint. Default 500. */

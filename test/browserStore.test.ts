@@ -32,7 +32,7 @@ function browserUpdater(options: Partial<BrowserModelUpdaterOptions<any>> = {}):
     appVersion: '1.0.0',
     allowUnsigned: true,
     policy: { checkOnStart: false },
-    retry: { manifestRetries: 0, maxCheckAttempts: 1, maxDownloadAttempts: 1 },
+    retry: { maxCheckAttempts: 1, maxDownloadAttempts: 1 },
     storage: { estimate: async () => ({ quota: 1e9, usage: 0 }) },
     ...options,
   });

@@ -28,14 +28,22 @@ interface CliResult {
 
 /** Runs `model-updater <args>` from the current source and collects what it printed. */
 function runCli(args: string[]): Promise<CliResult> {
-  // These suites publish unsigned sites; test/trustCli.test.ts covers keys and signatures.
-  const unsigned = ['check', 'update'].includes(args[0]!) && !args.includes('--trusted-key') ? ['--allow-unsigned'] : [];
+  // These suites publish unsigned sites, so they say so with --allow-unsigned (the CLI refuses to guess);
+  // test/trustCli.test.ts covers keys and signatures.
+  const unsigned = ['check', 'update'].includes(args[0]!) && !args.includes('--trusted-key') && !args.includes('--help') ? ['--allow-unsigned'] : [];
+  return runCliExactly([...args, ...unsigned]);
+}
+
+/** Runs `model-updater <args>` with exactly these arguments; `closeStdout` hangs up on its output at once. */
+function runCliExactly(args: string[], { closeStdout = false } = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args, ...unsigned], {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
       cwd: PROJECT,
       env: { ...process.env, DEBUG: '' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    // A reader that went away, as `| head -1` does after its line: every write gets EPIPE.
+    if (closeStdout) child.stdout.destroy();
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
@@ -343,6 +351,17 @@ describe('--app-version', () => {
     expect((await status(dir)).active.version).toBe('1.0.0');
     expect(existsSync(path.join(dir, 'versions', '2.0.0'))).toBe(false);
 
+    // Without --app-version the range is not checked, and the CLI says which versions it did not check.
+    const blind = await runCli(['check', '--manifest', manifestUrl, '--dir', dir, '--json']);
+    expectExit(blind, 0);
+    const warning = blind.json.warnings.find((text: string) => text.includes('--app-version'));
+    expect(warning).toContain('2.0.0 (>=2.0.0)');
+    expect(warning).not.toContain('1.0.0 (');
+    expect(blind.stderr).toContain('warning: no --app-version given');
+    // With it, no such warning (the run above that was held back by the range).
+    expect(second.stderr).not.toContain('--app-version');
+    expect(second.json.warnings.some((text: string) => text.includes('--app-version'))).toBe(false);
+
     // The range, not the version itself, held it back: an app that satisfies it gets 2.0.0.
     const third = await runCli(['update', '--manifest', manifestUrl, '--dir', dir, '--app-version', '2.0.0', '--json']);
     expectExit(third, 0);
@@ -366,6 +385,15 @@ describe('failures under --json', () => {
     expect(requests.every((request) => request.status === 503)).toBe(true);
     // The chart defers with a back-off of seconds to minutes; the CLI must report, not wait it out.
     expect(elapsedMs).toBeLessThan(15_000);
+  });
+
+  it('a manifest the service refuses (404, 403) is SERVICE_REJECTED, not DOWNLOAD_FAILED', async () => {
+    const { manifestUrl, prefix } = site('refused');
+    const missing = await runCli(['update', '--manifest', manifestUrl, '--dir', path.join(tmp, 'refused-models'), '--json']);
+    expect(expectFailure(missing, 'SERVICE_REJECTED').message).toContain('answered 404');
+    server.fault(`${prefix}manifest.json`, { kind: 'status', status: 403, times: 1 });
+    const forbidden = await runCli(['check', '--manifest', manifestUrl, '--dir', path.join(tmp, 'refused-models'), '--json']);
+    expect(expectFailure(forbidden, 'SERVICE_REJECTED').message).toMatch(/answered 403.*credentials/);
   });
 
   it('an unreachable service is NETWORK_UNAVAILABLE', async () => {
@@ -443,6 +471,50 @@ describe('arguments', () => {
     const error = expectFailure(result, 'INVALID_ARGUMENT');
     expect(error.message).toContain('--bogus');
     expect(result.stderr).not.toContain('    at ');
+  });
+
+  it('check and update without --trusted-key or --allow-unsigned are INVALID_ARGUMENT, before touching the disk or the network', async () => {
+    const { out, manifestUrl } = site('keyless');
+    await publish({ out, version: '1.0.0', inputs: [(await sourceFile('keyless/model.bin', 1000)).file] });
+    const dir = path.join(tmp, 'keyless-models');
+    let json!: CliResult;
+    let text!: CliResult;
+    const requests = await requestsDuring(async () => {
+      [json, text] = await Promise.all([
+        runCliExactly(['check', '--manifest', manifestUrl, '--dir', dir, '--json']),
+        runCliExactly(['update', '--manifest', manifestUrl, '--dir', dir]),
+      ]);
+    });
+    const error = expectFailure(json, 'INVALID_ARGUMENT');
+    expect(error.message).toContain('--trusted-key <file.pub>');
+    expect(error.message).toContain('--allow-unsigned');
+    expectExit(text, 1);
+    expect(text.stderr).toMatch(/^error INVALID_ARGUMENT: No --trusted-key given: pass --trusted-key <file.pub>/);
+    expect(requests).toEqual([]);
+    expect(existsSync(dir)).toBe(false);
+  });
+
+  it('<command> --help prints that command\'s usage and exits 0', async () => {
+    const asked = [...['keygen', 'publish', 'check', 'update', 'status', 'log', 'rollback', 'gc', 'stats'].map((command) => [command, '--help']), ['update', '-h']];
+    const results = await Promise.all(asked.map((args) => runCliExactly(args)));
+    for (const [i, result] of results.entries()) {
+      expectExit(result, 0);
+      expect(result.stdout).toMatch(new RegExp(`^usage: model-updater ${asked[i]![0]} `));
+      expect(result.stdout.trim().split('\n')).toHaveLength(1);
+      expect(result.stderr).toBe('');
+    }
+  });
+
+  it('log --json into a reader that went away (`| head -1`) exits 0 quietly', async () => {
+    const { out, manifestUrl } = site('epipe');
+    const dir = path.join(tmp, 'epipe-models');
+    await publish({ out, version: '1.0.0', inputs: [(await sourceFile('epipe/model.bin', 1000)).file] });
+    expectExit(await runCli(['update', '--manifest', manifestUrl, '--dir', dir]), 0);
+    for (const args of [['log', '--dir', dir, '--json'], ['log', '--dir', dir]]) {
+      const result = await runCliExactly(args, { closeStdout: true });
+      expect(result.stderr).toBe('');
+      expectExit(result, 0);
+    }
   });
 
   it('an unknown command exits 2', async () => {

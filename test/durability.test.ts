@@ -210,7 +210,7 @@ describe('a damaged log', () => {
 describe('two processes on one folder', () => {
   function cliUpdate(): Promise<{ code: number | null; json: { ok: boolean; outcome?: string; error?: { code: string } } }> {
     return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'update', '--manifest', world.manifestUrl, '--dir', world.dir, '--json'], {
+      const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'update', '--manifest', world.manifestUrl, '--dir', world.dir, '--allow-unsigned', '--json'], {
         cwd: join(import.meta.dirname, '..'),
         stdio: ['ignore', 'pipe', 'ignore'],
       });

@@ -197,7 +197,7 @@ describe('failures keep the old version active', () => {
 
   it('NETWORK_UNAVAILABLE when the service cannot be reached, deferred and retried after back-off', async () => {
     const clock = new SimulatedClock();
-    const updater = await installed('1.0.0', { clock, retry: { manifestRetries: 0, maxCheckAttempts: 3, baseDelayMs: 1_000 } });
+    const updater = await installed('1.0.0', { clock, retry: { maxCheckAttempts: 3, baseDelayMs: 1_000 } });
     await world.publishVersion('1.1.0');
     world.server.fault('/manifest.json', { kind: 'drop-after', bytes: 0, times: 1 });
     const deferred = await updater.check();
@@ -209,7 +209,7 @@ describe('failures keep the old version active', () => {
 
   it("SERVICE_UNAVAILABLE on 503 honours Retry-After before the deferred check", async () => {
     const clock = new SimulatedClock();
-    const updater = await installed('1.0.0', { clock, retry: { manifestRetries: 0, maxCheckAttempts: 3 } });
+    const updater = await installed('1.0.0', { clock, retry: { maxCheckAttempts: 3 } });
     world.server.fault('/manifest.json', { kind: 'status', status: 503, retryAfter: '120', times: 1 });
     expect(await updater.check()).toMatchObject({ outcome: 'deferred', error: { code: 'SERVICE_UNAVAILABLE', retryAfterMs: 120_000 } });
     const requests = world.server.requests.length;
@@ -222,7 +222,7 @@ describe('failures keep the old version active', () => {
   });
 
   it('gives up after maxCheckAttempts with a failed result', async () => {
-    const updater = await installed('1.0.0', { retry: { manifestRetries: 0, maxCheckAttempts: 1 } });
+    const updater = await installed('1.0.0', { retry: { maxCheckAttempts: 1 } });
     world.server.fault('/manifest.json', { kind: 'status', status: 500 });
     expect(await updater.check()).toMatchObject({ outcome: 'failed', error: { code: 'SERVICE_UNAVAILABLE' } });
     await expectIntact(updater, '1.0.0');
@@ -289,7 +289,7 @@ describe('resumable download', () => {
     const size = 4_000_000;
     await world.publishVersion('1.0.0', { bytes: size });
     world.server.fault('/1.0.0/model.bin', { kind: 'drop-after', bytes: 3_000_000, times: 1 });
-    const updater = world.updater({ clock, retry: { manifestRetries: 0, maxDownloadAttempts: 3, baseDelayMs: 5_000 } });
+    const updater = world.updater({ clock, retry: { maxDownloadAttempts: 3, baseDelayMs: 5_000 } });
     await updater.start();
     const result = updater.check();
     const waiting = await waitForSnapshot(updater, (s) => s.matches({ downloading: 'retryWait' }));
@@ -308,10 +308,14 @@ describe('resumable download', () => {
   it('resumes across a restart of the host process', async () => {
     await world.publishVersion('1.0.0', { bytes: 4_000_000 });
     world.server.fault('/1.0.0/model.bin', { kind: 'drop-after', bytes: 2_500_000, times: 1 });
-    const first = world.updater();
+    const first = world.updater({ clock: new SimulatedClock() });
     await first.start();
-    expect(await first.check()).toMatchObject({ outcome: 'failed', error: { code: 'NETWORK_UNAVAILABLE' } });
+    const interrupted = first.check();
+    // The dropped connection is retried after a back-off; the process stops before it.
+    const waiting = await waitForSnapshot(first, (s) => s.matches({ downloading: 'retryWait' }));
+    expect(waiting.context.error).toMatchObject({ code: 'NETWORK_UNAVAILABLE' });
     first.stop();
+    await expect(interrupted).rejects.toMatchObject({ code: 'CANCELLED' });
     const second = world.updater();
     await second.start();
     expect(await second.check()).toMatchObject({ outcome: 'activated' });

@@ -65,7 +65,7 @@ describe('node-host example (ONNX)', () => {
       manifestUrl: `${server.url}manifest.json`,
       dir: join(root, 'models'),
       checkEveryMs: 20,
-      updater: { allowUnsigned: true, policy: { checkOnStart: true }, retry: { maxDownloadAttempts: 1, manifestRetries: 0 } },
+      updater: { allowUnsigned: true, policy: { checkOnStart: true } },
     });
     const { updater } = service;
     try {

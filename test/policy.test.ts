@@ -129,15 +129,74 @@ describe('schedule', () => {
     expect(checks()).toEqual(['startup']);
     clock.increment(3_599_999);
     expect(checks()).toEqual(['startup']);
+    const manifestRequests = () => world.server.requests.filter((r) => r.path.endsWith('manifest.json')).length;
+    // A 503 defers the scheduled check; the deferred one waits for the service's Retry-After (the chart's timer, journaled).
     world.server.fault('/manifest.json', { kind: 'status', status: 503, retryAfter: '300', times: 1 });
     clock.increment(1);
-    await waitForSnapshot(updater, (s) => s.context.lastResult?.outcome === 'failed');
+    await waitForSnapshot(updater, (s) => s.matches({ idle: 'deferred' }));
     expect(checks()).toEqual(['startup', 'scheduled']);
-    // Failed: the next check waits for the back-off, and never less than the service's Retry-After.
+    const requested = manifestRequests();
     clock.increment(299_999);
-    expect(checks()).toHaveLength(2);
+    expect(manifestRequests()).toBe(requested);
     clock.increment(1);
     await waitForSnapshot(updater, (s) => s.context.lastResult?.outcome === 'up-to-date');
+    expect(manifestRequests()).toBe(requested + 1);
+    // A failed session (the service refuses): the next check waits for the failure back-off, not the interval.
+    world.server.fault('/manifest.json', { kind: 'status', status: 404, times: 1 });
+    clock.increment(3_600_000);
+    await waitForSnapshot(updater, (s) => s.context.lastResult?.outcome === 'failed');
     expect(checks()).toEqual(['startup', 'scheduled', 'scheduled']);
+    clock.increment(29_999);
+    expect(checks()).toHaveLength(3);
+    clock.increment(1);
+    await waitForSnapshot(updater, (s) => s.context.lastResult?.outcome === 'up-to-date' && checks().length === 4);
+  });
+
+  it('by default a fleet that starts together spreads its first check over one interval; a folder with no model checks at once', async () => {
+    await world.publishVersion('1.0.0');
+    // The folder's log is shared by the updaters below: count the start-up checks of the current one.
+    let earlier = 0;
+    const allStartupChecks = (updater: ReturnType<World['updater']>) => updater.log.records().filter((r) => r.type === 'CHECK' && r.data.trigger === 'startup').length;
+    const startupChecks = (updater: ReturnType<World['updater']>) => allStartupChecks(updater) - earlier;
+    /** The session of the latest CHECK has ended (lastResult alone may be an earlier updater's, restored from the log). */
+    const settled = (updater: ReturnType<World['updater']>) =>
+      waitForSnapshot(updater, (s) => s.context.lastResult !== null && s.context.lastResult.sessionId === updater.log.records().filter((r) => r.type === 'CHECK').at(-1)?.session);
+    const stop = (updater: ReturnType<World['updater']>) => {
+      earlier = allStartupChecks(updater);
+      updater.stop();
+    };
+    // Nothing installed yet: the host has no model to run, so the start-up check does not wait.
+    const fresh = world.updater({ clock: new SimulatedClock(), random: () => 0.5, policy: {} });
+    await fresh.start();
+    expect((await settled(fresh)).context.lastResult?.outcome).toBe('activated');
+    stop(fresh);
+
+    // Installed: the first check lands at random within one interval (here half of it).
+    const clock = new SimulatedClock();
+    const installed = world.updater({ clock, random: () => 0.5, policy: {} });
+    await installed.start();
+    expect(startupChecks(installed)).toBe(0);
+    clock.increment(DEFAULT_SCHEDULE.intervalMs / 2 - 1);
+    expect(startupChecks(installed)).toBe(0);
+    clock.increment(1);
+    expect(startupChecks(installed)).toBe(1);
+    await settled(installed);
+    stop(installed);
+    expect(DEFAULT_SCHEDULE.startupSpreadMs).toBe(DEFAULT_SCHEDULE.intervalMs);
+
+    // The host's explicit choice wins: checkOnStart: true checks at once, an explicit spread is waited.
+    const eager = world.updater({ clock: new SimulatedClock(), random: () => 0.5, policy: { checkOnStart: true } });
+    await eager.start();
+    expect(startupChecks(eager)).toBe(1);
+    await settled(eager);
+    stop(eager);
+    const spreadClock = new SimulatedClock();
+    const spread = world.updater({ clock: spreadClock, random: () => 0.5, policy: { checkOnStart: true, schedule: { startupSpreadMs: 60_000 } } });
+    await spread.start();
+    spreadClock.increment(29_999);
+    expect(startupChecks(spread)).toBe(0);
+    spreadClock.increment(1);
+    expect(startupChecks(spread)).toBe(1);
+    expect((await settled(spread)).context.lastResult?.outcome).toBe('up-to-date');
   });
 });

@@ -46,7 +46,7 @@ function faultyStore(dir: string, failAt: number, code: 'ENOSPC' | 'EIO', mode: 
 
 function updaterOn(store: ModelStore): ModelUpdater {
   return createUpdater(
-    { manifestUrl: world.manifestUrl, appVersion: '1.0.0', policy: { checkOnStart: false }, allowUnsigned: true, retry: { manifestRetries: 0, maxDownloadAttempts: 1 } },
+    { manifestUrl: world.manifestUrl, appVersion: '1.0.0', policy: { checkOnStart: false }, allowUnsigned: true },
     { store, openLog: (now) => FileEventLog.open(join(world.dir, LOG_FILE), now), lock: () => acquireDirLock(world.dir) },
   );
 }
@@ -103,7 +103,7 @@ describe('the event log cannot be written', () => {
     for (let failAt = 1; failAt <= 12; failAt++) {
       let appends = 0;
       const updater = createUpdater(
-        { manifestUrl: world.manifestUrl, appVersion: '1.0.0', policy: { checkOnStart: false }, allowUnsigned: true, retry: { manifestRetries: 0 } },
+        { manifestUrl: world.manifestUrl, appVersion: '1.0.0', policy: { checkOnStart: false }, allowUnsigned: true },
         {
           store: new FsModelStore(world.dir),
           lock: () => acquireDirLock(world.dir),

@@ -269,7 +269,7 @@ describe('endless data', () => {
 describe('slow retrieval', () => {
   it('DOWNLOAD_STALLED when no byte comes for the stall timeout: retried with back-off, then reported', async () => {
     const clock = new SimulatedClock();
-    const updater = await installed({ clock, download: { stallTimeoutMs: 200 }, retry: { manifestRetries: 0, maxDownloadAttempts: 2, baseDelayMs: 5_000 } });
+    const updater = await installed({ clock, download: { stallTimeoutMs: 200 }, retry: { maxDownloadAttempts: 2, baseDelayMs: 5_000 } });
     await repo.addVersion('1.1.0');
     await repo.publish();
     repo.server.fault('/1.1.0/model.bin', { kind: 'hang' });

@@ -98,14 +98,18 @@ describe('CLI trust', () => {
     expect(check.json.error.code).toBe('SIGNATURE_INVALID');
   });
 
-  it('without keys the CLI runs unsigned and says so on every run; with keys it refuses an unsigned manifest', async () => {
+  it('without keys the CLI refuses unless --allow-unsigned, which it warns about on every run; with keys it refuses an unsigned manifest', async () => {
     const out = path.join(www(), 'unsigned');
     expect((await runCli(['publish', '--out', out, '--version', '1.0.0', await model('u1')])).code).toBe(0);
     const url = `${server.url}unsigned/manifest.json`;
     const dir = path.join(tmp, 'models-unsigned');
-    const allowed = await runCli(['update', '--manifest', url, '--dir', dir, '--json']);
+    const keyless = await runCli(['update', '--manifest', url, '--dir', dir, '--json']);
+    expect(keyless.code).toBe(1);
+    expect(keyless.json.error.code).toBe('INVALID_ARGUMENT');
+    expect(keyless.json.error.message).toMatch(/pass --trusted-key <file\.pub>.* or --allow-unsigned/);
+    const allowed = await runCli(['update', '--manifest', url, '--dir', dir, '--allow-unsigned', '--json']);
     expect(allowed.code, allowed.stderr).toBe(0);
-    expect(allowed.stderr).toContain('warning: no --trusted-key');
+    expect(allowed.stderr).toContain('warning: --allow-unsigned');
     expect(allowed.json.warnings[0]).toContain('not checked for a signature');
     const keys = path.join(tmp, 'keys-unsigned');
     await mkdir(keys, { recursive: true });

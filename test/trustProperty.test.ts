@@ -3,7 +3,7 @@
  * accepted unless what is left is still a valid signature over a valid document. Every refusal is a
  * typed UpdateError, never a crash.
  */
-import { verify } from 'node:crypto';
+import { createPrivateKey, verify } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { isUpdateError } from '../src/errors.js';
@@ -123,5 +123,36 @@ describe('signed manifest property', () => {
       }),
       { numRuns: 400 },
     );
+  });
+});
+
+describe('canonical form, golden', () => {
+  // Fixed bytes and a signature by a fixed key (Ed25519 is deterministic): a change of the canonicaliser
+  // (canonicalize 5 -> 4 for Node 20) or of our use of it would invalidate every published signature.
+  const seed = Buffer.alloc(32, 7);
+  const goldenKey = createPrivateKey({ key: Buffer.concat([Buffer.from('302e020100300506032b657004220420', 'hex'), seed]), format: 'der', type: 'pkcs8' });
+  const golden = {
+    schemaVersion: 1,
+    modelId: 'asr',
+    serial: 7,
+    expires: '2027-01-02T00:00:00.000Z',
+    versions: [{ version: '1.1.0', channel: 'stable', notes: 'é €😀 "q" \n', rollout: 0.25, files: [{ path: 'model.bin', size: 8192, sha256: 'b'.repeat(64), url: '1.1.0/model.bin' }] }],
+  };
+
+  it('gives the RFC 8785 bytes and the same signature as when the signatures were published', () => {
+    expect(canonicalJson(golden)).toBe(
+      `{"expires":"2027-01-02T00:00:00.000Z","modelId":"asr","schemaVersion":1,"serial":7,"versions":[{"channel":"stable","files":[{"path":"model.bin","sha256":"${'b'.repeat(64)}","size":8192,"url":"1.1.0/model.bin"}],"notes":"é €😀 \\"q\\" \\n","rollout":0.25,"version":"1.1.0"}]}`,
+    );
+    expect(signEnvelope(golden, [goldenKey]).signatures).toEqual([
+      { keyid: 'fe812c12f3ab4ce6ac5db69ac352f906cb1b11ef43fb33e252ef7ff552263889', sig: '41Wxgtp8cnD0IvmoapyQmOY/VJ+Y0vIph0Wu8mEWTMzf2dxTTMKnMiCii/Vv9u9G+6VZJzKA785D7IoPIybZDg==' },
+    ]);
+    // RFC 8785's own number and key-order sample.
+    expect(canonicalJson({ numbers: [333333333.33333329, 1e30, 4.5, 2e-3, 1e-27], '\u20ac': 1, '\r': 2, '\ud83d\ude00': 3, ö: 4, '1': 5 })).toBe(
+      '{"\\r":2,"1":5,"numbers":[333333333.3333333,1e+30,4.5,0.002,1e-27],"ö":4,"€":1,"😀":3}',
+    );
+  });
+
+  it('refuses a lone surrogate as MANIFEST_INVALID: it has no canonical form', () => {
+    expect(() => canonicalJson({ notes: '\ud800' })).toThrow(expect.objectContaining({ code: 'MANIFEST_INVALID' }));
   });
 });

@@ -2,16 +2,22 @@
  * Runs the example service by hand over HTTP on 127.0.0.1: GET /health, GET /predict?x=1,2,3.
  *
  *   npm install --prefix examples/node-host
- *   MANIFEST_URL=http://127.0.0.1:8000/manifest.json MODEL_DIR=/tmp/models npx tsx examples/node-host/main.ts
+ *   MANIFEST_URL=http://127.0.0.1:8000/manifest.json MODEL_DIR=/tmp/models TRUSTED_KEY=release.pub npx tsx examples/node-host/main.ts
+ *
+ * TRUSTED_KEY names the public key (`model-updater keygen`) the manifests are signed with; ALLOW_UNSIGNED=1
+ * instead accepts an unsigned service (for trying it out only). One of the two is required.
  */
 import http from 'node:http';
+import { readPublicKeyFile } from '../../src/index.js';
 import { createModelService } from './service.js';
+
+const trustedKey = process.env.TRUSTED_KEY;
 
 const service = createModelService({
   manifestUrl: process.env.MANIFEST_URL ?? 'http://127.0.0.1:8000/manifest.json',
   dir: process.env.MODEL_DIR ?? './models',
   checkEveryMs: Number(process.env.CHECK_EVERY_MS ?? 60_000),
-  updater: { allowUnsigned: process.env.ALLOW_UNSIGNED === '1' },
+  updater: trustedKey ? { trustedKeys: [await readPublicKeyFile(trustedKey)] } : { allowUnsigned: process.env.ALLOW_UNSIGNED === '1' },
 });
 service.updater.on('activated', ({ version }) => console.log(`model ${version} active`));
 service.updater.on('rolled-back', ({ version, cause }) => console.log(`kept ${version}: ${cause?.code} ${cause?.message}`));

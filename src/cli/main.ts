@@ -33,12 +33,21 @@ async function help(): Promise<string> {
   return ['usage: model-updater <command> [options]', '', ...all.map((c) => `  model-updater ${c.usage}`), ''].join('\n');
 }
 
+// `model-updater log --json | head -1`: the reader went away. Stop quietly, as a filter should.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code !== 'EPIPE') throw error;
+  process.exit(0);
+});
+
 const [name, ...argv] = process.argv.slice(2);
 const load = name !== undefined && Object.hasOwn(commands, name) ? commands[name] : undefined;
 if (!load) {
   const known = name === undefined || name === 'help' || name === '--help' || name === '-h';
   (known ? process.stdout : process.stderr).write(known ? await help() : `unknown command "${name}"\n\n${await help()}`);
   process.exitCode = known ? 0 : 2;
+} else if (argv.includes('--help') || argv.includes('-h')) {
+  process.stdout.write(`usage: model-updater ${(await load()).usage}\n`);
+  process.exitCode = 0;
 } else {
   try {
     process.exitCode = await (await load()).run(argv);

@@ -110,8 +110,7 @@ export class SimulatedWorld<Handle = unknown> {
         clock: this.clock,
         now: () => this.clock.now(),
         random: seededRandom(this.process.generation + 1),
-        retry: { manifestRetries: 0, ...this.options.updater?.retry },
-        // ky's own timer is a real one: long enough never to fire during a run.
+        // The manifest's deadline runs on the simulated clock: long enough never to fire during a run's clock jumps.
         manifestTimeoutMs: 3_600_000,
       },
       {

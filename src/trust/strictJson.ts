@@ -1,7 +1,8 @@
 /**
  * JSON from an untrusted server, parsed so that hostile documents are a clear MANIFEST_INVALID and never a
  * crash or a surprise: invalid UTF-8, a byte-order mark, duplicate keys, `__proto__` / `constructor` /
- * `prototype` keys, nesting deeper than a limit, and numbers beyond the safe integers are refused.
+ * `prototype` keys, nesting deeper than a limit, numbers beyond the safe integers and strings holding a lone
+ * UTF-16 surrogate (`"\ud800"`: no Unicode text, so no canonical form to sign) are refused.
  *
  * A scanner checks the text first; the value itself is then built by JSON.parse, so the two agree.
  */
@@ -16,6 +17,8 @@ const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 const STRING = /"(?:[^"\\\u0000-\u001f]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*"/y;
 const NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
 const WHITESPACE = /[ \t\n\r]*/y;
+/** A high surrogate not followed by a low one, or a low one not preceded by a high one. */
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
 /**
  * Parses JSON bytes (or text) strictly.
@@ -75,6 +78,13 @@ class Scanner {
     return match[0];
   }
 
+  /** The string a JSON string token stands for, refused when it holds a lone surrogate. */
+  private wellFormed(raw: string, at: number, path: string): string {
+    const value = JSON.parse(raw) as string;
+    if (LONE_SURROGATE.test(value)) this.fail(`has a string with a lone UTF-16 surrogate at character ${at} (in ${path}), which is not Unicode text`);
+    return value;
+  }
+
   private value(depth: number, path: string): void {
     this.skipWhitespace();
     const c = this.text[this.at];
@@ -85,7 +95,10 @@ class Scanner {
       return;
     }
     if (c === '"') {
-      if (this.token(STRING) === null) this.fail(`has a malformed string at character ${this.at}`);
+      const start = this.at;
+      const raw = this.token(STRING);
+      if (raw === null) this.fail(`has a malformed string at character ${this.at}`);
+      this.wellFormed(raw, start, path);
       return;
     }
     for (const literal of ['true', 'false', 'null']) {
@@ -112,7 +125,7 @@ class Scanner {
       this.skipWhitespace();
       const raw = this.token(STRING);
       if (raw === null) this.fail(`expects a key in quotes at character ${this.at} (in ${path})`);
-      const key = JSON.parse(raw) as string;
+      const key = this.wellFormed(raw, this.at - raw.length, path);
       if (FORBIDDEN_KEYS.has(key)) this.fail(`has the forbidden key "${key}" in ${path}`);
       if (keys.has(key)) this.fail(`has the key "${key}" twice in ${path}`);
       keys.add(key);

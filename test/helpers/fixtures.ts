@@ -61,7 +61,6 @@ export async function createWorld(serverOptions: Partial<ServerOptions> = {}): P
         dir,
         appVersion: '1.0.0',
         policy: { checkOnStart: false },
-        retry: { manifestRetries: 0, maxCheckAttempts: 1, maxDownloadAttempts: 1 },
         // The published test site is unsigned; test/trust*.test.ts cover signed manifests.
         ...(options.trustedKeys ? {} : { allowUnsigned: true }),
         ...options,

@@ -102,7 +102,6 @@ export async function createSignedRepository(): Promise<SignedRepository> {
         dir,
         trustedKeys: [rootKey.publicKey],
         policy: { checkOnStart: false },
-        retry: { manifestRetries: 0, maxCheckAttempts: 1, maxDownloadAttempts: 1 },
         now: () => repo.time,
         ...options,
       });

@@ -1,14 +1,15 @@
 import { parseArgs } from 'node:util';
 import { createModelUpdater, type UpdateResult } from '../../createModelUpdater.js';
 import { totalSize } from '../../../machines/selectCandidate.js';
+import type { Manifest } from '../../../machines/types.js';
 import { parsed, required } from '../args.js';
 import { CliOutput } from '../output.js';
 import { UpdateError } from '../../errors.js';
 import { readPublicKeyFile } from '../../trust/keyFiles.js';
 
 const UNSIGNED_WARNING =
-  'no --trusted-key given: manifests are not checked for a signature; whoever can change what the server sends can install models here. Sign with `publish --key` and pass --trusted-key.';
-const trustUsage = '[--trusted-key <public key file>... [--threshold n] | --allow-unsigned] [--clock-skew <seconds>]';
+  '--allow-unsigned: manifests are not checked for a signature; whoever can change what the server sends can install models here. Sign with `publish --key` and pass --trusted-key.';
+const trustUsage = '(--trusted-key <public key file>... [--threshold n] | --allow-unsigned) [--clock-skew <seconds>]';
 export const checkUsage = `check --manifest <url>... --dir <dir> ${trustUsage} [--app-version v] [--channel c] [--json]`;
 export const updateUsage = `update --manifest <url>... --dir <dir> ${trustUsage} [--app-version v] [--channel c] [--json]`;
 
@@ -38,7 +39,7 @@ export async function run(argv: string[], mode: 'check' | 'update'): Promise<num
     const trust = await trustFlags(values);
     // Stderr, so that `--json` stdout stays one object; the object carries the warning too.
     const warnings = trust.allowUnsigned ? [UNSIGNED_WARNING] : [];
-    for (const warning of warnings) process.stderr.write(`warning: ${warning}\n`);
+    process.stderr.write(warnings.map((warning) => `warning: ${warning}\n`).join(''));
     updater = createModelUpdater({
       manifestUrl: manifests.length === 1 ? manifests[0]! : manifests,
       dir: required(values.dir, '--dir'),
@@ -51,6 +52,11 @@ export async function run(argv: string[], mode: 'check' | 'update'): Promise<num
     await updater.start();
     const result = await updater.check('manual');
     const snapshot = updater.getSnapshot();
+    const unchecked = values['app-version'] ? null : uncheckedRequirements(snapshot.context.manifest?.body, values.channel ?? 'stable');
+    if (unchecked) {
+      warnings.push(unchecked);
+      process.stderr.write(`warning: ${unchecked}\n`);
+    }
     const active = updater.active;
     const activeJson = active ? { version: active.version, path: active.path, files: active.files } : null;
     const base = { sessionId: result.sessionId, outcome: result.outcome, active: activeJson, ...(warnings.length ? { warnings } : {}) };
@@ -80,14 +86,31 @@ async function trustFlags(values: { 'trusted-key'?: string[]; threshold?: string
     if (text === undefined || !/^\d+$/.test(text) || !Number.isSafeInteger(value)) throw new UpdateError('INVALID_ARGUMENT', `${flag} must be a whole number, got "${text}".`);
     return value;
   };
-  // Without --trusted-key the CLI runs unsigned, as the plain `publish` output needs, and says so on
-  // every run (stderr, the --json object and the log); with keys, unsigned manifests are refused.
+  // Unsigned is a choice the user makes by name (and is reminded of on every run: stderr, the --json
+  // object and the log), never what happens for want of a flag.
+  if (files.length === 0 && !values['allow-unsigned']) {
+    throw new UpdateError(
+      'INVALID_ARGUMENT',
+      'No --trusted-key given: pass --trusted-key <file.pub> (the public key from `model-updater keygen` whose private key `publish --key` signs with), or --allow-unsigned to accept unsigned manifests (anyone who can change what the server sends can then install models).',
+    );
+  }
   return {
     ...(files.length ? { trustedKeys: await Promise.all(files.map(readPublicKeyFile)) } : {}),
     ...(values.threshold !== undefined ? { threshold: number('--threshold', values.threshold) } : {}),
-    ...(values['allow-unsigned'] || files.length === 0 ? { allowUnsigned: true } : {}),
+    ...(values['allow-unsigned'] ? { allowUnsigned: true } : {}),
     ...(values['clock-skew'] !== undefined ? { clockSkewMs: number('--clock-skew', values['clock-skew']) * 1000 } : {}),
   };
+}
+
+/**
+ * Without --app-version the versions' `requires.app` ranges are not checked: say which versions have one,
+ * so nobody installs a model their app cannot run without being told.
+ */
+function uncheckedRequirements(manifest: Manifest | undefined, channel: string): string | null {
+  const ranged = (manifest?.versions ?? []).filter((offered) => offered.channel === channel && offered.requires?.app !== undefined);
+  if (ranged.length === 0) return null;
+  const list = ranged.map((offered) => `${offered.version} (${offered.requires!.app})`).join(', ');
+  return `no --app-version given: the app requirements (requires.app) of ${list} were not checked, so a model this app cannot run may be offered or installed. Pass --app-version <your app's version>.`;
 }
 
 function describe(result: UpdateResult, active: string | null): string {
