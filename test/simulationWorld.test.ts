@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { SimulatedWorld } from '../src/testing/index.js';
+import { missingBytes } from '../src/actors/checkDiskSpace.js';
 
 const bytes = (n: number, fill: number) => new Uint8Array(n).fill(fill);
 
@@ -62,7 +63,7 @@ describe('the simulated world', () => {
     world.call('check', (u) => u.check());
     await world.settle();
     expect(world.store.hasUnsynced()).toBe(true);
-    expect(await world.store.missingBytes('1.0.0', [{ path: 'model.bin', size: 9000, sha256: 'x'.repeat(64) }])).toBe(4000);
+    expect(await missingBytes(world.store, world.store.staging, '1.0.0', [{ path: 'model.bin', size: 9000, sha256: 'x'.repeat(64) }])).toBe(4000);
 
     world.logDisk.failAppends({ after: 0, mode: 'unsynced' });
     world.call('check', (u) => u.check());
@@ -72,6 +73,6 @@ describe('the simulated world', () => {
     world.crash({ dropUnsynced: true });
     expect(world.logDisk.records.length).toBe(written - 1);
     expect(world.store.hasUnsynced()).toBe(false);
-    expect(await world.store.missingBytes('1.0.0', [{ path: 'model.bin', size: 9000, sha256: 'x'.repeat(64) }])).toBe(9000);
+    expect(await missingBytes(world.store, world.store.staging, '1.0.0', [{ path: 'model.bin', size: 9000, sha256: 'x'.repeat(64) }])).toBe(9000);
   });
 });
