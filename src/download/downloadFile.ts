@@ -130,6 +130,7 @@ export async function downloadFile(options: DownloadFileOptions): Promise<Downlo
       attempt.dispose();
       throw attempt.failure ?? (signal?.aborted ? cancelled() : networkError(error, url, 'head'));
     }
+    guard.headArrived();
     const { status } = response;
     const stop = () => {
       guard.dispose();

@@ -67,7 +67,7 @@ export function resolveLimits(limits: DownloadLimits = {}): Required<DownloadLim
 /**
  * @example
  * const guard = new TransferGuard(url, resolveLimits(), REAL_TIMERS, (error) => abort(error))
- * guard.startHead(); const response = await get(); guard.startBody(); ... guard.arrived(n); ... guard.dispose()
+ * guard.startHead(); const response = await get(); guard.headArrived(); ... guard.startBody(); ... guard.arrived(n); ... guard.dispose()
  */
 export class TransferGuard {
   #headTimer: unknown;
@@ -92,9 +92,14 @@ export class TransferGuard {
     this.#headTimer = this.timers.setTimeout(() => this.#trip(headersTimedOut(this.url, ms)), ms);
   }
 
-  /** The head is in and the body starts: the stall and throughput guards take over. */
-  startBody(): void {
+  /** The head is in: its deadline is met. */
+  headArrived(): void {
     this.timers.clearTimeout(this.#headTimer);
+  }
+
+  /** The body starts: the stall and throughput guards take over. */
+  startBody(): void {
+    this.headArrived();
     if (this.#done) return;
     this.#bodyStart = this.#lastArrival = this.timers.now();
     this.#armStall(this.limits.stallTimeoutMs);
