@@ -197,7 +197,6 @@ export async function downloadFile(options: DownloadFileOptions): Promise<Downlo
       throw error;
     }
     onStart?.(prefix);
-    guard.startBody();
     const received = await receive(response, { staging, file, where, prefix, expectedSize, hash, guard, attempt, url, signal, ...(onBytes ? { onBytes } : {}) }).finally(stop);
     const size = prefix + received;
     if (size < expectedSize) throw endedEarly(url, size, expectedSize);
@@ -241,6 +240,8 @@ async function receive(response: TransportResponse, context: ReceiveContext): Pr
       }),
     `open ${where}`,
   );
+  // From here on the guards watch the body (not the local writes that got it ready).
+  guard.startBody();
   let bodyError: unknown;
   try {
     await response.receive({
