@@ -16,7 +16,7 @@ export interface StagedFile {
 export interface ResumeRecord {
   /** The manifest's size of the file: a prefix staged for another size is not resumed. */
   expectedSize: number;
-  /** A strong ETag, or else Last-Modified: what If-Range sends. Never a weak ETag. */
+  /** A strong ETag, or else Last-Modified: what a resumed request sends as the range's condition. Never a weak ETag. */
   validator?: string;
 }
 

@@ -8,7 +8,7 @@
 export interface TransportRequest {
   /** Absolute http: or https: URL. */
   url: URL;
-  /** Lowercase names; validated by the caller (Range, If-Range, If-None-Match, Authorization, ...). */
+  /** Lowercase names; validated by the caller (a range and its validator, If-None-Match, Authorization, ...). */
   headers: Record<string, string>;
   /** Aborting drops the connection: a pending `get` or `receive` rejects. */
   signal: AbortSignal;

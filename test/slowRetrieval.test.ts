@@ -28,7 +28,7 @@ let timers: Timers;
 beforeEach(async () => {
   tmp = await mkdtemp(path.join(os.tmpdir(), 'model-updater-slow-'));
   clock = new SimulatedClock();
-  timers = { setTimeout: (fn, ms) => clock.setTimeout(fn, ms), clearTimeout: (id) => clock.clearTimeout(id), now: () => clock.now() };
+  timers = { setTimeout: (fn, ms) => clock.setTimeout(fn, ms), clearTimeout: (id) => clock.clearTimeout(id as number), now: () => clock.now() };
 });
 
 afterEach(async () => {

@@ -54,6 +54,8 @@ export interface DownloadFileResult {
 }
 
 const MAX_REDIRECTS = 5;
+/** The one header that makes a range conditional on the validator; only this file sends it. */
+export const RANGE_VALIDATOR_HEADER = 'if-range';
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 
 /**
@@ -80,6 +82,9 @@ export async function downloadFile(options: DownloadFileOptions): Promise<Downlo
   const limits = resolveLimits(options.limits);
   const timers = options.timers ?? REAL_TIMERS;
   let headers = normalizeHeaders(options.headers);
+  // Ranges are this function's to write.
+  delete headers.range;
+  delete headers[RANGE_VALIDATOR_HEADER];
   throwIfAborted(signal);
   const where = `${file.version}/${file.path}`;
 
@@ -116,7 +121,7 @@ export async function downloadFile(options: DownloadFileOptions): Promise<Downlo
     if (auth !== undefined && requestHeaders.authorization === undefined) requestHeaders.authorization = auth;
     if (prefix > 0) {
       requestHeaders.range = `bytes=${prefix}-`;
-      if (validator !== undefined) requestHeaders['if-range'] = validator;
+      if (validator !== undefined) requestHeaders[RANGE_VALIDATOR_HEADER] = validator;
     }
 
     const attempt = new Attempt(signal);

@@ -7,8 +7,8 @@ import { UpdateError } from '../errors.js';
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
-/** Headers the download or the transport writes itself. */
-const RESERVED = new Set(['host', 'connection', 'content-length', 'transfer-encoding', 'accept-encoding', 'range', 'if-range', 'te', 'upgrade']);
+/** Headers the transport writes itself (the download drops the range headers it writes, downloadFile.ts). */
+const RESERVED = new Set(['host', 'connection', 'content-length', 'transfer-encoding', 'accept-encoding', 'te', 'upgrade']);
 /** Dropped when a redirect leaves the origin they were meant for. */
 const CREDENTIALS = ['authorization', 'cookie', 'proxy-authorization'];
 

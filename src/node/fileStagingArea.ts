@@ -78,7 +78,7 @@ export class FileStagingArea implements StagingArea {
       if (typeof value.expectedSize !== 'number') return undefined;
       return { expectedSize: value.expectedSize, ...(typeof value.validator === 'string' ? { validator: value.validator } : {}) };
     } catch {
-      // A torn record only costs the validator: the resume goes on without If-Range.
+      // A torn record only costs the validator: the resume goes on without one.
       return undefined;
     }
   }

@@ -2,11 +2,12 @@
  * An update service that lives in memory: it publishes and changes versions, and misbehaves on demand
  * (offline, 503 with Retry-After, truncated, corrupted, stalled or trickling bodies). The manifest is
  * served through a `fetch` function returning real `Response` objects; model files through `serve()`,
- * which answers like a static file host (Range, If-Range, ETag, Content-Length / Content-Range) and
+ * which answers like a static file host (ranges with their validator, ETag, Content-Length / Content-Range) and
  * which the simulator's transport (memoryTransport.ts) hands to the real download. No network is used.
  */
 import { createHash } from 'node:crypto';
 import type { Manifest, ManifestVersion } from '../../machines/types.js';
+import { RANGE_VALIDATOR_HEADER } from '../download/downloadFile.js';
 import type { SimulatedProcess } from './simulatedProcess.js';
 
 /** How the service misbehaves; several may hold at once. */
@@ -115,15 +116,17 @@ export class MemoryUpdateService {
   };
 
   /**
-   * Answers a model file request like a static file host: `range: bytes=N-` (honoured unless
-   * `if-range` names another ETag), 416 past the end, ETag per content.
+   * Answers a model file request like a static file host: `range: bytes=N-` (honoured unless its
+   * validator names another ETag), 416 past the end, ETag per content.
    * @example
    * const served = await service.serve(url, { range: 'bytes=100-' }, signal); for await (const chunk of served.body) ...
    */
   async serve(url: string, headers: Record<string, string>, signal: AbortSignal): Promise<ServedFile> {
     const range = /^bytes=(\d+)-$/.exec(headers.range ?? '');
     const requested = range ? Number(range[1]) : 0;
-    this.requests.push({ kind: 'file', url, offset: requested, ...(headers['if-range'] === undefined ? {} : { ifRange: headers['if-range'] }) });
+    // The header's name is the download's (download/downloadFile.ts), the one place that sends it.
+    const validator = headers[RANGE_VALIDATOR_HEADER];
+    this.requests.push({ kind: 'file', url, offset: requested, ...(validator === undefined ? {} : { ifRange: validator }) });
     if (this.faults.offline) throw new TypeError('connect ECONNREFUSED (simulated)');
     const unavailable = this.unavailableHeaders();
     if (unavailable) return { status: 503, headers: unavailable, body: empty() };
@@ -134,7 +137,7 @@ export class MemoryUpdateService {
     const etag = `"${sha256(bytes).slice(0, 16)}"`;
     const faults = { ...this.faults };
     const body = faults.corrupt && bytes.byteLength > 0 ? flipped(bytes) : bytes;
-    const ranged = range !== null && (headers['if-range'] === undefined || headers['if-range'] === etag);
+    const ranged = range !== null && (validator === undefined || validator === etag);
     if (ranged && requested >= body.byteLength && body.byteLength > 0) {
       return { status: 416, headers: { 'content-range': `bytes */${body.byteLength}` }, body: empty() };
     }
