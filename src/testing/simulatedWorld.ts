@@ -117,7 +117,7 @@ export class SimulatedWorld<Handle = unknown> {
       {
         store: fenced(this.store, this.process, generation, this.interpose),
         staging: fenced<StagingArea>(this.store.staging, this.process, generation, (_label, result) => result),
-        transport: fenced<Transport>(memoryTransport(this.service), this.process, generation, this.interpose),
+        transport: fenced<Transport>(memoryTransport(this.service), this.process, generation, (_label, result) => result),
         openLog: (now) => this.logDisk.open(now),
         fetch: (input, init) => this.process.fence(generation, this.interpose('fetch manifest', this.service.fetch(input, init))),
       },
@@ -242,5 +242,6 @@ function interposed<Handle>(hooks: ModelLoader<Handle>, interpose: <T>(label: st
 
 /** The store as one process sees it: after that process dies, its calls never return. */
 function fenced<T extends object = ModelStore>(store: T, process: SimulatedProcess, generation: number, interpose: <R>(label: string, result: Promise<R>) => Promise<R>): T {
-  return wrapStoreCalls<T>(store, (name, result) => process.fence(generation, interpose(`store ${name}`, result)));
+  // hasContent is a read-only estimate (checkDiskSpace); its order decides nothing.
+  return wrapStoreCalls<T>(store, (name, result) => process.fence(generation, name === 'hasContent' ? result : interpose(`store ${name}`, result)));
 }
