@@ -134,6 +134,22 @@ describe('minimum throughput, default settings', () => {
   });
 });
 
+describe('minimum throughput, counted as bytes arrive', () => {
+  it('a 50 KB/s server passes a 10 KB/s minimum over 10 s, though a 1 MiB slot of the file takes 20 s to fill', async () => {
+    const { watch, content, url } = tricklingService(1_500_000, { bytes: 5_000, everyMs: 100 });
+
+    const { value, error } = await drive(
+      downloadFile({ url, file: STAGED, expectedSize: content.length, transport: watch.transport, staging: new FileStagingArea(tmp), timers, limits: { minBytesPerSecond: 10_000, throughputWindowMs: 10_000 } }),
+      watch,
+      100,
+      10 * 60_000,
+    );
+
+    expect(error).toBeUndefined();
+    expect(value?.sha256).toBe(createHash('sha256').update(content).digest('hex'));
+  });
+});
+
 describe('the response head', () => {
   it('has one deadline that a server dripping the head byte by byte does not move', async () => {
     let dripped = 0;
