@@ -6,6 +6,8 @@
  *   BENCH_BYTES=268435456 npx tsx bench/download.ts
  *   BENCH_RUNS=6 npx tsx bench/download.ts   # best of 6 for each side (default 4: page-cache noise is large)
  *   BENCH_UPDATE=download npx tsx bench/download.ts   # (b) = downloadFile() alone, even if the CLI is built
+ *   BENCH_TRANSPORT=node-http npx tsx bench/download.ts   # (b) = downloadFile() alone over the node:http fallback
+ *                                                         # (BENCH_TRANSPORT=direct: alone, over the direct transport)
  *   BENCH_DEBUG=1 ...                                  # also print every run and what each (b) child reported
  *
  * Times are the best of the runs (the medians are printed too); peak RSS is the highest of them. The
@@ -135,9 +137,16 @@ async function main(): Promise<void> {
   }
 }
 
-/** BENCH_UPDATE=download measures downloadFile() alone even when the CLI is built. */
+/** BENCH_UPDATE=download (or a BENCH_TRANSPORT) measures downloadFile() alone even when the CLI is built. */
 function useCli(): boolean {
-  return process.env.BENCH_UPDATE !== 'download' && existsSync(CLI);
+  return process.env.BENCH_UPDATE !== 'download' && process.env.BENCH_TRANSPORT === undefined && existsSync(CLI);
+}
+
+/** Which Node transport (b) uses when it runs downloadFile() alone: the direct one (default) or node:http. */
+function transportName(): 'direct' | 'node-http' {
+  const name = process.env.BENCH_TRANSPORT ?? 'direct';
+  if (name !== 'direct' && name !== 'node-http') throw new Error(`BENCH_TRANSPORT must be direct or node-http, got ${name}`);
+  return name;
 }
 
 interface BenchManifest {
@@ -158,8 +167,10 @@ async function runUpdate(manifestUrl: string, dir: string): Promise<Measured> {
     return { ...measured, what: 'CLI `model-updater update`' };
   }
   const runner = await buildFallbackRunner(path.join(dir, '.bench-runner'));
-  const measured = await measureChild(runner, [manifestUrl, dir]);
-  return { ...measured, what: `downloadFile() in a node child (${existsSync(CLI) ? 'BENCH_UPDATE=download' : `CLI not built: ${path.relative(REPO, CLI)} missing, run npm run build`})` };
+  const transport = transportName();
+  const measured = await measureChild(runner, [manifestUrl, dir, transport]);
+  const why = process.env.BENCH_TRANSPORT !== undefined ? `BENCH_TRANSPORT=${transport}` : existsSync(CLI) ? 'BENCH_UPDATE=download' : `CLI not built: ${path.relative(REPO, CLI)} missing, run npm run build`;
+  return { ...measured, what: `downloadFile() in a node child (${why})` };
 }
 
 /** Runs `node script ...args`, timing it from spawn to exit and tracking its peak RSS (VmHWM). */
@@ -188,12 +199,13 @@ async function measureChild(script: string, args: string[]): Promise<Omit<Measur
 }
 
 /**
- * Transpiles src/node/httpDownload.ts and the modules it imports to plain JS in `outDir`, plus a runner
- * script standing in for `update`. Returns the runner's path.
+ * Transpiles src/download/downloadFile.ts, the Node transport and file staging area, and the modules
+ * they import to plain JS in `outDir`, plus a runner script standing in for `update`. Returns the
+ * runner's path.
  */
 async function buildFallbackRunner(outDir: string): Promise<string> {
   const ts = (await import('typescript')).default;
-  const pending = [path.join(REPO, 'src', 'node', 'httpDownload.ts')];
+  const pending = ['download/downloadFile.ts', 'node/nodeTransport.ts', 'node/fileStagingArea.ts'].map((file) => path.join(REPO, 'src', file));
   const done = new Set<string>();
   for (let file = pending.pop(); file !== undefined; file = pending.pop()) {
     if (done.has(file)) continue;
@@ -211,9 +223,10 @@ async function buildFallbackRunner(outDir: string): Promise<string> {
     runner,
     `import { readFileSync } from 'node:fs';
 import http from 'node:http';
-import path from 'node:path';
-import { downloadFile } from './src/node/httpDownload.js';
-const [manifestUrl, dir] = process.argv.slice(2);
+import { downloadFile } from './src/download/downloadFile.js';
+import { FileStagingArea } from './src/node/fileStagingArea.js';
+import { createNodeTransport } from './src/node/nodeTransport.js';
+const [manifestUrl, dir, transport] = process.argv.slice(2);
 // node:http, not fetch: the first fetch() alone lifts peak RSS by ~27 MB (undici warming up) and would
 // hide what downloadFile itself costs.
 const manifest = await new Promise((resolve, reject) =>
@@ -223,7 +236,13 @@ const manifest = await new Promise((resolve, reject) =>
   }).on('error', reject),
 );
 const file = manifest.versions[0].files[0];
-const result = await downloadFile({ url: new URL(file.url, manifestUrl).href, partPath: path.join(dir, file.path + '.part'), expectedSize: file.size });
+const result = await downloadFile({
+  url: new URL(file.url, manifestUrl).href,
+  file: { version: manifest.versions[0].version, path: file.path },
+  expectedSize: file.size,
+  transport: createNodeTransport({ direct: transport !== 'node-http' }),
+  staging: new FileStagingArea(dir),
+});
 if (result.sha256 !== file.sha256) throw new Error('downloadFile hashed ' + result.sha256 + ', the manifest says ' + file.sha256);
 // VmHWM, not resourceUsage().maxRSS: on Linux ru_maxrss keeps the forking parent's pre-exec peak.
 const hwm = /VmHWM:\\s+(\\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1];

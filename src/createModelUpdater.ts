@@ -9,6 +9,8 @@ import { FsModelStore, LOG_FILE } from './node/fsModelStore.js';
 import { FileTrustStore, TRUST_FILE } from './trust/trustStore.js';
 import { acquireDirLock } from './node/dirLock.js';
 import { httpFetch } from './node/httpFetch.js';
+import { FileStagingArea } from './node/fileStagingArea.js';
+import { createNodeTransport } from './node/nodeTransport.js';
 import { installId } from './node/installId.js';
 
 export * from './createUpdater.js';
@@ -28,7 +30,9 @@ export function createModelUpdater<Handle = unknown>(
 ): ModelUpdater<Handle> {
   if (!options.dir) throw new UpdateError('INVALID_ARGUMENT', 'dir is required: the folder for model versions and the event log.');
   return createUpdater(options, {
-    store: new FsModelStore(options.dir, options.download),
+    store: new FsModelStore(options.dir),
+    transport: createNodeTransport(),
+    staging: new FileStagingArea(options.dir),
     openLog: (now) => FileEventLog.open(join(options.dir, LOG_FILE), now),
     trust: new FileTrustStore(join(options.dir, TRUST_FILE)),
     lock: () => acquireDirLock(options.dir, { waitMs: options.lockWaitMs ?? 0 }),

@@ -30,6 +30,12 @@ export { DEFAULT_SCHEDULE, FLEET_SCHEDULE, nextCheckDelay, type SchedulePolicy }
 export type { TracerLike, SpanLike } from './telemetry.js';
 export type { GarbageReport } from './store.js';
 export { FsModelStore } from './node/fsModelStore.js';
+export { FileStagingArea } from './node/fileStagingArea.js';
+export { createNodeTransport, type NodeTransportOptions } from './node/nodeTransport.js';
+export { downloadFile, type DownloadFileOptions, type DownloadFileResult } from './download/downloadFile.js';
+export type { DownloadLimits, Timers } from './download/transferGuard.js';
+export type { Transport, TransportRequest, TransportResponse, BodySink } from './transport.js';
+export type { StagingArea, StagedFile, StagedWriter, ResumeRecord, Sha256 } from './stagingArea.js';
 export type { ModelStore, ActivePointer } from './store.js';
 export { updaterMachine } from '../machines/updater.machine.js';
 export { selectCandidate } from '../machines/selectCandidate.js';

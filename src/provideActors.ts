@@ -18,6 +18,21 @@ import type { LoadedModels } from './modelRef.js';
 import type { ResolvedPolicy } from './policy.js';
 import type { ModelStore } from './store.js';
 import type { Platform, UpdaterOptions } from './updaterOptions.js';
+import { REAL_TIMERS, type Timers } from './download/transferGuard.js';
+
+/**
+ * The download guards' timers: the updater's clock when it has one (a SimulatedClock in tests), with
+ * its own now() where it has one, else the real timers.
+ */
+function downloadTimers(options: UpdaterOptions<any>, now: () => number): Timers {
+  const clock = options.clock as (NonNullable<UpdaterOptions['clock']> & { now?: () => number }) | undefined;
+  if (!clock) return REAL_TIMERS;
+  return {
+    setTimeout: (fn, ms) => clock.setTimeout(fn, ms),
+    clearTimeout: (id) => clock.clearTimeout(id),
+    now: typeof clock.now === 'function' ? () => clock.now!() : now,
+  };
+}
 
 export interface ActorDependencies {
   options: UpdaterOptions<any>;
@@ -52,9 +67,13 @@ export function provideActors({ options, platform, store, models, config, policy
         ...(platform.fetch ? { fetch: platform.fetch } : {}),
       }),
       checkConditions: createCheckConditions(policy.downloadWhen, policy.avoidMeteredConnection),
-      checkDiskSpace: createCheckDiskSpace(store),
+      checkDiskSpace: createCheckDiskSpace(store, platform.staging),
       downloadVersion: createDownloadVersion({
         store,
+        transport: platform.transport,
+        staging: platform.staging,
+        limits: options.download ?? {},
+        timers: downloadTimers(options, now),
         manifestUrl: [options.manifestUrl ?? []].flat()[0] ?? '',
         progressIntervalMs: options.progressIntervalMs ?? 500,
         now,

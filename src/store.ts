@@ -2,7 +2,7 @@
  * What the actors need from storage. The Node adapter keeps files in folders; a browser adapter keeps
  * them in IndexedDB. The active pointer is the one commit point of an update.
  */
-import type { FileDigest, InstalledVersion, ManifestFile } from '../machines/types.js';
+import type { FileDigest, InstalledVersion } from '../machines/types.js';
 
 export interface ActivePointer {
   schemaVersion: 1;
@@ -18,35 +18,20 @@ export interface GarbageReport {
   freedBytes: number;
 }
 
-export interface FetchRequest {
-  version: string;
-  file: ManifestFile;
-  /** Absolute URL of the file. */
-  url: string;
-  signal: AbortSignal;
-  onBytes: (delta: number) => void;
-  /** Called when the transfer starts, with the bytes kept from an earlier attempt. */
-  onStart?: (resumedFrom: number) => void;
-}
-
-export interface FetchResult extends FileDigest {
-  bytesFetched: number;
-  resumedFrom: number;
-}
-
 export interface ModelStore {
   /** Where the store lives, for messages. */
   readonly location: string;
   /** Creates what the store needs (folders, object stores). Idempotent. */
   init(): Promise<void>;
   freeBytes(): Promise<number>;
-  /** Bytes still to download for these files: those already stored (shared with another version) or partly staged need less. */
-  missingBytes(version: string, files: ReadonlyArray<Pick<FileDigest, 'path' | 'size' | 'sha256'>>): Promise<number>;
+  /** Whether stored content (another version's file) has this SHA-256 as its name: cheap, for estimates. */
+  hasContent(sha256: string): Promise<boolean>;
   /**
-   * Stages one file: from the store when a version already holds the same content, else downloaded
-   * (resuming a partial file); returns its size and SHA-256.
+   * Whether stored content with this name really holds these bytes, proven by hashing them: a version
+   * that lists the same file reuses it instead of downloading. A copy whose bytes do not match (planted,
+   * bit-rotted) is removed, so the file is fetched again and promote stores the good bytes.
    */
-  fetchToStaging(request: FetchRequest): Promise<FetchResult>;
+  verifyContent(file: Pick<FileDigest, 'size' | 'sha256'>): Promise<boolean>;
   /** Deletes the staging area of one version, or all of it. */
   discardStaging(version?: string): Promise<void>;
   /** Moves a fully staged, verified version into the versioned store. Idempotent. */
@@ -66,12 +51,12 @@ export interface ModelStore {
 }
 
 /**
- * The same store with every asynchronous call's result passed through `wrap` (typing its errors, fencing
- * a dead process's calls in the simulator, ...). Synchronous members are left as they are.
+ * The same store (or any port) with every asynchronous call's result passed through `wrap` (typing its
+ * errors, fencing a dead process's calls in the simulator, ...). Synchronous members are left as they are.
  * @example
  * const typed = wrapStoreCalls(store, (name, result) => result.catch((e) => Promise.reject(toTyped(e))))
  */
-export function wrapStoreCalls(store: ModelStore, wrap: (name: string, result: Promise<unknown>) => Promise<unknown>): ModelStore {
+export function wrapStoreCalls<T extends object = ModelStore>(store: T, wrap: (name: string, result: Promise<unknown>) => Promise<unknown>): T {
   return new Proxy(store, {
     get(target, name, receiver) {
       const value = Reflect.get(target, name, receiver);

@@ -9,14 +9,12 @@ import type { ModelLoader } from './modelRef.js';
 import type { UpdatePolicy } from './policy.js';
 import type { ModelStore } from './store.js';
 import type { TracerLike } from './telemetry.js';
-import type { ThroughputLimits } from './throughputGuard.js';
+import type { DownloadLimits } from './download/transferGuard.js';
+import type { StagingArea } from './stagingArea.js';
+import type { Transport } from './transport.js';
 import type { TrustStore } from './trust/trustStore.js';
 
-/** Per-file limits of a download (see UpdaterOptions.download). */
-export interface DownloadLimits extends ThroughputLimits {
-  /** No byte for this long fails the attempt with DOWNLOAD_STALLED. Default 30 s. */
-  stallTimeoutMs?: number;
-}
+export type { DownloadLimits } from './download/transferGuard.js';
 
 /** Options every platform shares; each entry point adds where the models live (`dir` in Node). */
 export interface UpdaterOptions<Handle = unknown> {
@@ -39,9 +37,10 @@ export interface UpdaterOptions<Handle = unknown> {
   /** Headers for the manifest request (e.g. Authorization); none of them follow a redirect to another origin. */
   headers?: Record<string, string>;
   /**
-   * Slow-retrieval defense for each file: `stallTimeoutMs` (no byte for this long; default 30 s) and
-   * `minBytesPerSecond` averaged over `throughputWindowMs` (default 30 s). Either fails the attempt with
-   * DOWNLOAD_STALLED, which is retried with back-off like a dropped connection.
+   * Slow-retrieval defense for each file: the response head within `headersTimeoutMs` (default 30 s),
+   * no body byte for `stallTimeoutMs` (default 30 s), at least `minBytesPerSecond` (default 1024; 0:
+   * none) over a sliding `throughputWindowMs` (default 60 s). Each fails the attempt with
+   * DOWNLOAD_STALLED, which is retried with back-off like a dropped connection, resuming what arrived.
    */
   download?: DownloadLimits;
   /** The host app's version, matched against each model version's `requires.app` range; without it, ranges are not checked. */
@@ -106,6 +105,10 @@ export interface ModelUpdaterOptions<Handle = unknown> extends UpdaterOptions<Ha
 /** Where an updater keeps its models and its log. */
 export interface Platform {
   store: ModelStore;
+  /** How model files are requested (Node sockets, fetch, the simulator's service). */
+  transport: Transport;
+  /** Where model files wait while they download. */
+  staging: StagingArea;
   /** Takes the store's exclusive lock; resolves with its release. */
   lock?(): Promise<() => void>;
   /** This install's stable random id (created on first use), for staged rollouts. */

@@ -63,7 +63,8 @@ function stagedBytes([name, version, path]: string[]): Promise<number> {
       const request = open.result.transaction('files').objectStore('files').getAll(range);
       request.onsuccess = () => {
         open.result.close();
-        resolve((request.result as Array<{ blob: Blob }>).reduce((sum, chunk) => sum + chunk.blob.size, 0));
+        // Chunks carry a Blob; the resume record stored beside them does not.
+        resolve((request.result as Array<{ blob?: Blob }>).reduce((sum, value) => sum + (value.blob?.size ?? 0), 0));
       };
     };
   });

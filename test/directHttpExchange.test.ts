@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { downloadFile } from '../src/node/httpDownload.js';
+import { downloadToPath } from './helpers/downloadToPath.js';
 import { parseResponseHead } from '../src/node/responseHead.js';
 import { startTestServer } from './helpers/testServer.js';
 import { TEST_TLS } from './helpers/testTls.js';
@@ -112,7 +112,7 @@ describe('the direct transport', () => {
     // The head split mid-line, the body in uneven pieces, then bytes that belong to no response.
     const server = await rawServer(() => [head.subarray(0, 9), head.subarray(9, 30), head.subarray(30), body.subarray(0, 1000), body.subarray(1000), Buffer.from('garbage after the body')]);
     const partPath = path.join(tmp, 'model.bin.part');
-    const result = await downloadFile({ url: server.url, partPath, expectedSize: body.length });
+    const result = await downloadToPath({ url: server.url, partPath, expectedSize: body.length });
     expect(result.sha256).toBe(sha256(body));
     expect((await readFile(partPath)).equals(body)).toBe(true);
     expect(server.connections()).toBe(1);
@@ -138,7 +138,7 @@ describe('the direct transport', () => {
         const partPath = path.join(tmp, 'pieces.part');
         await rm(partPath, { force: true });
         const before = server.connections();
-        const result = await downloadFile({ url: server.url, partPath, expectedSize: body.length });
+        const result = await downloadToPath({ url: server.url, partPath, expectedSize: body.length });
         expect(result.sha256).toBe(sha256(body));
         expect(server.connections() - before).toBe(1);
       }),
@@ -157,7 +157,7 @@ describe('the direct transport', () => {
       Buffer.from('\r\n0\r\n\r\n'),
     ]);
     const server = await rawServer(() => [chunked]);
-    const result = await downloadFile({ url: server.url, partPath: path.join(tmp, 'chunked.part'), expectedSize: body.length });
+    const result = await downloadToPath({ url: server.url, partPath: path.join(tmp, 'chunked.part'), expectedSize: body.length });
     expect(result.sha256).toBe(sha256(body));
     expect(server.connections()).toBe(2);
   });
@@ -170,9 +170,9 @@ describe('the direct transport', () => {
         : [Buffer.from(`HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 123456-${body.length - 1}/${body.length}\r\nContent-Length: ${body.length - 123_456}\r\n\r\n`), body.subarray(123_456)],
     );
     const partPath = path.join(tmp, 'resume.part');
-    await expect(downloadFile({ url: server.url, partPath, expectedSize: body.length })).rejects.toMatchObject({ code: 'NETWORK_UNAVAILABLE' });
+    await expect(downloadToPath({ url: server.url, partPath, expectedSize: body.length })).rejects.toMatchObject({ code: 'NETWORK_UNAVAILABLE' });
     expect((await stat(partPath)).size).toBe(123_456);
-    const result = await downloadFile({ url: server.url, partPath, expectedSize: body.length });
+    const result = await downloadToPath({ url: server.url, partPath, expectedSize: body.length });
     expect(result).toMatchObject({ resumedFrom: 123_456, bytesFetched: body.length - 123_456, sha256: sha256(body) });
   });
 
@@ -184,7 +184,7 @@ describe('the direct transport', () => {
     const server = await startTestServer({ root, tls: TEST_TLS });
     try {
       const partPath = path.join(tmp, 'tls.part');
-      const result = await downloadFile({ url: `${server.url}model.bin`, partPath, expectedSize: body.length, ca: TEST_TLS.cert });
+      const result = await downloadToPath({ url: `${server.url}model.bin`, partPath, expectedSize: body.length, ca: TEST_TLS.cert });
       expect(result.sha256).toBe(sha256(body));
       expect((await readFile(partPath)).equals(body)).toBe(true);
       expect(server.requests).toHaveLength(1);

@@ -8,7 +8,9 @@ import path from 'node:path';
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { UpdateError, type UpdateErrorCode } from '../src/errors.js';
-import { downloadFile, type DownloadFileOptions } from '../src/node/httpDownload.js';
+import { downloadFile, type DownloadFileOptions } from '../src/download/downloadFile.js';
+import { FileStagingArea } from '../src/node/fileStagingArea.js';
+import { createNodeTransport } from '../src/node/nodeTransport.js';
 import { parseRetryAfter } from '../src/retryAfter.js';
 import { startTestServer, type ServerOptions, type TestServer } from './helpers/testServer.js';
 import { TEST_TLS } from './helpers/testTls.js';
@@ -21,6 +23,9 @@ const FILE = '/1.0.0/model.bin';
 let tmp: string;
 let root: string;
 let partPath: string;
+let metaPath: string;
+let staging: FileStagingArea;
+const STAGED = { version: '1.0.0', path: 'model.bin' };
 let content: Buffer;
 const servers: TestServer[] = [];
 const rawServers: net.Server[] = [];
@@ -29,8 +34,10 @@ beforeEach(async () => {
   tmp = await mkdtemp(path.join(os.tmpdir(), 'model-updater-download-'));
   root = path.join(tmp, 'root');
   await mkdir(path.join(root, '1.0.0'), { recursive: true });
-  await mkdir(path.join(tmp, 'staging'));
-  partPath = path.join(tmp, 'staging', 'model.bin.part');
+  staging = new FileStagingArea(tmp);
+  partPath = staging.pathOf(STAGED);
+  metaPath = staging.recordPathOf(STAGED);
+  await mkdir(path.dirname(partPath), { recursive: true });
   content = randomBytes(SIZE);
   await writeFile(path.join(root, FILE), content);
 });
@@ -51,8 +58,15 @@ function sha256(bytes: Buffer): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
-function download(server: TestServer, extra: Partial<DownloadFileOptions> = {}) {
-  return downloadFile({ url: new URL(FILE.slice(1), server.url).href, partPath, expectedSize: SIZE, ...extra });
+type FetchOptions = Partial<DownloadFileOptions> & Pick<DownloadFileOptions, 'url' | 'expectedSize'> & { ca?: string | Buffer };
+
+/** downloadFile() on Node: the Node transport (trusting `ca`) into the file staging area under tmp. */
+function fetchFile({ ca, ...options }: FetchOptions) {
+  return downloadFile({ file: STAGED, transport: createNodeTransport(ca === undefined ? {} : { ca }), staging, ...options });
+}
+
+function download(server: TestServer, extra: Partial<FetchOptions> = {}) {
+  return fetchFile({ url: new URL(FILE.slice(1), server.url).href, expectedSize: SIZE, ...extra });
 }
 
 async function rejection(promise: Promise<unknown>, code: UpdateErrorCode): Promise<UpdateError> {
@@ -67,7 +81,7 @@ async function rejection(promise: Promise<unknown>, code: UpdateErrorCode): Prom
   return error as UpdateError;
 }
 
-/** Leaves a partial file of `bytes` bytes (and its .meta) the way an interrupted attempt does. */
+/** Leaves a partial file of `bytes` bytes (and its resume record) the way an interrupted attempt does. */
 async function interruptAfter(server: TestServer, bytes: number): Promise<void> {
   server.fault(FILE, { kind: 'drop-after', bytes, times: 1 });
   await rejection(download(server), 'NETWORK_UNAVAILABLE');
@@ -112,15 +126,15 @@ describe('downloadFile', () => {
     expect((await readFile(partPath)).equals(content)).toBe(true);
     expect(reported).toBe(SIZE);
     expect(starts).toEqual([0]);
-    expect(existsSync(`${partPath}.meta`)).toBe(false);
+    expect(existsSync(metaPath)).toBe(false);
     expect(lastRequest(server).headers.range).toBeUndefined();
   });
 
   it('resumes after a dropped connection with Range and If-Range', async () => {
     const server = await serve();
     await interruptAfter(server, MIB);
-    const meta = JSON.parse(await readFile(`${partPath}.meta`, 'utf8')) as { etag?: string };
-    expect(meta.etag).toMatch(/^"/);
+    const meta = JSON.parse(await readFile(metaPath, 'utf8')) as { validator?: string };
+    expect(meta.validator).toMatch(/^"/);
 
     const starts: number[] = [];
     const result = await download(server, { onStart: (offset) => starts.push(offset) });
@@ -129,10 +143,10 @@ describe('downloadFile', () => {
     expect(starts).toEqual([MIB]);
     const resume = lastRequest(server);
     expect(resume.headers.range).toBe(`bytes=${MIB}-`);
-    expect(resume.headers['if-range']).toBe(meta.etag);
+    expect(resume.headers['if-range']).toBe(meta.validator);
     expect(resume.status).toBe(206);
     expect(resume.bytesSent).toBe(SIZE - MIB);
-    expect(existsSync(`${partPath}.meta`)).toBe(false);
+    expect(existsSync(metaPath)).toBe(false);
   });
 
   it('resumes with Last-Modified as the validator when there is no ETag', async () => {
@@ -147,10 +161,10 @@ describe('downloadFile', () => {
     expect(lastRequest(server).status).toBe(206);
   });
 
-  it('resumes with a bare Range when the earlier attempt left no .meta', async () => {
+  it('resumes with a bare Range when the earlier attempt left no resume record', async () => {
     const server = await serve();
     await interruptAfter(server, MIB);
-    await rm(`${partPath}.meta`);
+    await rm(metaPath);
 
     const result = await download(server);
 
@@ -231,7 +245,7 @@ describe('downloadFile', () => {
     const server = await serve();
     await writeFile(path.join(root, 'empty.bin'), '');
 
-    const result = await downloadFile({ url: `${server.url}empty.bin`, partPath, expectedSize: 0 });
+    const result = await fetchFile({ url: `${server.url}empty.bin`, expectedSize: 0 });
 
     expect(result).toEqual({ size: 0, sha256: sha256(Buffer.alloc(0)), resumedFrom: 0, bytesFetched: 0 });
     expect((await stat(partPath)).size).toBe(0);
@@ -282,7 +296,7 @@ describe('downloadFile', () => {
 
   it('maps 404 to DOWNLOAD_FAILED, which is not transient', async () => {
     const server = await serve();
-    const error = await rejection(downloadFile({ url: `${server.url}missing.bin`, partPath, expectedSize: SIZE }), 'DOWNLOAD_FAILED');
+    const error = await rejection(fetchFile({ url: `${server.url}missing.bin`, expectedSize: SIZE }), 'DOWNLOAD_FAILED');
 
     expect(error.transient).toBe(false);
     expect(error.message).toContain('404');
@@ -295,7 +309,7 @@ describe('downloadFile', () => {
     await rejection(download(server), 'SIZE_MISMATCH');
 
     expect(existsSync(partPath)).toBe(false);
-    expect(existsSync(`${partPath}.meta`)).toBe(false);
+    expect(existsSync(metaPath)).toBe(false);
   });
 
   it('fails with SIZE_MISMATCH before the body when the server announces another size', async () => {
@@ -339,7 +353,7 @@ describe('downloadFile', () => {
     expect(lastRequest(server).status).toBe(206);
     expect(lastRequest(server).bytesSent).toBe(0);
     expect((await readFile(partPath)).equals(content.subarray(0, MIB))).toBe(true);
-    expect(existsSync(`${partPath}.meta`)).toBe(true);
+    expect(existsSync(metaPath)).toBe(true);
   });
 
   it('rejects with CANCELLED without a request when the signal is already aborted', async () => {
@@ -353,7 +367,7 @@ describe('downloadFile', () => {
     const server = await serve();
     server.fault(FILE, { kind: 'hang', times: 1 });
 
-    const error = await rejection(download(server, { stallTimeoutMs: 200 }), 'DOWNLOAD_STALLED');
+    const error = await rejection(download(server, { limits: { stallTimeoutMs: 200 } }), 'DOWNLOAD_STALLED');
 
     expect(error.transient).toBe(true);
     expect(lastRequest(server).status).toBe(200);
@@ -363,7 +377,7 @@ describe('downloadFile', () => {
     const server = await serve();
     server.fault('/latest/model.bin', { kind: 'redirect', location: FILE, status: 307 });
 
-    const result = await downloadFile({ url: `${server.url}latest/model.bin`, partPath, expectedSize: SIZE });
+    const result = await fetchFile({ url: `${server.url}latest/model.bin`, expectedSize: SIZE });
 
     expect(result.sha256).toBe(sha256(content));
     expect(server.requests.map((r) => [r.path, r.status])).toEqual([
@@ -378,7 +392,7 @@ describe('downloadFile', () => {
     origin.fault('/model.bin', { kind: 'redirect', location: new URL(FILE.slice(1), mirror.url).href });
     const headers = { Authorization: 'Bearer secret', Cookie: 'session=1', 'X-Client': 'tests' };
 
-    const result = await downloadFile({ url: `${origin.url}model.bin`, partPath, expectedSize: SIZE, headers });
+    const result = await fetchFile({ url: `${origin.url}model.bin`, expectedSize: SIZE, headers });
 
     expect(result.sha256).toBe(sha256(content));
     expect(lastRequest(origin).headers.authorization).toBe('Bearer secret');
@@ -392,7 +406,7 @@ describe('downloadFile', () => {
     const server = await serve();
     server.fault('/loop', { kind: 'redirect', location: '/loop' });
 
-    await rejection(downloadFile({ url: `${server.url}loop`, partPath, expectedSize: SIZE }), 'DOWNLOAD_FAILED');
+    await rejection(fetchFile({ url: `${server.url}loop`, expectedSize: SIZE }), 'DOWNLOAD_FAILED');
     expect(server.requests).toHaveLength(6);
   });
 
@@ -401,7 +415,7 @@ describe('downloadFile', () => {
     const big = randomBytes(24 * MIB + 5);
     await writeFile(path.join(root, 'big.bin'), big);
 
-    const result = await downloadFile({ url: `${server.url}big.bin`, partPath, expectedSize: big.length, ca: TEST_TLS.cert });
+    const result = await fetchFile({ url: `${server.url}big.bin`, expectedSize: big.length, ca: TEST_TLS.cert });
 
     expect(server.url).toMatch(/^https:/);
     expect(result.sha256).toBe(sha256(big));
@@ -432,7 +446,7 @@ describe('downloadFile', () => {
   it('reads an HTTP/1.0 body that ends when the connection closes', async () => {
     const url = await rawServer((socket) => socket.end(Buffer.concat([Buffer.from('HTTP/1.0 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n'), content])));
 
-    const result = await downloadFile({ url: `${url}model.bin`, partPath, expectedSize: SIZE });
+    const result = await fetchFile({ url: `${url}model.bin`, expectedSize: SIZE });
 
     expect(result.sha256).toBe(sha256(content));
   });
@@ -449,7 +463,7 @@ describe('downloadFile', () => {
       socket.end('\r\n0\r\nX-Checksum: none\r\n\r\n');
     });
 
-    const result = await downloadFile({ url: `${url}model.bin`, partPath, expectedSize: SIZE });
+    const result = await fetchFile({ url: `${url}model.bin`, expectedSize: SIZE });
 
     expect(result.sha256).toBe(sha256(content));
   });
@@ -457,25 +471,26 @@ describe('downloadFile', () => {
   it('rejects a response that is not HTTP with DOWNLOAD_FAILED', async () => {
     const url = await rawServer((socket) => socket.end('SSH-2.0-OpenSSH_9.6\r\n\r\n'));
 
-    const error = await rejection(downloadFile({ url: `${url}model.bin`, partPath, expectedSize: SIZE }), 'DOWNLOAD_FAILED');
+    const error = await rejection(fetchFile({ url: `${url}model.bin`, expectedSize: SIZE }), 'DOWNLOAD_FAILED');
     expect(error.message).toContain('malformed');
   });
 
   it('maps a connection closed before any answer to NETWORK_UNAVAILABLE', async () => {
     const url = await rawServer((socket) => socket.destroy());
 
-    await rejection(downloadFile({ url: `${url}model.bin`, partPath, expectedSize: SIZE }), 'NETWORK_UNAVAILABLE');
+    await rejection(fetchFile({ url: `${url}model.bin`, expectedSize: SIZE }), 'NETWORK_UNAVAILABLE');
   });
 
-  it('never writes through a symbolic link put in place of the staging file or its sidecar', async () => {
+  it('never writes through a symbolic link put in place of the staging file or its resume record', async () => {
     const server = await serve();
     const outside = path.join(tmp, 'outside.txt');
     await writeFile(outside, 'precious');
     await symlink(outside, partPath);
     expect((await rejection(download(server), 'STORAGE_FAILED')).message).toContain('symbolic link');
     await rm(partPath);
-    await rm(`${partPath}.meta`, { force: true });
-    await symlink(outside, `${partPath}.meta`);
+    await rm(metaPath, { force: true });
+    await mkdir(path.dirname(metaPath), { recursive: true });
+    await symlink(outside, metaPath);
     expect((await rejection(download(server), 'STORAGE_FAILED')).message).toContain('symbolic link');
     expect(await readFile(outside, 'utf8')).toBe('precious');
   });
@@ -486,16 +501,16 @@ describe('downloadFile', () => {
     url.username = 'reader';
     url.password = 's3cret';
 
-    await downloadFile({ url: url.href, partPath, expectedSize: SIZE });
+    await fetchFile({ url: url.href, expectedSize: SIZE });
     await rejection(download(server, { headers: { 'X-Evil': 'a\r\nHost: elsewhere' } }), 'INVALID_ARGUMENT');
 
     expect(lastRequest(server).headers.authorization).toBe(`Basic ${Buffer.from('reader:s3cret').toString('base64')}`);
   });
 
   it('rejects URLs it cannot fetch with INVALID_ARGUMENT', async () => {
-    await rejection(downloadFile({ url: 'model.bin', partPath, expectedSize: 1 }), 'INVALID_ARGUMENT');
-    await rejection(downloadFile({ url: 'ftp://127.0.0.1/model.bin', partPath, expectedSize: 1 }), 'INVALID_ARGUMENT');
-    await rejection(downloadFile({ url: 'http://127.0.0.1/model.bin', partPath, expectedSize: -1 }), 'INVALID_ARGUMENT');
+    await rejection(fetchFile({ url: 'model.bin', expectedSize: 1 }), 'INVALID_ARGUMENT');
+    await rejection(fetchFile({ url: 'ftp://127.0.0.1/model.bin', expectedSize: 1 }), 'INVALID_ARGUMENT');
+    await rejection(fetchFile({ url: 'http://127.0.0.1/model.bin', expectedSize: -1 }), 'INVALID_ARGUMENT');
   });
 });
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { SimulatedWorld } from '../src/testing/index.js';
+import { missingBytes } from '../src/actors/checkDiskSpace.js';
 
 const bytes = (n: number, fill: number) => new Uint8Array(n).fill(fill);
 
@@ -62,7 +63,7 @@ describe('the simulated world', () => {
     world.call('check', (u) => u.check());
     await world.settle();
     expect(world.store.hasUnsynced()).toBe(true);
-    expect(await world.store.missingBytes('1.0.0', [{ path: 'model.bin', size: 9000, sha256: 'x'.repeat(64) }])).toBe(4000);
+    expect(await missingBytes(world.store, world.store.staging, '1.0.0', [{ path: 'model.bin', size: 9000, sha256: 'x'.repeat(64) }])).toBe(4000);
 
     world.logDisk.failAppends({ after: 0, mode: 'unsynced' });
     world.call('check', (u) => u.check());
@@ -72,6 +73,31 @@ describe('the simulated world', () => {
     world.crash({ dropUnsynced: true });
     expect(world.logDisk.records.length).toBe(written - 1);
     expect(world.store.hasUnsynced()).toBe(false);
-    expect(await world.store.missingBytes('1.0.0', [{ path: 'model.bin', size: 9000, sha256: 'x'.repeat(64) }])).toBe(9000);
+    expect(await missingBytes(world.store, world.store.staging, '1.0.0', [{ path: 'model.bin', size: 9000, sha256: 'x'.repeat(64) }])).toBe(9000);
+  });
+});
+
+describe('downloads in the simulator run the real algorithm', () => {
+  it('a truncated body is resumed with a Range request guarded by If-Range, and the file verifies', async () => {
+    const world = new SimulatedWorld({ updater: { retry: { maxDownloadAttempts: 1 } } });
+    const content = bytes(9000, 3);
+    world.service.publish('1.0.0', { 'model.bin': content });
+    world.service.faults = { truncateAfter: 5000 };
+    void world.boot();
+    await world.settle();
+    world.call('check', (u) => u.check());
+    await world.settle();
+    expect(world.results.at(-1)?.result).toMatchObject({ outcome: 'failed', error: { code: 'NETWORK_UNAVAILABLE' } });
+    expect(await world.store.staging.size({ version: '1.0.0', path: 'model.bin' })).toBe(5000);
+
+    world.heal();
+    world.call('check', (u) => u.check());
+    await world.settle();
+
+    expect(world.updater!.active?.version).toBe('1.0.0');
+    expect(world.store.readVersion('1.0.0')?.get('model.bin')).toEqual(content);
+    const files = world.service.requests.filter((r) => r.kind === 'file');
+    expect(files.map((r) => r.offset)).toEqual([0, 5000]);
+    expect(files[1]?.ifRange).toMatch(/^"[0-9a-f]{16}"$/);
   });
 });

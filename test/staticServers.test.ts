@@ -12,7 +12,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createModelUpdater } from '../src/index.js';
 import { publish } from '../src/manifest/publish.js';
-import { downloadFile } from '../src/node/httpDownload.js';
+import { downloadToPath } from './helpers/downloadToPath.js';
 import { freePort } from './helpers/freePort.js';
 
 const MIB = 1024 * 1024;
@@ -106,7 +106,7 @@ async function startPythonHttpServer(): Promise<string> {
 async function interruptedDownload(url: string, partPath: string, after: number): Promise<void> {
   const controller = new AbortController();
   let done = 0;
-  const attempt = downloadFile({ url, partPath, expectedSize: model.length, signal: controller.signal, onBytes: (n) => (done += n) >= after && controller.abort() });
+  const attempt = downloadToPath({ url, partPath, expectedSize: model.length, signal: controller.signal, onBytes: (n) => (done += n) >= after && controller.abort() });
   await expect(attempt).rejects.toMatchObject({ code: 'CANCELLED' });
 }
 
@@ -116,7 +116,7 @@ describe('nginx', () => {
     const url = `${nginx.url}1.0.0/model.onnx`;
     const partPath = path.join(tmp, 'model.onnx.part');
     await interruptedDownload(url, partPath, 4 * MIB);
-    const resumed = await downloadFile({ url, partPath, expectedSize: model.length });
+    const resumed = await downloadToPath({ url, partPath, expectedSize: model.length });
     expect(resumed.resumedFrom).toBeGreaterThanOrEqual(4 * MIB);
     expect(resumed.bytesFetched).toBe(model.length - resumed.resumedFrom);
     expect(resumed.sha256).toBe(sha256(model));
@@ -144,7 +144,7 @@ describe("python's http.server", () => {
     const url = `${server}1.0.0/model.onnx`;
     const partPath = path.join(tmp, 'model.onnx.part');
     await interruptedDownload(url, partPath, 4 * MIB);
-    const again = await downloadFile({ url, partPath, expectedSize: model.length });
+    const again = await downloadToPath({ url, partPath, expectedSize: model.length });
     expect(again).toMatchObject({ resumedFrom: 0, bytesFetched: model.length, sha256: sha256(model) });
 
     const dir = path.join(tmp, 'models');

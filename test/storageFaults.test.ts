@@ -9,6 +9,9 @@ import { replay } from '../src/log/replay.js';
 import { acquireDirLock } from '../src/node/dirLock.js';
 import { FsModelStore, LOG_FILE } from '../src/node/fsModelStore.js';
 import type { ModelStore } from '../src/store.js';
+import type { StagingArea } from '../src/stagingArea.js';
+import { FileStagingArea } from '../src/node/fileStagingArea.js';
+import { createNodeTransport } from '../src/node/nodeTransport.js';
 import { createWorld, plain, type World } from './helpers/fixtures.js';
 
 let world: World;
@@ -19,15 +22,15 @@ afterEach(async () => {
   await world.close();
 });
 
-const WRITES = ['fetchToStaging', 'discardStaging', 'promote', 'removeVersion', 'collectGarbage', 'writePointer'] as const;
+/** The store's writes, and the staging area's (`open`: the downloaded bytes). */
+const WRITES = ['open', 'discardStaging', 'promote', 'removeVersion', 'collectGarbage', 'writePointer'] as const;
 type Mode = 'once' | 'from-then-on';
 
 /** The real file store, with the k-th write failing like a full or broken disk (or every write from it on). */
 function faultyStore(dir: string, failAt: number, code: 'ENOSPC' | 'EIO', mode: Mode) {
-  const store = new FsModelStore(dir);
   let writes = 0;
   const failed: string[] = [];
-  const proxy = new Proxy(store, {
+  const faulty = <T extends object>(target: T): T => new Proxy(target, {
     get(target, name, receiver) {
       const value = Reflect.get(target, name, receiver);
       if (typeof value !== 'function' || !(WRITES as readonly (string | symbol)[]).includes(name)) return value;
@@ -40,14 +43,14 @@ function faultyStore(dir: string, failAt: number, code: 'ENOSPC' | 'EIO', mode: 
         return (value as (...a: unknown[]) => unknown).apply(target, args);
       };
     },
-  }) as ModelStore;
-  return { store: proxy, failed, writes: () => writes };
+  });
+  return { store: faulty<ModelStore>(new FsModelStore(dir)), staging: faulty<StagingArea>(new FileStagingArea(dir)), failed, writes: () => writes };
 }
 
-function updaterOn(store: ModelStore): ModelUpdater {
+function updaterOn({ store, staging }: { store: ModelStore; staging: StagingArea }): ModelUpdater {
   return createUpdater(
     { manifestUrl: world.manifestUrl, appVersion: '1.0.0', policy: { checkOnStart: false }, allowUnsigned: true },
-    { store, openLog: (now) => FileEventLog.open(join(world.dir, LOG_FILE), now), lock: () => acquireDirLock(world.dir) },
+    { store, staging, transport: createNodeTransport(), openLog: (now) => FileEventLog.open(join(world.dir, LOG_FILE), now), lock: () => acquireDirLock(world.dir) },
   );
 }
 
@@ -80,7 +83,7 @@ describe('faults injected at every write of an update', () => {
     await world.publishVersion('1.1.0');
 
     const faulty = faultyStore(world.dir, failAt, code, mode);
-    const updater = updaterOn(faulty.store);
+    const updater = updaterOn(faulty);
     await updater.start();
     const result = await updater.check();
     updater.stop();
@@ -106,6 +109,8 @@ describe('the event log cannot be written', () => {
         { manifestUrl: world.manifestUrl, appVersion: '1.0.0', policy: { checkOnStart: false }, allowUnsigned: true },
         {
           store: new FsModelStore(world.dir),
+          staging: new FileStagingArea(world.dir),
+          transport: createNodeTransport(),
           lock: () => acquireDirLock(world.dir),
           openLog: (now) => {
             const log = FileEventLog.open(join(world.dir, LOG_FILE), now);

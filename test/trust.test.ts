@@ -269,16 +269,31 @@ describe('endless data', () => {
 describe('slow retrieval', () => {
   it('DOWNLOAD_STALLED when no byte comes for the stall timeout: retried with back-off, then reported', async () => {
     const clock = new SimulatedClock();
-    const updater = await installed({ clock, download: { stallTimeoutMs: 200 }, retry: { maxDownloadAttempts: 2, baseDelayMs: 5_000 } });
+    const waits: Array<string | undefined> = [];
+    // Default limits: the stall timeout (30 s) runs on the updater's clock, driven here.
+    const updater = await installed({
+      clock,
+      retry: { maxDownloadAttempts: 2, baseDelayMs: 5_000 },
+      inspect: (event) => {
+        const snapshot = (event as { snapshot?: { matches?: (s: unknown) => boolean; context?: { error?: { message: string } | null } } }).snapshot;
+        if (event.type === '@xstate.snapshot' && event.actorRef.sessionId === event.rootId && snapshot?.matches?.({ downloading: 'retryWait' })) waits.push(snapshot.context?.error?.message);
+      },
+    });
     await repo.addVersion('1.1.0');
     await repo.publish();
     repo.server.fault('/1.1.0/model.bin', { kind: 'hang' });
-    const result = updater.check();
-    const { waitForSnapshot } = await import('./helpers/fixtures.js');
-    const waiting = await waitForSnapshot(updater, (s) => s.matches({ downloading: 'retryWait' }));
-    expect(waiting.context.error?.code).toBe('DOWNLOAD_STALLED');
-    clock.increment(5_000);
+    let settled = false;
+    const result = updater.check().finally(() => (settled = true));
+    const heads = () => modelRequests().filter((r) => r.path === '/1.1.0/model.bin' && r.status === 200).length;
+    // Each hanging response's head out first, then the clock a second at a time.
+    for (let seconds = 0; !settled && seconds < 600; seconds++) {
+      const attempt = () => updater.getSnapshot().context.session?.attempt ?? 1;
+      while (updater.getSnapshot().matches({ downloading: 'fetching' }) && heads() < attempt()) await new Promise((resolve) => setImmediate(resolve));
+      clock.increment(1_000);
+      for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve));
+    }
     expect(await result).toMatchObject({ outcome: 'failed', error: { code: 'DOWNLOAD_STALLED' } });
+    expect(new Set(waits)).toEqual(new Set([expect.stringMatching(/sent nothing for 30000 ms/)]));
     expect(modelRequests().filter((r) => r.path === '/1.1.0/model.bin')).toHaveLength(2);
     expect(updater.active?.version).toBe('1.0.0');
   });

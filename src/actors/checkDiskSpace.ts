@@ -7,6 +7,8 @@ import { fromPromise } from 'xstate';
 import type { CheckDiskSpaceInput, CheckDiskSpaceOutput } from '../../machines/types.js';
 import { exclusiveBytes } from '../../machines/retention.js';
 import { UpdateError } from '../errors.js';
+import type { FileDigest } from '../../machines/types.js';
+import type { StagingArea } from '../stagingArea.js';
 import type { ModelStore } from '../store.js';
 
 const MiB = 1024 * 1024;
@@ -15,10 +17,26 @@ export function requiredBytes(missing: number, total: number, margin: number): n
   return missing + Math.ceil(total * margin) + MiB;
 }
 
-export function createCheckDiskSpace(store: ModelStore) {
+/**
+ * Bytes still to download for these files: content the store already holds (shared with another
+ * version) needs none, a partly staged file only its rest.
+ * @example
+ * await missingBytes(store, staging, '1.2.0', candidate.files) // 0 when everything is local
+ */
+export async function missingBytes(store: ModelStore, staging: StagingArea, version: string, files: ReadonlyArray<Pick<FileDigest, 'path' | 'size' | 'sha256'>>): Promise<number> {
+  let missing = 0;
+  for (const file of files) {
+    if (await store.hasContent(file.sha256)) continue;
+    const partial = await staging.size({ version, path: file.path }).catch(() => 0);
+    missing += Math.max(0, file.size - partial);
+  }
+  return missing;
+}
+
+export function createCheckDiskSpace(store: ModelStore, staging: StagingArea) {
   return fromPromise<CheckDiskSpaceOutput, CheckDiskSpaceInput>(async ({ input }) => {
     const total = input.files.reduce((sum, file) => sum + file.size, 0);
-    const needed = requiredBytes(await store.missingBytes(input.version, input.files), total, input.margin);
+    const needed = requiredBytes(await missingBytes(store, staging, input.version, input.files), total, input.margin);
     const freeBytes = await store.freeBytes();
     if (freeBytes >= needed) return { freeBytes, retained: null };
 

@@ -1,14 +1,26 @@
 /**
- * Downloads every file of a version into staging, resuming partial files, hashing as bytes arrive.
+ * Downloads every file of a version into staging, resuming partial files, hashing as bytes arrive:
+ * the platform's transport and staging area composed by the one download algorithm. A file whose
+ * content the store already holds is reused, once hashing its stored bytes proves it.
  */
 import { fromPromise } from 'xstate';
 import type { DownloadInput, DownloadOutput, DownloadProgress } from '../../machines/types.js';
 import { totalSize } from '../../machines/selectCandidate.js';
+import { downloadFile } from '../download/downloadFile.js';
+import type { DownloadLimits, Timers } from '../download/transferGuard.js';
+import type { StagingArea } from '../stagingArea.js';
 import type { ModelStore } from '../store.js';
+import type { Transport } from '../transport.js';
 
 export interface DownloadVersionOptions {
   store: ModelStore;
+  transport: Transport;
+  staging: StagingArea;
   manifestUrl: string;
+  /** Slow-retrieval limits of each file. */
+  limits: DownloadLimits;
+  /** Timers of the guards (the updater's clock when it has one). */
+  timers: Timers;
   /** Receives sampled progress (at most one report per interval, plus the last one). */
   onProgress: (progress: DownloadProgress) => void;
   progressIntervalMs: number;
@@ -16,7 +28,7 @@ export interface DownloadVersionOptions {
 }
 
 export function createDownloadVersion(options: DownloadVersionOptions) {
-  const { store, manifestUrl, onProgress, progressIntervalMs, now } = options;
+  const { store, transport, staging, manifestUrl, limits, timers, onProgress, progressIntervalMs, now } = options;
   return fromPromise<DownloadOutput, DownloadInput>(async ({ input, signal }) => {
     const { candidate } = input;
     const total = totalSize(candidate);
@@ -45,12 +57,22 @@ export function createDownloadVersion(options: DownloadVersionOptions) {
     const digests = [];
     for (const file of candidate.files) {
       current = 0;
-      const result = await store.fetchToStaging({
-        version: candidate.version,
-        file,
+      // Content another version already holds is not downloaded again (promote links it), once proven.
+      if (await store.verifyContent(file)) {
+        done += file.size;
+        digests.push({ path: file.path, size: file.size, sha256: file.sha256 });
+        continue;
+      }
+      const result = await downloadFile({
         // Relative to the mirror that served the (verified) manifest.
         url: new URL(file.url, input.baseUrl ?? manifestUrl).href,
+        file: { version: candidate.version, path: file.path },
+        expectedSize: file.size,
+        transport,
+        staging,
         signal,
+        limits,
+        timers,
         onBytes: (delta) => {
           current += delta;
           fetched += delta;
@@ -63,7 +85,7 @@ export function createDownloadVersion(options: DownloadVersionOptions) {
       });
       current = 0;
       done += result.size;
-      digests.push({ path: result.path, size: result.size, sha256: result.sha256 });
+      digests.push({ path: file.path, size: result.size, sha256: result.sha256 });
     }
     report(true);
     return { digests };

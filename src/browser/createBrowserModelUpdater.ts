@@ -3,6 +3,7 @@
  * IndexedDB, guarded against other tabs by a Web Lock.
  */
 import { createUpdater, type ModelUpdater, type UpdaterOptions } from '../createUpdater.js';
+import { fetchTransport } from './fetchTransport.js';
 import { IdbEventLog } from './idbEventLog.js';
 import { IdbModelStore, type IdbModelStoreOptions } from './idbModelStore.js';
 import { IdbTrustStore } from './idbTrustStore.js';
@@ -11,6 +12,8 @@ import { holdLock } from './webLock.js';
 export interface BrowserModelUpdaterOptions<Handle = unknown> extends UpdaterOptions<Handle>, IdbModelStoreOptions {
   /** Cross-tab lock manager; default `navigator.locks`. */
   locks?: LockManager;
+  /** Same as `download.stallTimeoutMs` (kept for existing hosts). */
+  stallTimeoutMs?: number;
 }
 
 export interface BrowserModelUpdater<Handle = unknown> extends ModelUpdater<Handle> {
@@ -32,11 +35,14 @@ export interface BrowserModelUpdater<Handle = unknown> extends ModelUpdater<Hand
  */
 export function createBrowserModelUpdater<Handle = unknown>(options: BrowserModelUpdaterOptions<Handle>): BrowserModelUpdater<Handle> {
   const stallTimeoutMs = options.stallTimeoutMs ?? options.download?.stallTimeoutMs;
-  const store = new IdbModelStore({ ...options, ...(stallTimeoutMs === undefined ? {} : { stallTimeoutMs }) });
+  const store = new IdbModelStore(options);
   const locks = options.locks ?? (globalThis.navigator as Navigator | undefined)?.locks;
   let log: IdbEventLog | undefined;
-  const core = createUpdater(options, {
+  const download = { ...options.download, ...(stallTimeoutMs === undefined ? {} : { stallTimeoutMs }) };
+  const core = createUpdater({ ...options, download }, {
     store,
+    transport: fetchTransport(),
+    staging: store.staging,
     lock: () => holdLock(locks, `model-updater:${store.name}`),
     openLog: async (now) => {
       const opened = await IdbEventLog.open(store.name, now);

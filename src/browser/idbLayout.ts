@@ -5,6 +5,7 @@
  *   <prefix>:files   ['b', sha256]                Blob: file content, stored once however many versions share it
  *                    ['v', version, path]         sha256 of that file of an installed version
  *                    ['s', version, path, index]  StagedChunk: one piece of a download in progress
+ *                    ['s', version, path, 'record']  ResumeRecord of that download (after the numbered chunks)
  *   <prefix>:meta    'pointer'                    ActivePointer, the commit point of an update
  *   <prefix>:log     seq (0, 1, 2, ...)           LogRecord, one key per record
  */
@@ -17,8 +18,8 @@ export interface StagedChunk {
   end: number;
   /** hash-wasm SHA-256 state after hashing the file up to `end`. */
   state: Uint8Array;
-  /** ETag (or Last-Modified) of the response the bytes came from, for If-Range on resume. */
-  validator: string | null;
+  /** Unused since the resume record has its own key; kept so older chunks still read. */
+  validator?: string | null;
 }
 
 export interface IdbDatabases {

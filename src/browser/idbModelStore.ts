@@ -5,10 +5,9 @@
 import { del, get, promisifyRequest, set } from 'idb-keyval';
 import { UpdateError } from '../errors.js';
 import type { FileDigest } from '../../machines/types.js';
-import type { ActivePointer, FetchRequest, FetchResult, GarbageReport, ModelStore } from '../store.js';
-import { guardThroughput, type ThroughputLimits } from '../throughputGuard.js';
-import type { DownloadLimits } from '../updaterOptions.js';
-import { fetchToIdb, readStagedChunks } from './fetchToIdb.js';
+import { createSHA256 } from 'hash-wasm';
+import type { ActivePointer, GarbageReport, ModelStore } from '../store.js';
+import { IdbStagingArea, readStagedChunks } from './idbStagingArea.js';
 import { deleteRange, getAllInRange, getAllKeysInRange, openDatabases, prefixRange, type IdbDatabases, type StagedChunk } from './idbLayout.js';
 
 /** The parts of `navigator.storage` the store uses. */
@@ -19,10 +18,6 @@ export interface IdbModelStoreOptions {
   name?: string;
   /** Bytes of a download held in memory before they are written as one chunk. Default 1 MiB. */
   chunkBytes?: number;
-  /** No byte for this long fails a download attempt with DOWNLOAD_STALLED (retried). Default 30 s. */
-  stallTimeoutMs?: number;
-  /** A download slower than `minBytesPerSecond` over `throughputWindowMs` fails with DOWNLOAD_STALLED (slow-retrieval defense). */
-  download?: DownloadLimits;
   /** Quota and persistence; default `navigator.storage`. Without one, free space is reported as unlimited. */
   storage?: StorageEstimator;
   /** Ask the browser to keep this site's storage under pressure (`navigator.storage.persist()`). Default true. */
@@ -57,11 +52,15 @@ export class IdbModelStore implements ModelStore {
    * Awaited before every write: the browser entry makes it flush the event log, so the records of the
    * events that led to a write are in IndexedDB before the write itself.
    */
-  beforeWrite: () => Promise<void> = async () => undefined;
+  get beforeWrite(): () => Promise<void> {
+    return this.staging.beforeWrite;
+  }
+  set beforeWrite(flush: () => Promise<void>) {
+    this.staging.beforeWrite = flush;
+  }
+  /** Downloads in progress, as IndexedDB chunks (Platform.staging). */
+  readonly staging: IdbStagingArea;
   private readonly db: IdbDatabases;
-  private readonly chunkBytes: number;
-  private readonly stallTimeoutMs: number;
-  private readonly limits: ThroughputLimits;
   private readonly storage: StorageEstimator | undefined;
   private readonly persist: boolean;
 
@@ -74,9 +73,7 @@ export class IdbModelStore implements ModelStore {
     this.name = options.name ?? 'model';
     this.db = openDatabases(this.name);
     this.location = `indexeddb:${this.db.prefix}`;
-    this.chunkBytes = options.chunkBytes ?? 1024 * 1024;
-    this.stallTimeoutMs = options.stallTimeoutMs ?? 30_000;
-    this.limits = options.download ?? {};
+    this.staging = new IdbStagingArea(this.db.files, options.chunkBytes === undefined ? {} : { chunkBytes: options.chunkBytes });
     this.storage = options.storage ?? (globalThis.navigator as Navigator | undefined)?.storage;
     this.persist = options.persist ?? true;
   }
@@ -98,47 +95,32 @@ export class IdbModelStore implements ModelStore {
   /** Bytes of downloads in progress for a version (what a resume will not fetch again). */
   async stagedBytes(version: string, path?: string): Promise<number> {
     const range = prefixRange(path === undefined ? ['s', version] : ['s', version, path]);
-    const chunks = await guarded('read staged downloads', () => getAllInRange<StagedChunk>(this.db.files, range));
-    return chunks.reduce((sum, chunk) => sum + chunk.blob.size, 0);
+    const values = await guarded('read staged downloads', () => getAllInRange<StagedChunk | object>(this.db.files, range));
+    return values.reduce<number>((sum, value) => sum + ('blob' in value ? (value as StagedChunk).blob.size : 0), 0);
   }
 
-  private async hasContent(sha256: string): Promise<boolean> {
+  async hasContent(sha256: string): Promise<boolean> {
     return (await getAllKeysInRange(this.db.files, IDBKeyRange.only(['b', sha256]))).length > 0;
   }
 
-  async missingBytes(version: string, files: ReadonlyArray<Pick<FileDigest, 'path' | 'size' | 'sha256'>>): Promise<number> {
-    let missing = 0;
-    for (const file of files) {
-      if (await this.hasContent(file.sha256)) continue;
-      missing += Math.max(0, file.size - (await this.stagedBytes(version, file.path)));
+  /** Hashes the stored Blob; one whose bytes do not match is deleted (and downloaded again). */
+  async verifyContent(file: Pick<FileDigest, 'size' | 'sha256'>): Promise<boolean> {
+    const blob = await guarded('read stored content', () => get<Blob>(['b', file.sha256], this.db.files));
+    if (!blob) return false;
+    if (blob.size === file.size) {
+      const hasher = await createSHA256();
+      hasher.init();
+      const reader = blob.stream().getReader();
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        hasher.update(value);
+      }
+      if (hasher.digest('hex') === file.sha256) return true;
     }
-    return missing;
-  }
-
-  async fetchToStaging(request: FetchRequest): Promise<FetchResult> {
-    const { file } = request;
-    // Content another version already holds is not downloaded again; promote refers to it.
-    if (await this.hasContent(file.sha256)) return { path: file.path, size: file.size, sha256: file.sha256, bytesFetched: 0, resumedFrom: 0 };
     await this.beforeWrite();
-    // A server that trickles bytes must not hold the update forever: the guard aborts below the minimum.
-    const guard = guardThroughput(request.signal, this.limits, request.url);
-    try {
-      return await fetchToIdb({
-        ...request,
-        signal: guard.signal,
-        onBytes: (delta) => {
-          guard.onBytes(delta);
-          request.onBytes(delta);
-        },
-        files: this.db.files,
-        chunkBytes: this.chunkBytes,
-        stallTimeoutMs: this.stallTimeoutMs,
-      });
-    } catch (error) {
-      throw guard.tripped ?? error;
-    } finally {
-      guard.dispose();
-    }
+    await guarded('remove damaged content', () => del(['b', file.sha256], this.db.files));
+    return false;
   }
 
   async discardStaging(version?: string): Promise<void> {

@@ -6,6 +6,10 @@ export { createBrowserModelUpdater, type BrowserModelUpdater, type BrowserModelU
 export { IdbModelStore, type IdbModelStoreOptions, type StorageEstimator } from './idbModelStore.js';
 export { IdbEventLog, readIdbLog } from './idbEventLog.js';
 export { holdLock } from './webLock.js';
+export { fetchTransport } from './fetchTransport.js';
+export { IdbStagingArea, type IdbStagingAreaOptions } from './idbStagingArea.js';
+export type { Transport, TransportResponse } from '../transport.js';
+export type { StagingArea } from '../stagingArea.js';
 export {
   createUpdater,
   isSettled,

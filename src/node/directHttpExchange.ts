@@ -8,13 +8,13 @@
  *
  * Narrow on purpose: it sends a plain GET and reads a plain response head (responseHead.ts) with a
  * Content-Length body. Anything else (chunked or close-delimited bodies, interim 1xx responses, a
- * head it finds unusual) resolves `undefined`: the connection is dropped and the download repeats the
+ * head it finds unusual) resolves `undefined`: the connection is dropped and the transport repeats the
  * request over node:http (nodeHttpExchange.ts), which handles every form.
  */
 import net from 'node:net';
 import tls from 'node:tls';
-import { UpdateError } from '../errors.js';
-import { closedEarly, ExchangeControl, networkError, pipeBody, type BodyPipe, type Exchange, type ExchangeOptions } from './exchange.js';
+import type { BodySink } from '../transport.js';
+import { closedBeforeHead, closedEarly, ExchangeControl, type Exchange, type ExchangeOptions } from './exchange.js';
 import { headEnd, MAX_HEAD_BYTES, parseResponseHead, type ResponseHead } from './responseHead.js';
 
 const READ_BYTES = 1024 * 1024;
@@ -22,7 +22,7 @@ const READ_BYTES = 1024 * 1024;
 /**
  * Sends the GET and resolves once the response head is in, with the body paused so the caller can
  * decide what to do with it; undefined when the response is not one this transport reads. Rejects
- * with an UpdateError if no head arrives.
+ * if no head arrives.
  */
 export function openDirectExchange(url: URL, headers: Record<string, string>, options: ExchangeOptions): Promise<Exchange | undefined> {
   return new Promise<Exchange | undefined>((resolveHead, rejectHead) => {
@@ -31,17 +31,15 @@ export function openDirectExchange(url: URL, headers: Record<string, string>, op
     let pending = Buffer.alloc(0); // head bytes so far, then the body bytes that came with the head
     let remaining = 0; // body bytes still to come
     let ended = false; // the peer closed its side
-    let body: BodyPipe | undefined;
+    let sink: BodySink | undefined;
+    let resolveBody: (() => void) | undefined;
 
-    // Body bytes re-arm the stall timer in the body pipe; the head's here.
     const onRead = (bytes: Buffer): boolean => {
       switch (phase) {
         case 'head':
-          control.arm();
           pending = Buffer.concat([pending, bytes]);
           return readHead();
         case 'waiting':
-          control.arm();
           pending = Buffer.concat([pending, bytes]);
           return false;
         case 'body':
@@ -65,12 +63,12 @@ export function openDirectExchange(url: URL, headers: Record<string, string>, op
             ...({ onread } as tls.ConnectionOptions),
           })
         : net.connect({ host: hostname, port: Number(url.port || 80), onread });
-    const control = new ExchangeControl(url, options, () => socket.destroy(), rejectHead);
-    socket.on('error', (error) => control.fail(networkError(error, url)));
+    const control = new ExchangeControl(options, () => socket.destroy(), rejectHead);
+    socket.on('error', (error) => control.fail(error));
     const onClosed = (): void => {
       ended = true;
-      if (phase === 'head') control.fail(new UpdateError('NETWORK_UNAVAILABLE', `${url.host} closed the connection without answering; the next attempt tries again.`));
-      else if (phase === 'body') control.fail(closedEarly(url));
+      if (phase === 'head') control.fail(closedBeforeHead());
+      else if (phase === 'body') control.fail(closedEarly());
     };
     socket.on('end', onClosed);
     socket.on('close', onClosed);
@@ -87,7 +85,7 @@ export function openDirectExchange(url: URL, headers: Record<string, string>, op
       pending = Buffer.from(pending.subarray(end));
       remaining = length;
       phase = 'waiting';
-      resolveHead({ ...head, close: () => control.close(), receive: (sink) => receive(head, sink) });
+      resolveHead({ ...head, close: () => control.close(), resume: () => socket.resume(), receive: (bodySink) => receive(head, bodySink) });
       return false;
     }
 
@@ -99,38 +97,41 @@ export function openDirectExchange(url: URL, headers: Record<string, string>, op
       return false;
     }
 
-    function receive(head: ResponseHead, sink: Parameters<Exchange['receive']>[0]): Promise<number> {
-      if (head.status !== 200 && head.status !== 206) {
-        return Promise.reject(new UpdateError('DOWNLOAD_FAILED', `${url.href} answered ${head.status}, which has no file to receive.`));
-      }
-      body = pipeBody(control, sink, () => socket.resume());
-      if (control.failure) return body.done;
-      phase = 'body';
-      const early = pending;
-      pending = Buffer.alloc(0);
-      const more = readBody(early);
-      if (phase === 'body') {
-        if (ended) control.fail(closedEarly(url));
-        else if (more) socket.resume();
-      }
-      return body.done;
+    function receive(head: ResponseHead, bodySink: BodySink): Promise<void> {
+      return new Promise<void>((resolve, reject) => {
+        control.waitWith(reject);
+        if (control.failure) return;
+        if (head.status !== 200 && head.status !== 206) return reject(new Error(`a ${head.status} response has no file to receive`));
+        sink = bodySink;
+        resolveBody = resolve;
+        phase = 'body';
+        const early = pending;
+        pending = Buffer.alloc(0);
+        const more = readBody(early);
+        if (phase === 'body') {
+          if (ended) control.fail(closedEarly());
+          else if (more) socket.resume();
+        }
+      });
     }
 
     /** Takes body bytes up to the Content-Length; anything after it is not this response's. */
     function readBody(bytes: Buffer): boolean {
       const taken = bytes.subarray(0, Math.min(bytes.length, remaining));
       remaining -= taken.length;
-      const more = taken.length === 0 || body!.take(taken);
+      const more = taken.length === 0 || sink!.write(taken);
+      if (control.failure) return false;
       if (remaining > 0) return more;
       phase = 'done';
-      body!.end();
+      control.settle();
       socket.destroy();
+      resolveBody!();
       return false;
     }
   });
 }
 
-/** The request head: the caller's headers were validated (httpDownload's normalizeHeaders). */
+/** The request head: the caller's headers were validated (download/requestHeaders.ts). */
 function requestHead(url: URL, headers: Record<string, string>): string {
   const lines = [`GET ${url.pathname}${url.search} HTTP/1.1`, `host: ${url.host}`];
   for (const [name, value] of Object.entries(headers)) lines.push(`${name}: ${value}`);

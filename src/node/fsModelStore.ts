@@ -4,24 +4,19 @@
  *   <dir>/active.json              the commit point (written by temp + fsync + rename + fsync folder)
  *   <dir>/blobs/<sha256>           file contents, stored once however many versions share them (read-only)
  *   <dir>/versions/<version>/...   complete, verified versions: hard links to blobs, under manifest paths
- *   <dir>/staging/<version>/...    downloads in progress (kept across restarts for resume)
+ *   <dir>/staging/<version>/...    downloads in progress (kept across restarts for resume; FileStagingArea)
+ *   <dir>/resume/<version>/...     their resume records (FileStagingArea)
  *   <dir>/events.log               the event log (see FileEventLog)
  */
-import { chmod, link, mkdir, open, readdir, readFile, rename, rm, stat, statfs, unlink } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { constants as fsConstants } from 'node:fs';
+import { chmod, link, lstat, mkdir, open, readdir, readFile, rename, rm, stat, statfs, unlink } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { UpdateError } from '../errors.js';
 import type { FileDigest } from '../../machines/types.js';
-import type { ActivePointer, FetchRequest, FetchResult, GarbageReport, ModelStore } from '../store.js';
-import { downloadFile } from './httpDownload.js';
+import type { ActivePointer, GarbageReport, ModelStore } from '../store.js';
 import { storageError } from '../storageError.js';
-import { assertNoSymlinks, WRITE_NO_FOLLOW } from './noSymlinks.js';
-import { guardThroughput, type ThroughputLimits } from '../throughputGuard.js';
-
-/** Per-file transfer limits (the slow-retrieval defense). */
-export interface DownloadLimits extends ThroughputLimits {
-  /** No byte for this long fails the transfer with DOWNLOAD_STALLED. Default 30 000 ms. */
-  stallTimeoutMs?: number;
-}
+import { assertNoSymlinks, NO_FOLLOW, WRITE_NO_FOLLOW } from './noSymlinks.js';
 
 export const POINTER_FILE = 'active.json';
 export const LOG_FILE = 'events.log';
@@ -60,6 +55,23 @@ async function folderBytes(folder: string): Promise<number> {
   return total;
 }
 
+/** SHA-256 of a file through one reused buffer, never through a symbolic link. */
+async function hashFile(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  const handle = await open(path, fsConstants.O_RDONLY | NO_FOLLOW);
+  try {
+    const buffer = Buffer.allocUnsafe(1024 * 1024);
+    for (;;) {
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, null);
+      if (bytesRead === 0) break;
+      hash.update(buffer.subarray(0, bytesRead));
+    }
+  } finally {
+    await handle.close();
+  }
+  return hash.digest('hex');
+}
+
 async function exists(path: string): Promise<boolean> {
   return stat(path).then(
     () => true,
@@ -70,11 +82,7 @@ async function exists(path: string): Promise<boolean> {
 export class FsModelStore implements ModelStore {
   readonly location: string;
 
-  constructor(
-    location: string,
-    /** Transfer limits for each file: stall timeout and minimum throughput (slow-retrieval defense). */
-    private readonly limits: DownloadLimits = {},
-  ) {
+  constructor(location: string) {
     // Absolute, so the paths handed to hosts and printed by the CLI work from any working folder.
     this.location = resolve(location);
   }
@@ -93,43 +101,19 @@ export class FsModelStore implements ModelStore {
     return join(this.location, 'blobs', sha256);
   }
 
-  async missingBytes(version: string, files: ReadonlyArray<Pick<FileDigest, 'path' | 'size' | 'sha256'>>): Promise<number> {
-    let missing = 0;
-    for (const file of files) {
-      if (await exists(this.blobPath(file.sha256))) continue;
-      const partial = await stat(join(this.stagingPath(version), file.path)).then((info) => info.size, () => 0);
-      missing += Math.max(0, file.size - partial);
-    }
-    return missing;
+  async hasContent(sha256: string): Promise<boolean> {
+    return exists(this.blobPath(sha256));
   }
 
-  async fetchToStaging(request: FetchRequest): Promise<FetchResult> {
-    const { file } = request;
-    // Content another version already holds is not downloaded again; promote links it.
-    if (await exists(this.blobPath(file.sha256))) {
-      return { path: file.path, size: file.size, sha256: file.sha256, bytesFetched: 0, resumedFrom: 0 };
-    }
-    const partPath = join(this.stagingPath(request.version), file.path);
-    // A symlink planted in the folder must not carry the write elsewhere: checked before and after mkdir.
-    await assertNoSymlinks(this.location, partPath);
-    await mkdir(dirname(partPath), { recursive: true });
-    await assertNoSymlinks(this.location, partPath);
-    const guard = guardThroughput(request.signal, this.limits, request.url);
-    const result = await downloadFile({
-      url: request.url,
-      partPath,
-      expectedSize: file.size,
-      signal: guard.signal,
-      onBytes: (delta) => {
-        guard.onBytes(delta);
-        request.onBytes(delta);
-      },
-      ...(request.onStart ? { onStart: request.onStart } : {}),
-      ...(this.limits.stallTimeoutMs === undefined ? {} : { stallTimeoutMs: this.limits.stallTimeoutMs }),
-    }).catch((error: unknown) => {
-      throw guard.tripped ?? error;
-    }).finally(() => guard.dispose());
-    return { path: file.path, size: result.size, sha256: result.sha256, bytesFetched: result.bytesFetched, resumedFrom: result.resumedFrom };
+  /** Hashes the stored blob; one that is not a plain file of these bytes is removed (and fetched again). */
+  async verifyContent(file: Pick<FileDigest, 'size' | 'sha256'>): Promise<boolean> {
+    const path = this.blobPath(file.sha256);
+    const info = await lstat(path).catch(() => null);
+    if (info === null) return false;
+    if (info.isFile() && info.size === file.size && (await hashFile(path).catch(() => null)) === file.sha256) return true;
+    // Planted or bit-rotted: versions linking it keep their copy; the next promote stores the good bytes.
+    if (!info.isDirectory()) await unlink(path).catch((error: unknown) => Promise.reject(storageError(error, `remove the damaged ${path}`)));
+    return false;
   }
 
   async discardStaging(version?: string): Promise<void> {

@@ -1,15 +1,15 @@
 /**
  * The general transport for one GET: node:http / node:https, which handle every form of response
- * (chunked and close-delimited bodies, interim responses, lenient heads). The download uses it when
- * the direct transport declines a response (directHttpExchange.ts).
+ * (chunked and close-delimited bodies, interim responses, lenient heads). The Node transport uses it
+ * when the direct exchange declines a response (directHttpExchange.ts).
  */
 import http from 'node:http';
 import https from 'node:https';
-import { closedEarly, ExchangeControl, networkError, pipeBody, type Exchange, type ExchangeOptions } from './exchange.js';
+import { closedEarly, ExchangeControl, type Exchange, type ExchangeOptions } from './exchange.js';
 
 /**
  * Sends the GET and resolves once the response head is in, with the body paused so the caller can
- * decide what to do with it. Rejects with an UpdateError if no head arrives.
+ * decide what to do with it. Rejects if no head arrives.
  */
 export function openNodeHttpExchange(url: URL, headers: Record<string, string>, options: ExchangeOptions): Promise<Exchange> {
   return new Promise<Exchange>((resolveHead, rejectHead) => {
@@ -20,30 +20,35 @@ export function openNodeHttpExchange(url: URL, headers: Record<string, string>, 
       agent: false,
       ...(options.ca === undefined ? {} : { ca: options.ca }),
     });
-    const control = new ExchangeControl(url, options, () => request.destroy(), rejectHead);
-    request.on('error', (error) => control.fail(networkError(error, url)));
+    const control = new ExchangeControl(options, () => request.destroy(), rejectHead);
+    request.on('error', (error) => control.fail(error));
     request.on('response', (response) => {
       response.pause();
-      // Until receive() is called, the body waits; a stall or abort still ends the exchange.
-      response.on('error', (error) => control.fail(networkError(error, url)));
+      // Until receive() is called, the body waits; an abort still ends the exchange.
+      response.on('error', (error) => control.fail(error));
       resolveHead({
         status: response.statusCode ?? 0,
         statusText: response.statusMessage ?? '',
         headers: joinHeaders(response.headers),
         close: () => control.close(),
-        receive: (sink) => {
-          const body = pipeBody(control, sink, () => response.resume(), true);
-          response.on('data', (chunk: Buffer) => {
-            if (!body.take(chunk)) response.pause();
-          });
-          response.on('end', () => body.end());
-          // A body cut short (the peer closed early) ends without 'end': keep what came, report it.
-          response.on('close', () => {
-            if (!response.complete) control.fail(closedEarly(url));
-          });
-          response.resume();
-          return body.done;
-        },
+        resume: () => response.resume(),
+        receive: (sink) =>
+          new Promise<void>((resolve, reject) => {
+            control.waitWith(reject);
+            if (control.failure) return;
+            response.on('data', (chunk: Buffer) => {
+              if (!sink.write(chunk)) response.pause();
+            });
+            response.on('end', () => {
+              control.settle();
+              resolve();
+            });
+            // A body cut short (the peer closed early) ends without 'end'.
+            response.on('close', () => {
+              if (!response.complete) control.fail(closedEarly());
+            });
+            response.resume();
+          }),
       });
     });
     request.end();

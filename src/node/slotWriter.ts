@@ -2,15 +2,14 @@
  * Writes a stream of chunks to a file at a position through a few reused 1 MiB slots.
  *
  * Why slots: a chunk is copied out as soon as it arrives, so the transport can reuse its buffer (the
- * direct one) or let it die young for a minor collection (node:http's, youngGarbage.ts); keeping chunks
- * until they were written got them promoted to the old generation, where they piled up. One full slot
- * is one positional write: few, large writes.
+ * direct one) or let it die young (node:http's); keeping chunks until they were written got them
+ * promoted to the old generation, where they piled up. One full slot is one positional write: few,
+ * large writes.
  * Why background syncs: the kernel would otherwise keep the whole file dirty in memory and write it all
  * during the final fsync; an fdatasync every 16 MiB, one at a time off the main thread, overlaps that
  * writeback with the transfer, so the final fsync only has the tail left.
  */
 import type { FileHandle } from 'node:fs/promises';
-import { collectYoungGarbage } from './youngGarbage.js';
 
 const MIB = 1024 * 1024;
 
@@ -27,11 +26,6 @@ export interface SlotWriterOptions {
   onDrain?: () => void;
   /** Called once, with the first write or sync error; nothing more is written after it. */
   onError?: (error: unknown) => void;
-  /**
-   * Run a minor GC per slot: for chunks that arrive in fresh buffers (node:http's), whose memory V8
-   * would otherwise free only after some 64 MB of them. Default false.
-   */
-  collectGarbage?: boolean;
 }
 
 export class SlotWriter {
@@ -42,7 +36,6 @@ export class SlotWriter {
   readonly #onWritten: ((bytes: number) => void) | undefined;
   readonly #onDrain: (() => void) | undefined;
   readonly #onError: ((error: unknown) => void) | undefined;
-  readonly #collectGarbage: boolean;
   readonly #free: Buffer[] = [];
   #allocated = 0;
   #current: Buffer | undefined;
@@ -63,7 +56,6 @@ export class SlotWriter {
     this.#onWritten = options.onWritten;
     this.#onDrain = options.onDrain;
     this.#onError = options.onError;
-    this.#collectGarbage = options.collectGarbage ?? false;
   }
 
   /** The first write or sync error, if any: once set, nothing more is written. */
@@ -115,8 +107,6 @@ export class SlotWriter {
     this.#current = undefined;
     this.#fill = 0;
     this.#position += length;
-    // The chunks copied into this slot are garbage now: let V8 free their memory while it is young.
-    if (this.#collectGarbage) collectYoungGarbage();
     this.#writes = this.#writes.then(async () => {
       try {
         if (this.#error === undefined) await writeFully(this.#file, slot, length, position);

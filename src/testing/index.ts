@@ -6,6 +6,8 @@ export { simulate, assertSimulation, simulationProperty, SimulationFailure, type
 export { SimulatedWorld, type SimulatedHost, type SimulatedHooks, type SimulatedWorldOptions, type ReportedError } from './simulatedWorld.js';
 export { MemoryUpdateService, type ServiceFaults, type ServedFile, type PublishOptions } from './memoryUpdateService.js';
 export { MemoryModelStore, type WriteFault, type MemoryModelStoreOptions } from './memoryModelStore.js';
+export { MemoryStagingArea } from './memoryStagingArea.js';
+export { memoryTransport } from './memoryTransport.js';
 export { MemoryLogDisk, MemoryEventLog, type AppendFault } from './memoryEventLog.js';
 export { SimulatedLoader, type HookFault, type HookName, type SimulatedHandle } from './simulatedLoader.js';
 export { SimulatedHostData } from './simulatedHostData.js';

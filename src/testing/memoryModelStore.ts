@@ -4,6 +4,9 @@
  * what was synced. A crash keeps only the synced image, as a power cut does; faults make writes fail
  * with ENOSPC or EIO, and a small capacity fills the disk.
  *
+ * Its staging area (`staging`, memoryStagingArea.ts) shares the two images: downloads go through the
+ * real algorithm (download/downloadFile.ts) over the simulator's transport (memoryTransport.ts).
+ *
  * Durability follows FsModelStore: the pointer is written atomically and synced; a finished download is
  * synced, a partial one is not; promote syncs the blobs and versions; deletions (discardStaging,
  * removeVersion, collectGarbage) are not synced, so a crash may bring deleted files back. Errors are typed
@@ -12,18 +15,21 @@
 import { createHash } from 'node:crypto';
 import type { FileDigest, InstalledVersion } from '../../machines/types.js';
 import { UpdateError } from '../errors.js';
-import type { ActivePointer, FetchRequest, FetchResult, GarbageReport, ModelStore } from '../store.js';
+import type { ResumeRecord } from '../stagingArea.js';
+import type { ActivePointer, GarbageReport, ModelStore } from '../store.js';
 import { storageError } from '../storageError.js';
-import type { MemoryUpdateService } from './memoryUpdateService.js';
+import { MemoryStagingArea } from './memoryStagingArea.js';
 
 /** One image of the simulated disk. */
-interface DiskImage {
+export interface DiskImage {
   pointer: ActivePointer | null;
   blobs: Map<string, Uint8Array>;
   /** version → (path → sha256) */
   versions: Map<string, Map<string, string>>;
   /** version → (path → bytes so far) */
   staging: Map<string, Map<string, Uint8Array>>;
+  /** version → (path → resume record), outside the payload's names as on disk */
+  records: Map<string, Map<string, ResumeRecord>>;
 }
 
 /** A write that fails: the `after`-th write from now (0: the next), once or from then on. */
@@ -32,23 +38,19 @@ export interface WriteFault {
   after: number;
   mode: 'once' | 'from-then-on';
   /** Count only the writes of this method (e.g. 'promote', 'writePointer'). */
-  only?: 'fetchToStaging' | 'discardStaging' | 'promote' | 'removeVersion' | 'collectGarbage' | 'writePointer';
+  only?: 'writeStaged' | 'discardStaging' | 'promote' | 'removeVersion' | 'collectGarbage' | 'writePointer';
 }
 
 export interface MemoryModelStoreOptions {
   /** Disk size in bytes (blobs and staging count). Default 256 MiB. */
   capacity?: number;
-  /** Timer source for the stall timeout (the simulation's clock). */
-  timers: { setTimeout(fn: () => void, ms: number): unknown; clearTimeout(id: unknown): void };
-  /** No byte for this long fails a transfer with DOWNLOAD_STALLED. Default 30 000 ms. */
-  stallTimeoutMs?: number;
 }
 
-const WRITES = 'fetchToStaging discardStaging promote removeVersion collectGarbage writePointer';
+const WRITES = 'writeStaged discardStaging promote removeVersion collectGarbage writePointer';
 const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 
 function emptyImage(): DiskImage {
-  return { pointer: null, blobs: new Map(), versions: new Map(), staging: new Map() };
+  return { pointer: null, blobs: new Map(), versions: new Map(), staging: new Map(), records: new Map() };
 }
 
 function cloneImage(image: DiskImage): DiskImage {
@@ -57,17 +59,18 @@ function cloneImage(image: DiskImage): DiskImage {
     blobs: new Map(image.blobs),
     versions: new Map([...image.versions].map(([v, files]) => [v, new Map(files)])),
     staging: new Map([...image.staging].map(([v, files]) => [v, new Map(files)])),
+    records: new Map([...image.records].map(([v, files]) => [v, new Map(files)])),
   };
 }
 
-function errno(code: 'ENOSPC' | 'EIO', what: string): Error {
+export function errno(code: 'ENOSPC' | 'EIO', what: string): Error {
   const text = code === 'ENOSPC' ? 'no space left on device' : 'i/o error';
   return Object.assign(new Error(`${code}: ${text} (simulated), ${what}`), { code });
 }
 
 /**
  * @example
- * const store = new MemoryModelStore(service, { timers: clock })
+ * const store = new MemoryModelStore()
  * store.failWrites({ code: 'EIO', after: 2, mode: 'once' })
  * store.crash({ dropUnsynced: true })
  */
@@ -81,11 +84,17 @@ export class MemoryModelStore implements ModelStore {
   /** Writes that failed by injection, for reports. */
   readonly failed: string[] = [];
 
-  constructor(
-    private readonly service: MemoryUpdateService,
-    private readonly options: MemoryModelStoreOptions,
-  ) {
+  /** The staging area on this disk, for the download (Platform.staging). */
+  readonly staging: MemoryStagingArea;
+
+  constructor(options: MemoryModelStoreOptions = {}) {
     this.capacity = options.capacity ?? 256 * 1024 * 1024;
+    this.staging = new MemoryStagingArea({
+      written: () => this.written,
+      synced: () => this.synced,
+      write: (name) => this.write(name),
+      free: () => this.capacity - this.usedBytes(),
+    });
   }
 
   // ---- fault injection -------------------------------------------------------------------------
@@ -110,6 +119,7 @@ export class MemoryModelStore implements ModelStore {
   }
 
   private write(name: string): void {
+    // (also the staging area's: its writes count and fail like the store's)
     if (!WRITES.includes(name)) return;
     this.writes++;
     const fault = this.fault;
@@ -161,113 +171,34 @@ export class MemoryModelStore implements ModelStore {
     return Math.max(0, this.capacity - this.usedBytes());
   }
 
-  async missingBytes(version: string, files: ReadonlyArray<Pick<FileDigest, 'path' | 'size' | 'sha256'>>): Promise<number> {
-    let missing = 0;
-    for (const file of files) {
-      if (this.written.blobs.has(file.sha256)) continue;
-      const partial = this.written.staging.get(version)?.get(file.path)?.byteLength ?? 0;
-      missing += Math.max(0, file.size - partial);
-    }
-    return missing;
+  async hasContent(sha256: string): Promise<boolean> {
+    return this.written.blobs.has(sha256);
   }
 
-  async fetchToStaging(request: FetchRequest): Promise<FetchResult> {
-    const { file, version, signal } = request;
-    try {
-      this.write('fetchToStaging');
-    } catch (error) {
-      throw storageError(error, `write ${file.path}`);
-    }
-    if (this.written.blobs.has(file.sha256)) return { path: file.path, size: file.size, sha256: file.sha256, bytesFetched: 0, resumedFrom: 0 };
-    if (signal.aborted) throw cancelled();
-    const staged = this.written.staging.get(version) ?? new Map<string, Uint8Array>();
-    this.written.staging.set(version, staged);
-    let part = staged.get(file.path) ?? new Uint8Array();
-    if (part.byteLength > file.size) part = new Uint8Array();
-    let served;
-    try {
-      served = await this.service.serve(request.url, part.byteLength, signal);
-    } catch (error) {
-      throw new UpdateError('NETWORK_UNAVAILABLE', `Could not download from ${new URL(request.url).host} (${(error as Error).message}); check the connection. Any partial file is kept and the next attempt resumes it.`, { cause: error });
-    }
-    if (served.status === 503 || served.status === 429) {
-      throw new UpdateError('SERVICE_UNAVAILABLE', `${request.url} answered ${served.status}; try again later.`, served.retryAfterMs === undefined ? {} : { retryAfterMs: served.retryAfterMs });
-    }
-    if (served.status !== 200 && served.status !== 206) {
-      throw new UpdateError('DOWNLOAD_FAILED', `${request.url} answered ${served.status}; check the URL in the manifest and the access rights.`);
-    }
-    if (served.status === 200) part = new Uint8Array();
-    if (served.total !== file.size) {
-      staged.delete(file.path);
-      throw new UpdateError('SIZE_MISMATCH', `The manifest says ${request.url} is ${file.size} bytes but the server says it holds ${served.total} bytes; the partial file was deleted.`);
-    }
-    const resumedFrom = part.byteLength;
-    let fetched = 0;
-    const iterator = served.body[Symbol.asyncIterator]();
-    for (;;) {
-      let next: IteratorResult<Uint8Array>;
-      try {
-        next = await this.withStallTimeout(iterator.next(), request.url, signal);
-      } catch (error) {
-        if (error instanceof UpdateError) throw error;
-        throw new UpdateError('NETWORK_UNAVAILABLE', `The connection to ${new URL(request.url).host} closed before the whole file arrived (${(error as Error).message}); the partial file is kept and the next attempt resumes it.`, { cause: error });
-      }
-      if (next.done) break;
-      const chunk = next.value;
-      if (part.byteLength + chunk.byteLength > file.size) {
-        staged.delete(file.path);
-        throw new UpdateError('SIZE_MISMATCH', `${request.url} sent more than the ${file.size} bytes the manifest says; the partial file was deleted.`);
-      }
-      if (chunk.byteLength > this.capacity - this.usedBytes()) {
-        throw storageError(errno('ENOSPC', `write ${file.path}`), `write ${file.path}`);
-      }
-      const grown = new Uint8Array(part.byteLength + chunk.byteLength);
-      grown.set(part);
-      grown.set(chunk, part.byteLength);
-      part = grown;
-      staged.set(file.path, part); // written, not synced: a crash may lose it
-      fetched += chunk.byteLength;
-      request.onBytes(chunk.byteLength);
-    }
-    if (part.byteLength < file.size) {
-      throw new UpdateError('NETWORK_UNAVAILABLE', `The connection ended after ${part.byteLength} of ${file.size} bytes; the partial file is kept and the next attempt resumes it.`);
-    }
-    // The finished file is fsynced before the call returns.
-    const durable = this.synced.staging.get(version) ?? new Map<string, Uint8Array>();
-    durable.set(file.path, part);
-    this.synced.staging.set(version, durable);
-    return { path: file.path, size: part.byteLength, sha256: sha256(part), bytesFetched: fetched, resumedFrom };
+  /** Hashes the stored bytes; a copy that does not match is removed, as the file store does. */
+  async verifyContent(file: Pick<FileDigest, 'size' | 'sha256'>): Promise<boolean> {
+    const blob = this.written.blobs.get(file.sha256);
+    if (!blob) return false;
+    if (blob.byteLength === file.size && sha256(blob) === file.sha256) return true;
+    this.written.blobs.delete(file.sha256);
+    return false;
   }
 
-  private withStallTimeout<T>(next: Promise<T>, url: string, signal: AbortSignal): Promise<T> {
-    const { timers } = this.options;
-    const ms = this.options.stallTimeoutMs ?? 30_000;
-    return new Promise<T>((resolve, reject) => {
-      const onAbort = () => finish(() => reject(cancelled()));
-      const timer = timers.setTimeout(
-        () => finish(() => reject(new UpdateError('DOWNLOAD_STALLED', `${new URL(url).host} sent nothing for ${ms} ms; the partial file is kept and the next attempt resumes it.`))),
-        ms,
-      );
-      let done = false;
-      function finish(settle: () => void) {
-        if (done) return;
-        done = true;
-        timers.clearTimeout(timer);
-        signal.removeEventListener('abort', onAbort);
-        settle();
-      }
-      signal.addEventListener('abort', onAbort, { once: true });
-      next.then(
-        (value) => finish(() => resolve(value)),
-        (error: unknown) => finish(() => reject(error)),
-      );
-    });
+  /** Replaces stored content with other bytes under the same name: a planted or bit-rotted blob, for tests. */
+  damageContent(sha256: string, bytes: Uint8Array): void {
+    this.written.blobs.set(sha256, bytes);
+    this.synced.blobs.set(sha256, bytes);
   }
 
   async discardStaging(version?: string): Promise<void> {
     this.write('discardStaging');
-    if (version === undefined) this.written.staging.clear();
-    else this.written.staging.delete(version);
+    if (version === undefined) {
+      this.written.staging.clear();
+      this.written.records.clear();
+    } else {
+      this.written.staging.delete(version);
+      this.written.records.delete(version);
+    }
   }
 
   async promote(version: string, files: ReadonlyArray<Pick<FileDigest, 'path' | 'sha256'>>): Promise<void> {
@@ -289,6 +220,7 @@ export class MemoryModelStore implements ModelStore {
     }
     this.written.versions.set(version, assembled);
     this.written.staging.delete(version);
+    this.written.records.delete(version);
     // fsync of blobs/, versions/ and staging/: their entries are durable now.
     this.synced.blobs = new Map(this.written.blobs);
     this.synced.versions = new Map([...this.written.versions].map(([v, f]) => [v, new Map(f)]));
@@ -307,6 +239,7 @@ export class MemoryModelStore implements ModelStore {
       if (keepStaging.includes(version)) continue;
       for (const bytes of files.values()) report.freedBytes += bytes.byteLength;
       this.written.staging.delete(version);
+      this.written.records.delete(version);
       report.removedStaging.push(version);
     }
     const used = new Set([...this.written.versions.values()].flatMap((files) => [...files.values()]));
@@ -345,10 +278,6 @@ export class MemoryModelStore implements ModelStore {
     this.written.pointer = structuredClone(pointer);
     this.synced.pointer = structuredClone(pointer);
   }
-}
-
-function cancelled(): UpdateError {
-  return new UpdateError('CANCELLED', 'The download was cancelled; the partial file is kept and the next attempt resumes it.');
 }
 
 function summary(image: DiskImage) {

@@ -1,11 +1,13 @@
 /**
  * An update service that lives in memory: it publishes and changes versions, and misbehaves on demand
- * (offline, 503 with Retry-After, truncated, corrupted or stalled bodies). The manifest is served through
- * a `fetch` function returning real `Response` objects; model files through `serve()`, which the memory
- * store reads like an HTTP body. No network is used.
+ * (offline, 503 with Retry-After, truncated, corrupted, stalled or trickling bodies). The manifest is
+ * served through a `fetch` function returning real `Response` objects; model files through `serve()`,
+ * which answers like a static file host (ranges with their validator, ETag, Content-Length / Content-Range) and
+ * which the simulator's transport (memoryTransport.ts) hands to the real download. No network is used.
  */
 import { createHash } from 'node:crypto';
 import type { Manifest, ManifestVersion } from '../../machines/types.js';
+import { RANGE_VALIDATOR_HEADER } from '../download/downloadFile.js';
 import type { SimulatedProcess } from './simulatedProcess.js';
 
 /** How the service misbehaves; several may hold at once. */
@@ -20,16 +22,23 @@ export interface ServiceFaults {
   corrupt?: boolean;
   /** File bodies stop sending (before each chunk) until heal() or the transfer's stall timeout. */
   stall?: boolean;
+  /** File bodies arrive `bytes` at a time, one piece every `everyMs` of the simulated clock (a slow link, or a slow-retrieval attack). */
+  trickle?: { bytes: number; everyMs: number };
 }
 
-/** A model file as the service answers it. */
+/** A model file as the service answers it: an HTTP response in memory. */
 export interface ServedFile {
   status: number;
-  retryAfterMs?: number;
-  /** Bytes of the whole file (what a Content-Range total says). */
-  total: number;
-  /** The body from the requested offset, in chunks; throws when the connection drops. */
+  /** Lowercase names: content-length, content-range, etag, retry-after. */
+  headers: Record<string, string>;
+  /** The body, in chunks; throws when the connection drops. */
   body: AsyncIterable<Uint8Array>;
+}
+
+/** Timers of the simulated clock, for trickling bodies. */
+export interface ServiceTimers {
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(id: unknown): void;
 }
 
 export interface PublishOptions {
@@ -51,11 +60,15 @@ export class MemoryUpdateService {
   readonly manifestUrl = 'https://updates.simulated.invalid/model/manifest.json';
   faults: ServiceFaults = {};
   /** Every request, in order: `manifest` or the file URL with its starting offset. */
-  readonly requests: Array<{ kind: 'manifest' | 'file'; url: string; offset: number }> = [];
+  readonly requests: Array<{ kind: 'manifest' | 'file'; url: string; offset: number; ifRange?: string }> = [];
   private readonly versions = new Map<string, { entry: ManifestVersion; files: Map<string, Uint8Array> }>();
   private revision = 0;
 
-  constructor(private readonly process: SimulatedProcess) {}
+  constructor(
+    private readonly process: SimulatedProcess,
+    /** The simulated clock, which a `trickle` fault needs. */
+    private readonly timers?: ServiceTimers,
+  ) {}
 
   /** Publishes a version, or changes one already published (a new build under the same number). */
   publish(version: string, files: Record<string, Uint8Array | string>, options: PublishOptions = {}): ManifestVersion {
@@ -103,33 +116,65 @@ export class MemoryUpdateService {
   };
 
   /**
-   * Answers a model file request from `offset` (a Range request when above 0).
+   * Answers a model file request like a static file host: `range: bytes=N-` (honoured unless its
+   * validator names another ETag), 416 past the end, ETag per content.
    * @example
-   * const served = await service.serve(url, 0, signal); for await (const chunk of served.body) ...
+   * const served = await service.serve(url, { range: 'bytes=100-' }, signal); for await (const chunk of served.body) ...
    */
-  async serve(url: string, offset: number, signal: AbortSignal): Promise<ServedFile> {
-    this.requests.push({ kind: 'file', url, offset });
+  async serve(url: string, headers: Record<string, string>, signal: AbortSignal): Promise<ServedFile> {
+    const range = /^bytes=(\d+)-$/.exec(headers.range ?? '');
+    const requested = range ? Number(range[1]) : 0;
+    // The header's name is the download's (download/downloadFile.ts), the one place that sends it.
+    const validator = headers[RANGE_VALIDATOR_HEADER];
+    this.requests.push({ kind: 'file', url, offset: requested, ...(validator === undefined ? {} : { ifRange: validator }) });
     if (this.faults.offline) throw new TypeError('connect ECONNREFUSED (simulated)');
     const unavailable = this.unavailableHeaders();
-    if (unavailable) return { status: 503, total: 0, body: empty(), ...(this.faults.unavailable?.retryAfterMs === undefined ? {} : { retryAfterMs: this.faults.unavailable.retryAfterMs }) };
+    if (unavailable) return { status: 503, headers: unavailable, body: empty() };
     const path = new URL(url).pathname.replace(/^\/model\//, '');
     const slash = path.indexOf('/');
     const bytes = this.versions.get(path.slice(0, slash))?.files.get(path.slice(slash + 1));
-    if (!bytes) return { status: 404, total: 0, body: empty() };
+    if (!bytes) return { status: 404, headers: {}, body: empty() };
+    const etag = `"${sha256(bytes).slice(0, 16)}"`;
     const faults = { ...this.faults };
     const body = faults.corrupt && bytes.byteLength > 0 ? flipped(bytes) : bytes;
-    const start = Math.min(offset, body.byteLength);
-    return { status: start > 0 ? 206 : 200, total: bytes.byteLength, body: this.chunks(body, start, faults, signal) };
+    const ranged = range !== null && (validator === undefined || validator === etag);
+    if (ranged && requested >= body.byteLength && body.byteLength > 0) {
+      return { status: 416, headers: { 'content-range': `bytes */${body.byteLength}` }, body: empty() };
+    }
+    const start = ranged ? requested : 0;
+    const answer: Record<string, string> = { etag, 'content-length': String(body.byteLength - start) };
+    if (ranged) answer['content-range'] = `bytes ${start}-${body.byteLength - 1}/${body.byteLength}`;
+    return { status: ranged ? 206 : 200, headers: answer, body: this.chunks(body, start, faults, signal) };
   }
 
   private async *chunks(body: Uint8Array, start: number, faults: ServiceFaults, signal: AbortSignal): AsyncIterable<Uint8Array> {
     const end = faults.truncateAfter === undefined ? body.byteLength : Math.min(body.byteLength, start + faults.truncateAfter);
-    for (let at = start; at < end; at += CHUNK) {
+    const step = faults.trickle?.bytes ?? CHUNK;
+    for (let at = start; at < end; at += step) {
       // Read live: heal() clears the fault and releases the waits.
       if (this.faults.stall) await this.process.stall(signal);
-      yield body.subarray(at, Math.min(end, at + CHUNK));
+      if (faults.trickle) await this.wait(faults.trickle.everyMs, signal);
+      yield body.subarray(at, Math.min(end, at + step));
     }
     if (end < body.byteLength) throw new TypeError(`socket hang up after ${end - start} bytes (simulated)`);
+  }
+
+  /** Waits on the simulated clock; rejects when the request is aborted. */
+  private wait(ms: number, signal: AbortSignal): Promise<void> {
+    const timers = this.timers;
+    if (!timers) throw new Error('A trickle fault needs the simulated clock: new MemoryUpdateService(process, clock).');
+    return new Promise<void>((resolve, reject) => {
+      const onAbort = () => {
+        timers.clearTimeout(id);
+        reject(new Error('aborted'));
+      };
+      const id = timers.setTimeout(() => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      }, ms);
+      if (signal.aborted) onAbort();
+      else signal.addEventListener('abort', onAbort, { once: true });
+    });
   }
 
   private unavailableHeaders(): Record<string, string> | null {

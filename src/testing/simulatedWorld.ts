@@ -12,6 +12,9 @@ import { statePath } from '../statePath.js';
 import { MemoryLogDisk } from './memoryEventLog.js';
 import { MemoryModelStore } from './memoryModelStore.js';
 import { MemoryUpdateService } from './memoryUpdateService.js';
+import { memoryTransport } from './memoryTransport.js';
+import type { StagingArea } from '../stagingArea.js';
+import type { Transport } from '../transport.js';
 import { SimulatedHostData } from './simulatedHostData.js';
 import { SimulatedLoader, type SimulatedHandle } from './simulatedLoader.js';
 import { SimulatedProcess } from './simulatedProcess.js';
@@ -61,7 +64,7 @@ const EPOCH = Date.parse('2026-01-01T00:00:00.000Z');
 export class SimulatedWorld<Handle = unknown> {
   readonly clock = new SimulatedClock();
   readonly process = new SimulatedProcess();
-  readonly service = new MemoryUpdateService(this.process);
+  readonly service = new MemoryUpdateService(this.process, this.clock);
   readonly store: MemoryModelStore;
   readonly logDisk = new MemoryLogDisk();
   readonly hostData = new SimulatedHostData(this.process);
@@ -77,11 +80,7 @@ export class SimulatedWorld<Handle = unknown> {
 
   constructor(private readonly options: SimulatedWorldOptions<Handle> = {}) {
     this.clock.set(EPOCH);
-    this.store = new MemoryModelStore(this.service, {
-      timers: this.clock,
-      ...(options.capacity === undefined ? {} : { capacity: options.capacity }),
-      ...(options.stallTimeoutMs === undefined ? {} : { stallTimeoutMs: options.stallTimeoutMs }),
-    });
+    this.store = new MemoryModelStore(options.capacity === undefined ? {} : { capacity: options.capacity });
   }
 
   /** Whether results go through `options.interpose`; off while a test sets the scene. */
@@ -110,11 +109,14 @@ export class SimulatedWorld<Handle = unknown> {
         clock: this.clock,
         now: () => this.clock.now(),
         random: seededRandom(this.process.generation + 1),
+        ...(this.options.stallTimeoutMs === undefined ? {} : { download: { ...this.options.updater?.download, stallTimeoutMs: this.options.stallTimeoutMs } }),
         // The manifest's deadline runs on the simulated clock: long enough never to fire during a run's clock jumps.
         manifestTimeoutMs: 3_600_000,
       },
       {
         store: fenced(this.store, this.process, generation, this.interpose),
+        staging: fenced<StagingArea>(this.store.staging, this.process, generation, (_label, result) => result),
+        transport: fenced<Transport>(memoryTransport(this.service), this.process, generation, (_label, result) => result),
         openLog: (now) => this.logDisk.open(now),
         fetch: (input, init) => this.process.fence(generation, this.interpose('fetch manifest', this.service.fetch(input, init))),
       },
@@ -238,6 +240,7 @@ function interposed<Handle>(hooks: ModelLoader<Handle>, interpose: <T>(label: st
 }
 
 /** The store as one process sees it: after that process dies, its calls never return. */
-function fenced(store: ModelStore, process: SimulatedProcess, generation: number, interpose: <T>(label: string, result: Promise<T>) => Promise<T>): ModelStore {
-  return wrapStoreCalls(store, (name, result) => process.fence(generation, interpose(`store ${name}`, result)));
+function fenced<T extends object = ModelStore>(store: T, process: SimulatedProcess, generation: number, interpose: <R>(label: string, result: Promise<R>) => Promise<R>): T {
+  // hasContent is a read-only estimate (checkDiskSpace); its order decides nothing.
+  return wrapStoreCalls<T>(store, (name, result) => process.fence(generation, name === 'hasContent' ? result : interpose(`store ${name}`, result)));
 }

@@ -16,8 +16,8 @@ import { pipeline } from 'node:stream/promises';
 export interface ServerOptions {
   /** Folder whose files are served; nothing outside it ever is. */
   root: string;
-  /** Strong ETag from size and mtime, with If-None-Match => 304. Default true. */
-  etag?: boolean;
+  /** Strong ETag from size and mtime, with If-None-Match => 304; 'weak': the same as a weak ETag (W/"..."). Default true. */
+  etag?: boolean | 'weak';
   /** Honour `Range`. false behaves like python's http.server: Range is ignored and the answer is 200. Default true. */
   ranges?: boolean;
   /** Last-Modified, with If-Modified-Since => 304. Default true. */
@@ -190,7 +190,7 @@ async function serve(
   }
   const size = Number(stats.size);
   // Nanosecond mtime: a test that rewrites a file within the same second still gets a new ETag.
-  const etag = `"${stats.size.toString(16)}-${stats.mtimeNs.toString(16)}"`;
+  const etag = `${config.etag === 'weak' ? 'W/' : ''}"${stats.size.toString(16)}-${stats.mtimeNs.toString(16)}"`;
   const modified = new Date(Number(stats.mtimeMs));
   const headers: OutgoingHttpHeaders = {
     'content-type': contentType(urlPath),
@@ -368,7 +368,7 @@ function ifRangeHolds(config: Config, req: IncomingMessage, etag: string, modifi
   const raw = req.headers['if-range'];
   const value = Array.isArray(raw) ? raw[0] : raw;
   if (value === undefined) return true;
-  if (value.startsWith('"')) return config.etag && value === etag;
+  if (value.startsWith('"')) return config.etag !== false && value === etag;
   if (value.startsWith('W/')) return false;
   const date = Date.parse(value);
   return config.lastModified && !Number.isNaN(date) && date === Math.floor(modified.getTime() / 1000) * 1000;

@@ -1,0 +1,187 @@
+/**
+ * The Node StagingArea: files under the model folder.
+ *
+ *   <dir>/staging/<version>/<path>            the bytes of a download in progress: payload only
+ *   <dir>/resume/<version>/<sha256(path)>     its resume record (JSON), outside the payload's namespace,
+ *                                             so no manifest file name can collide with it or outgrow
+ *                                             NAME_MAX because of it
+ *
+ * node:crypto cannot save a hash's state, so a resumed file's prefix is hashed again from disk.
+ * Writes go through a few reused 1 MiB slots, one positional write each (slotWriter.ts). Nothing is
+ * read or written through a symbolic link planted in the folder.
+ */
+import { createHash as nodeHash } from 'node:crypto';
+import { constants as fsConstants } from 'node:fs';
+import { lstat, mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { UpdateError } from '../errors.js';
+import type { OpenOptions, ResumeRecord, Sha256, StagedFile, StagedWriter, StagingArea } from '../stagingArea.js';
+import { storageError } from '../storageError.js';
+import { assertNoSymlinks, NO_FOLLOW, WRITE_NO_FOLLOW } from './noSymlinks.js';
+import { SlotWriter } from './slotWriter.js';
+
+const MIB = 1024 * 1024;
+
+/** A node:crypto SHA-256 as the port's hasher (no saved state). */
+export function nodeSha256(): Sha256 {
+  const hash = nodeHash('sha256');
+  return { update: (bytes) => void hash.update(bytes), digest: () => hash.digest('hex') };
+}
+
+/**
+ * @example
+ * const staging = new FileStagingArea('/var/lib/app/models')
+ * await staging.size({ version: '1.2.0', path: 'model.bin' }) // bytes kept from an earlier attempt
+ */
+export class FileStagingArea implements StagingArea {
+  readonly location: string;
+
+  constructor(location: string) {
+    this.location = resolve(location);
+  }
+
+  /** Where the staged bytes of a file are. */
+  pathOf(file: StagedFile): string {
+    return join(this.location, 'staging', file.version, file.path);
+  }
+
+  /** Where the resume record of a file is. */
+  recordPathOf(file: StagedFile): string {
+    return join(this.location, 'resume', file.version, nodeHash('sha256').update(file.path).digest('hex'));
+  }
+
+  async size(file: StagedFile): Promise<number> {
+    const path = this.pathOf(file);
+    try {
+      await assertNoSymlinks(this.location, path);
+      // lstat: a symbolic link in place of the staging file is refused, not measured through.
+      const stats = await lstat(path);
+      if (!stats.isFile()) {
+        throw new UpdateError('STORAGE_FAILED', `${path} is not a regular file (a symbolic link or a folder); remove it, model-updater never creates one there.`);
+      }
+      return stats.size;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+      throw storageError(error, `read ${path}`);
+    }
+  }
+
+  async readRecord(file: StagedFile): Promise<ResumeRecord | undefined> {
+    let text: string;
+    try {
+      text = await readFile(this.recordPathOf(file), { encoding: 'utf8', flag: fsConstants.O_RDONLY | NO_FOLLOW });
+    } catch {
+      return undefined;
+    }
+    try {
+      const value = JSON.parse(text) as Partial<ResumeRecord>;
+      if (typeof value.expectedSize !== 'number') return undefined;
+      return { expectedSize: value.expectedSize, ...(typeof value.validator === 'string' ? { validator: value.validator } : {}) };
+    } catch {
+      // A torn record only costs the validator: the resume goes on without one.
+      return undefined;
+    }
+  }
+
+  async writeRecord(file: StagedFile, record: ResumeRecord): Promise<void> {
+    const path = this.recordPathOf(file);
+    await storage(async () => {
+      await assertNoSymlinks(this.location, path);
+      await mkdir(dirname(path), { recursive: true });
+      await assertNoSymlinks(this.location, path);
+      await writeFile(path, JSON.stringify(record), { flag: WRITE_NO_FOLLOW });
+    }, `write ${path}`);
+  }
+
+  async hashPrefix(file: StagedFile, length: number, signal: AbortSignal): Promise<{ hash: Sha256; length: number }> {
+    const path = this.pathOf(file);
+    const hash = nodeSha256();
+    let read = 0;
+    await storage(async () => {
+      const handle = await open(path, fsConstants.O_RDONLY | NO_FOLLOW);
+      try {
+        const buffer = Buffer.allocUnsafe(Math.min(MIB, Math.max(1, length)));
+        while (read < length && !signal.aborted) {
+          const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, length - read), read);
+          if (bytesRead === 0) break;
+          hash.update(buffer.subarray(0, bytesRead));
+          read += bytesRead;
+        }
+      } finally {
+        await handle.close();
+      }
+    }, `read ${path}`);
+    return { hash, length: read };
+  }
+
+  async createHash(): Promise<Sha256> {
+    return nodeSha256();
+  }
+
+  async open(file: StagedFile, options: OpenOptions): Promise<StagedWriter> {
+    const path = this.pathOf(file);
+    const { position } = options;
+    // A symlink planted in the folder must not carry the write elsewhere: checked before and after mkdir.
+    const handle = await storage(async () => {
+      await assertNoSymlinks(this.location, path);
+      await mkdir(dirname(path), { recursive: true });
+      await assertNoSymlinks(this.location, path);
+      return open(path, position > 0 ? fsConstants.O_RDWR | NO_FOLLOW : WRITE_NO_FOLLOW);
+    }, `open ${path}`);
+    try {
+      // Positional writes below; a stale tail past the prefix must not survive.
+      if (position > 0) await handle.truncate(position);
+    } catch (error) {
+      await handle.close().catch(() => undefined);
+      throw storageError(error, `truncate ${path}`);
+    }
+    const writer = new SlotWriter(handle, position, { onDrain: options.onDrain, onError: options.onError });
+    return {
+      write: (bytes) => writer.push(bytes),
+      async finish({ sync }) {
+        try {
+          await writer.end();
+          if (sync) await handle.sync();
+        } catch (error) {
+          throw storageError(error, `write ${path}`);
+        } finally {
+          await handle.close().catch(() => undefined);
+        }
+      },
+    };
+  }
+
+  async sync(file: StagedFile): Promise<void> {
+    const path = this.pathOf(file);
+    await storage(async () => {
+      // r+ because Windows only flushes handles opened for writing.
+      const handle = await open(path, fsConstants.O_RDWR | NO_FOLLOW);
+      try {
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+    }, `flush ${path} to disk`);
+  }
+
+  async remove(file: StagedFile): Promise<void> {
+    const path = this.pathOf(file);
+    await storage(async () => {
+      await assertNoSymlinks(this.location, path);
+      await rm(path, { force: true });
+    }, `remove ${path}`);
+    await this.removeRecord(file);
+  }
+
+  async removeRecord(file: StagedFile): Promise<void> {
+    await rm(this.recordPathOf(file), { force: true }).catch(() => undefined);
+  }
+}
+
+async function storage<T>(action: () => Promise<T>, what: string): Promise<T> {
+  try {
+    return await action();
+  } catch (error) {
+    throw storageError(error, what);
+  }
+}
