@@ -9,6 +9,7 @@ import type { Hash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
 import { UpdateError } from '../errors.js';
 import { storageError } from '../storageError.js';
+import type { ProxySetting } from './proxy.js';
 import { SlotWriter } from './slotWriter.js';
 
 export interface BodySink {
@@ -40,6 +41,8 @@ export interface ExchangeOptions {
   signal: AbortSignal | undefined;
   stallTimeoutMs: number;
   ca: Array<string | Buffer> | undefined;
+  /** The proxy option (proxy.ts); undefined follows HTTPS_PROXY / HTTP_PROXY / NO_PROXY. */
+  proxy?: ProxySetting;
 }
 
 /**
