@@ -21,6 +21,7 @@ import { storageError } from '../storageError.js';
 import { cancelled, sizeMismatch, type BodySink, type Exchange } from './exchange.js';
 import { openNodeHttpExchange } from './nodeHttpExchange.js';
 import { NO_FOLLOW, WRITE_NO_FOLLOW } from './noSymlinks.js';
+import type { ProxySetting } from './proxy.js';
 
 export interface DownloadFileOptions {
   /** Absolute http: or https: URL. */
@@ -43,6 +44,8 @@ export interface DownloadFileOptions {
   headers?: Record<string, string>;
   /** Extra CA certificates (PEM) to trust for https, on top of Node's roots: a private model server's. */
   ca?: string | Buffer | Array<string | Buffer>;
+  /** A proxy URL instead of HTTPS_PROXY / HTTP_PROXY / NO_PROXY, or false to ignore them (proxy.ts). Each redirect hop decides for its own URL. */
+  proxy?: ProxySetting;
 }
 
 export interface DownloadFileResult {
@@ -134,7 +137,7 @@ export async function downloadFile(options: DownloadFileOptions): Promise<Downlo
       if (validator !== undefined) requestHeaders['if-range'] = validator;
     }
     // The direct transport reads plain responses fast; whatever it declines, node:http answers instead.
-    const exchangeOptions = { signal, stallTimeoutMs, ca };
+    const exchangeOptions = { signal, stallTimeoutMs, ca, proxy: options.proxy };
     const exchange = (await openDirectExchange(url, requestHeaders, exchangeOptions)) ?? (await openNodeHttpExchange(url, requestHeaders, exchangeOptions));
     let received: number;
     try {
