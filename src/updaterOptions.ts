@@ -39,6 +39,13 @@ export interface UpdaterOptions<Handle = unknown> {
   /** Headers for the manifest request (e.g. Authorization); none of them follow a redirect to another origin. */
   headers?: Record<string, string>;
   /**
+   * Node: the HTTP proxy for the manifest and the model files (`http://user:pass@proxy:3128`), used instead
+   * of HTTPS_PROXY / HTTP_PROXY / NO_PROXY; false ignores those variables and connects directly. Default:
+   * the variables, lower-case names first, as curl reads them. A proxy that cannot be reached fails the
+   * request (NETWORK_UNAVAILABLE); it is never bypassed. The browser uses its own proxy settings.
+   */
+  proxy?: string | false;
+  /**
    * Slow-retrieval defense for each file: `stallTimeoutMs` (no byte for this long; default 30 s) and
    * `minBytesPerSecond` averaged over `throughputWindowMs` (default 30 s). Either fails the attempt with
    * DOWNLOAD_STALLED, which is retried with back-off like a dropped connection.

@@ -15,6 +15,7 @@ import type { ActivePointer, FetchRequest, FetchResult, GarbageReport, ModelStor
 import { downloadFile } from './httpDownload.js';
 import { storageError } from '../storageError.js';
 import { assertNoSymlinks, WRITE_NO_FOLLOW } from './noSymlinks.js';
+import type { ProxySetting } from './proxy.js';
 import { guardThroughput, type ThroughputLimits } from '../throughputGuard.js';
 
 /** Per-file transfer limits (the slow-retrieval defense). */
@@ -74,6 +75,8 @@ export class FsModelStore implements ModelStore {
     location: string,
     /** Transfer limits for each file: stall timeout and minimum throughput (slow-retrieval defense). */
     private readonly limits: DownloadLimits = {},
+    /** The proxy option for the downloads (proxy.ts); undefined follows HTTPS_PROXY / HTTP_PROXY / NO_PROXY. */
+    private readonly proxy: ProxySetting = undefined,
   ) {
     // Absolute, so the paths handed to hosts and printed by the CLI work from any working folder.
     this.location = resolve(location);
@@ -126,6 +129,7 @@ export class FsModelStore implements ModelStore {
       },
       ...(request.onStart ? { onStart: request.onStart } : {}),
       ...(this.limits.stallTimeoutMs === undefined ? {} : { stallTimeoutMs: this.limits.stallTimeoutMs }),
+      ...(this.proxy === undefined ? {} : { proxy: this.proxy }),
     }).catch((error: unknown) => {
       throw guard.tripped ?? error;
     }).finally(() => guard.dispose());
