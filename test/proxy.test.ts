@@ -190,6 +190,18 @@ describe.skipIf(skip)('proxies (tinyproxy)', () => {
     expect(sha256(await readFile(path.join(active.path, 'model.bin')))).toBe(sha256(model));
   });
 
+  it('the CLI takes --proxy <url> instead of the environment', async () => {
+    const manifestUrl = `${origin.url}manifest.json`;
+    let result!: CliResult;
+    const forwarded = await forwardedDuring(proxy, async () => {
+      const down = `http://127.0.0.1:${await freePort()}`;
+      result = await runCli(['check', '--manifest', manifestUrl, '--dir', await modelDir(), '--proxy', proxy.url], { HTTP_PROXY: down });
+    });
+    expect(result.code, result.stdout + result.stderr).toBe(0);
+    expect(result.json).toMatchObject({ ok: true, updateAvailable: true, candidate: { version: '1.0.0' } });
+    expect(forwarded).toEqual([`GET ${manifestUrl} HTTP/1.1`]);
+  });
+
   it('https goes through a CONNECT tunnel, trusting the extra CA inside it (CLI with HTTPS_PROXY)', async () => {
     const authority = new URL(secureOrigin.url).host;
     const dir = await modelDir();
