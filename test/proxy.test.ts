@@ -271,9 +271,9 @@ describe.skipIf(skip)('proxies (tinyproxy)', () => {
     expect((failure as Error).message).toMatch(/proxy http:\/\/127\.0\.0\.1:\d+ from the proxy option: it refused the tunnel to 127\.0\.0\.2:\d+ \(403/);
   });
 
-  it('a proxy that accepts the connection but never answers the CONNECT times out with NETWORK_UNAVAILABLE', async () => {
+  it('a proxy that accepts the connection but never answers the CONNECT times out with NETWORK_UNAVAILABLE; an abort meanwhile is CANCELLED', async () => {
     const silent = net.createServer();
-    const connected = new Promise<void>((resolve) => silent.once('connection', () => resolve()));
+    let connected = new Promise<void>((resolve) => silent.once('connection', () => resolve()));
     await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
     const silentUrl = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
@@ -284,6 +284,13 @@ describe.skipIf(skip)('proxies (tinyproxy)', () => {
       // The default stall timeout (30 s) bounds the proxy's answer too.
       await vi.advanceTimersByTimeAsync(30_000);
       expect(await settled).toMatchObject({ code: 'NETWORK_UNAVAILABLE', message: expect.stringContaining(`proxy ${silentUrl} from the proxy option: it did not answer within 30000 ms`) });
+
+      connected = new Promise<void>((resolve) => silent.once('connection', () => resolve()));
+      const controller = new AbortController();
+      const cancelled = downloadFile({ url: `${secureOrigin.url}1.0.0/model.bin`, partPath: path.join(tmp, 'silent.part'), expectedSize: model.length, proxy: silentUrl, signal: controller.signal });
+      await connected;
+      controller.abort();
+      await expect(cancelled).rejects.toMatchObject({ code: 'CANCELLED' });
     } finally {
       vi.useRealTimers();
       silent.close();

@@ -27,7 +27,8 @@ const READ_BYTES = 1024 * 1024;
  */
 export async function openDirectExchange(url: URL, headers: Record<string, string>, options: ExchangeOptions): Promise<Exchange | undefined> {
   // Through a proxy, the connection (a CONNECT tunnel for https) is set up first; undefined: direct.
-  const proxied = await connectExchange(url, options);
+  const connecting = connectExchange(url, options);
+  const proxied = connecting && (await connecting);
   return new Promise<Exchange | undefined>((resolveHead, rejectHead) => {
     /** head: reading the head; waiting: head given to the caller, body paused; body: streaming; done. */
     let phase: 'head' | 'waiting' | 'body' | 'done' = 'head';

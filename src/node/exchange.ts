@@ -68,6 +68,8 @@ export class ExchangeControl {
     this.#waiter = onHeadFailure;
     this.#signal?.addEventListener('abort', this.#onAbort, { once: true });
     this.arm();
+    // Aborted before the exchange began (while a proxy connection was set up): the listener missed it.
+    if (this.#signal?.aborted) this.fail(cancelled());
   }
 
   get failure(): UpdateError | undefined {

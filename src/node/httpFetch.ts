@@ -45,7 +45,10 @@ async function fetchOverHttp(input: Parameters<typeof fetch>[0], init: Parameter
   const { signal } = request;
   signal.throwIfAborted();
   // A proxy that is down or refuses rejects here with an UpdateError naming it, never a direct request.
-  const proxied = await connectThroughProxy(url, { proxy, signal, timeoutMs: PROXY_TIMEOUT_MS });
+  const connecting = connectThroughProxy(url, { proxy, signal, timeoutMs: PROXY_TIMEOUT_MS });
+  const proxied = connecting && (await connecting);
+  if (signal.aborted) proxied?.socket.destroy();
+  signal.throwIfAborted();
 
   return new Promise<Response>((resolve, reject) => {
     const headers: Record<string, string> = { 'accept-encoding': 'identity' };

@@ -14,7 +14,8 @@ import { connectExchange } from './proxy.js';
  */
 export async function openNodeHttpExchange(url: URL, headers: Record<string, string>, options: ExchangeOptions): Promise<Exchange> {
   // Through a proxy, the request goes on the connection proxy.ts opened (a CONNECT tunnel for https).
-  const proxied = await connectExchange(url, options);
+  const connecting = connectExchange(url, options);
+  const proxied = connecting && (await connecting);
   return new Promise<Exchange>((resolveHead, rejectHead) => {
     const client = url.protocol === 'https:' ? https : http;
     const request = client.request(url, {
