@@ -313,11 +313,25 @@ describe.skipIf(skip)('proxies (tinyproxy)', () => {
       expect(request.headers['proxy-authorization']).toBeUndefined();
     }
 
-    // Without them, the proxy answers the CONNECT with 407, and the error says where to put them.
-    const failure = await downloadFile({ url: `${secureOrigin.url}1.0.0/model.bin`, partPath: path.join(tmp, 'anonymous.part'), expectedSize: model.length, proxy: guardedProxy.url }).catch(
+    // Without them the proxy answers 407, to the CONNECT (https) or in the origin's place (http): the
+    // error says where to put them, for the model files and for the manifest alike.
+    for (const server of [secureOrigin, origin]) {
+      const failure = await downloadFile({ url: `${server.url}1.0.0/model.bin`, partPath: path.join(tmp, 'anonymous.part'), expectedSize: model.length, proxy: guardedProxy.url }).catch(
+        (error: unknown) => error,
+      );
+      expect(failure).toMatchObject({ code: 'NETWORK_UNAVAILABLE', message: expect.stringContaining('it wants credentials (407') });
+    }
+    const updater = createModelUpdater({ manifestUrl: `${origin.url}manifest.json`, dir: await modelDir(), allowUnsigned: true, policy: { checkOnStart: false, schedule: false }, proxy: guardedProxy.url });
+    await updater.start();
+    const result = await updater.check();
+    updater.stop();
+    expect(result).toMatchObject({ outcome: 'deferred', error: { code: 'NETWORK_UNAVAILABLE', message: expect.stringContaining('it wants credentials (407') } });
+    // Wrong ones: tinyproxy answers 401 (not 407), which over plain http could be the origin's own answer;
+    // to a CONNECT it can only be the proxy's.
+    const wrong = await downloadFile({ url: `${secureOrigin.url}1.0.0/model.bin`, partPath: path.join(tmp, 'wrong.part'), expectedSize: model.length, proxy: credentials.replace('s3cret', 'guess') }).catch(
       (error: unknown) => error,
     );
-    expect(failure).toMatchObject({ code: 'NETWORK_UNAVAILABLE', message: expect.stringContaining('it wants credentials (407') });
+    expect(wrong).toMatchObject({ code: 'NETWORK_UNAVAILABLE', message: expect.stringMatching(/it refused the tunnel to 127\.0\.0\.1:\d+ \(401/) });
   });
 
   it('both model transports (the direct socket and node:http) carry a file through the proxy, over http and https', async () => {

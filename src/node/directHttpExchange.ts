@@ -15,7 +15,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { UpdateError } from '../errors.js';
 import { closedEarly, ExchangeControl, networkError, pipeBody, type BodyPipe, type Exchange, type ExchangeOptions } from './exchange.js';
-import { connectExchange, type ProxiedConnection } from './proxy.js';
+import { connectExchange, proxyRefusal, type ProxiedConnection } from './proxy.js';
 import { headEnd, MAX_HEAD_BYTES, parseResponseHead, type ResponseHead } from './responseHead.js';
 
 const READ_BYTES = 1024 * 1024;
@@ -94,6 +94,11 @@ export async function openDirectExchange(url: URL, headers: Record<string, strin
       if (end < 0) return pending.length <= MAX_HEAD_BYTES || decline();
       const head = parseResponseHead(pending.toString('latin1', 0, end));
       if (head === undefined || head.status < 200) return decline();
+      const refusal = proxyRefusal(proxied, url, head.status);
+      if (refusal !== undefined) {
+        control.fail(refusal);
+        return false;
+      }
       const length = bodyLength(head);
       if (length === undefined) return decline();
       pending = Buffer.from(pending.subarray(end));

@@ -12,7 +12,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { Readable } from 'node:stream';
-import { connectThroughProxy, type ProxySetting } from './proxy.js';
+import { connectThroughProxy, proxyRefusal, type ProxySetting } from './proxy.js';
 
 /** How long a proxy may take to accept the connection and open a tunnel, within the manifest's own timeout. */
 const PROXY_TIMEOUT_MS = 10_000;
@@ -73,6 +73,12 @@ async function fetchOverHttp(input: Parameters<typeof fetch>[0], init: Parameter
       const status = incoming.statusCode ?? 0;
       // Keeps listening while the body streams, so an abort also ends the body (closed by the server otherwise).
       incoming.on('close', () => signal.removeEventListener('abort', onAbort));
+      const refusal = proxyRefusal(proxied, url, status);
+      if (refusal !== undefined) {
+        incoming.destroy();
+        reject(refusal);
+        return;
+      }
       const responseHeaders = new Headers();
       for (let i = 0; i < incoming.rawHeaders.length; i += 2) responseHeaders.append(incoming.rawHeaders[i]!, incoming.rawHeaders[i + 1]!);
       const noBody = request.method === 'HEAD' || status === 204 || status === 304;

@@ -6,7 +6,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { closedEarly, ExchangeControl, networkError, pipeBody, type Exchange, type ExchangeOptions } from './exchange.js';
-import { connectExchange } from './proxy.js';
+import { connectExchange, proxyRefusal } from './proxy.js';
 
 /**
  * Sends the GET and resolves once the response head is in, with the body paused so the caller can
@@ -27,6 +27,8 @@ export async function openNodeHttpExchange(url: URL, headers: Record<string, str
     const control = new ExchangeControl(url, options, () => request.destroy(), rejectHead);
     request.on('error', (error) => control.fail(networkError(error, url)));
     request.on('response', (response) => {
+      const refusal = proxyRefusal(proxied, url, response.statusCode ?? 0);
+      if (refusal !== undefined) return control.fail(refusal);
       response.pause();
       // Until receive() is called, the body waits; a stall or abort still ends the exchange.
       response.on('error', (error) => control.fail(networkError(error, url)));

@@ -45,6 +45,8 @@ export interface ProxiedConnection {
   target: string;
   /** Headers the request adds: Proxy-Authorization when the proxy gets the request and has credentials. */
   headers: Record<string, string>;
+  /** The proxy when it gets the request itself (http), so its answers are its own; undefined inside a tunnel. */
+  forwarder: Proxy | undefined;
 }
 
 export interface ProxyConnectOptions {
@@ -113,7 +115,7 @@ async function openConnection(proxy: Proxy, url: URL, options: ProxyConnectOptio
     const socket = await reachProxy(proxy, url, options, undefined);
     if (options.signal?.aborted) throw dropped(socket, options.signal);
     const target = `${url.protocol}//${url.host}${url.pathname}${url.search}`;
-    return { socket, target, headers: authorization === undefined ? {} : { 'proxy-authorization': authorization } };
+    return { socket, target, headers: authorization === undefined ? {} : { 'proxy-authorization': authorization }, forwarder: proxy };
   }
   const authority = `${url.hostname}:${url.port || 443}`;
   const connect = [`CONNECT ${authority} HTTP/1.1`, `host: ${authority}`, ...(authorization === undefined ? [] : [`proxy-authorization: ${authorization}`]), '', ''];
@@ -128,7 +130,19 @@ async function openConnection(proxy: Proxy, url: URL, options: ProxyConnectOptio
     ...(options.ca === undefined ? {} : { ca: options.ca }),
     ALPNProtocols: ['http/1.1'],
   });
-  return { socket, target: `${url.pathname}${url.search}`, headers: {} };
+  return { socket, target: `${url.pathname}${url.search}`, headers: {}, forwarder: undefined };
+}
+
+/**
+ * The error for a response the proxy answered in the origin's place: a 407 to a plain http request
+ * (the proxy wants credentials). Undefined for any other response, which the caller reads as usual.
+ *
+ * @example
+ * const refusal = proxyRefusal(proxied, url, response.statusCode); if (refusal) throw refusal;
+ */
+export function proxyRefusal(proxied: ProxiedConnection | undefined, url: URL, status: number): UpdateError | undefined {
+  const proxy = proxied?.forwarder;
+  return proxy !== undefined && status === 407 ? proxyFailure(proxy, url, credentialsWanted(proxy, '407')) : undefined;
 }
 
 /**
@@ -169,7 +183,7 @@ function reachProxy(proxy: Proxy, url: URL, options: ProxyConnectOptions, connec
       if (status === null) return fail('its answer to CONNECT is not HTTP');
       const code = Number(status[1]);
       const answered = `${code}${status[2] ? ` ${status[2]}` : ''}`;
-      if (code === 407) return fail(`it wants credentials (${answered}): put them in the proxy URL, http://user:password@host:port`);
+      if (code === 407) return fail(credentialsWanted(proxy, answered));
       if (code < 200 || code > 299) return fail(`it refused the tunnel to ${url.host} (${answered})`);
       // Nothing may come before TLS starts: the origin has not been sent a byte yet.
       if (end < head.length) return fail('it sent data before the tunnel was open');
@@ -215,6 +229,12 @@ function parseProxyUrl(value: string, source: string): URL {
 function invalidProxy(source: string, what: string): UpdateError {
   const fix = source === OPTION_SOURCE ? 'pass http://host:port, or false to connect directly' : `set it to http://host:port, or pass the proxy option (false connects directly)`;
   return new UpdateError('INVALID_ARGUMENT', `${source === OPTION_SOURCE ? 'The proxy option' : source} ${what}: ${fix}.`);
+}
+
+function credentialsWanted(proxy: Proxy, answered: string): string {
+  return proxy.url.username === '' && proxy.url.password === ''
+    ? `it wants credentials (${answered}): put them in the proxy URL, http://user:password@host:port`
+    : `it refused the credentials in the proxy URL (${answered})`;
 }
 
 function proxyAuthorization(proxy: URL): string | undefined {
