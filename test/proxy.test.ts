@@ -252,14 +252,14 @@ describe.skipIf(skip)('proxies (tinyproxy)', () => {
     const result = await runCli(['update', '--manifest', `${origin.url}manifest.json`, '--dir', await modelDir()], { HTTP_PROXY: down });
     expect(result.code, result.stdout + result.stderr).toBe(1);
     expect(result.json.error.code).toBe('NETWORK_UNAVAILABLE');
-    expect(result.json.error.message).toContain(`proxy ${down} from HTTP_PROXY`);
+    expect(result.json.error.message).toContain(`proxy ${down} (from HTTP_PROXY)`);
     expect(result.json.error.message).toContain('Check HTTP_PROXY');
 
     // The model file's transport too (the manifest's is above): the proxy option, down.
     const failure = await downloadFile({ url: `${origin.url}1.0.0/model.bin`, partPath: path.join(tmp, 'down.part'), expectedSize: model.length, proxy: down }).catch(
       (error: unknown) => error,
     );
-    expect(failure).toMatchObject({ code: 'NETWORK_UNAVAILABLE', message: expect.stringContaining(`proxy ${down} from the proxy option`) });
+    expect(failure).toMatchObject({ code: 'NETWORK_UNAVAILABLE', message: expect.stringContaining(`proxy ${down} (from the proxy option)`) });
     expect(origin.requests.length).toBe(before);
   });
 
@@ -268,7 +268,7 @@ describe.skipIf(skip)('proxies (tinyproxy)', () => {
     const url = `https://127.0.0.2:${new URL(origin.url).port}/1.0.0/model.bin`;
     const failure = await downloadFile({ url, partPath: path.join(tmp, 'refused.part'), expectedSize: model.length, proxy: proxy.url }).catch((error: unknown) => error);
     expect(isUpdateError(failure) && failure.code).toBe('NETWORK_UNAVAILABLE');
-    expect((failure as Error).message).toMatch(/proxy http:\/\/127\.0\.0\.1:\d+ from the proxy option: it refused the tunnel to 127\.0\.0\.2:\d+ \(403/);
+    expect((failure as Error).message).toMatch(/proxy http:\/\/127\.0\.0\.1:\d+ \(from the proxy option\): it refused the tunnel to 127\.0\.0\.2:\d+ \(403/);
   });
 
   it('a proxy that accepts the connection but never answers the CONNECT times out with NETWORK_UNAVAILABLE; an abort meanwhile is CANCELLED', async () => {
@@ -283,7 +283,7 @@ describe.skipIf(skip)('proxies (tinyproxy)', () => {
       await connected;
       // The default stall timeout (30 s) bounds the proxy's answer too.
       await vi.advanceTimersByTimeAsync(30_000);
-      expect(await settled).toMatchObject({ code: 'NETWORK_UNAVAILABLE', message: expect.stringContaining(`proxy ${silentUrl} from the proxy option: it did not answer within 30000 ms`) });
+      expect(await settled).toMatchObject({ code: 'NETWORK_UNAVAILABLE', message: expect.stringContaining(`proxy ${silentUrl} (from the proxy option): it did not answer within 30000 ms`) });
 
       connected = new Promise<void>((resolve) => silent.once('connection', () => resolve()));
       const controller = new AbortController();

@@ -170,7 +170,7 @@ function reachProxy(proxy: Proxy, url: URL, options: ProxyConnectOptions, connec
     let head = Buffer.alloc(0);
     const timer = setTimeout(() => fail(`it did not answer within ${options.timeoutMs} ms`), options.timeoutMs);
     const onAbort = (): void => settle(options.signal!.reason);
-    const onError = (error: Error): void => fail(`it could not be reached (${error.message})`);
+    const onError = (error: Error): void => fail(`connecting to it failed (${error.message})`);
     const onClose = (): void => fail('it closed the connection without answering');
     const onData = (bytes: Buffer): void => {
       head = Buffer.concat([head, bytes]);
@@ -252,6 +252,6 @@ function proxyFailure(proxy: Proxy, url: URL, what: string): UpdateError {
   const setting = proxy.source === OPTION_SOURCE ? 'the proxy option (--proxy)' : `${proxy.source} (or NO_PROXY, or the proxy option)`;
   return new UpdateError(
     'NETWORK_UNAVAILABLE',
-    `Could not reach ${url.host} through the proxy ${describeProxy(proxy)} from ${proxy.source}: ${what}. Check ${setting}; nothing was sent directly, and the next attempt tries the proxy again.`,
+    `Could not reach ${url.host} through the proxy ${describeProxy(proxy)} (from ${proxy.source}): ${what}. Check ${setting}; nothing was sent directly, and the next attempt tries the proxy again.`,
   );
 }
