@@ -8,9 +8,10 @@ import { FileEventLog } from './log/fileEventLog.js';
 import { FsModelStore, LOG_FILE } from './node/fsModelStore.js';
 import { FileTrustStore, TRUST_FILE } from './trust/trustStore.js';
 import { acquireDirLock } from './node/dirLock.js';
-import { httpFetch } from './node/httpFetch.js';
+import { createHttpFetch } from './node/httpFetch.js';
 import { FileStagingArea } from './node/fileStagingArea.js';
 import { createNodeTransport } from './node/nodeTransport.js';
+import { assertProxySetting } from './node/proxy.js';
 import { installId } from './node/installId.js';
 
 export * from './createUpdater.js';
@@ -29,14 +30,16 @@ export function createModelUpdater<Handle = unknown>(
   },
 ): ModelUpdater<Handle> {
   if (!options.dir) throw new UpdateError('INVALID_ARGUMENT', 'dir is required: the folder for model versions and the event log.');
+  // A proxy option that is not an http:// URL is refused now, not at the first check.
+  assertProxySetting(options.proxy);
   return createUpdater(options, {
     store: new FsModelStore(options.dir),
-    transport: createNodeTransport(),
+    transport: createNodeTransport({ proxy: options.proxy }),
     staging: new FileStagingArea(options.dir),
     openLog: (now) => FileEventLog.open(join(options.dir, LOG_FILE), now),
     trust: new FileTrustStore(join(options.dir, TRUST_FILE)),
     lock: () => acquireDirLock(options.dir, { waitMs: options.lockWaitMs ?? 0 }),
     installId: () => installId(options.dir),
-    fetch: httpFetch,
+    fetch: createHttpFetch({ proxy: options.proxy }),
   });
 }

@@ -37,6 +37,13 @@ export interface UpdaterOptions<Handle = unknown> {
   /** Headers for the manifest request (e.g. Authorization); none of them follow a redirect to another origin. */
   headers?: Record<string, string>;
   /**
+   * Node: the HTTP proxy for the manifest and the model files (`http://user:pass@proxy:3128`), used instead
+   * of HTTPS_PROXY / HTTP_PROXY / NO_PROXY; false ignores those variables and connects directly. Default:
+   * the variables, lower-case names first, as curl reads them. A proxy that cannot be reached fails the
+   * request (NETWORK_UNAVAILABLE); it is never bypassed. The browser uses its own proxy settings.
+   */
+  proxy?: string | false;
+  /**
    * Slow-retrieval defense for each file: the response head within `headersTimeoutMs` (default 30 s),
    * no body byte for `stallTimeoutMs` (default 30 s), at least `minBytesPerSecond` (default 1024; 0:
    * none) over a sliding `throughputWindowMs` (default 60 s). Each fails the attempt with

@@ -15,6 +15,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import type { BodySink } from '../transport.js';
 import { closedBeforeHead, closedEarly, ExchangeControl, type Exchange, type ExchangeOptions } from './exchange.js';
+import { connectExchange, proxyRefusal, type ProxiedConnection } from './proxy.js';
 import { headEnd, MAX_HEAD_BYTES, parseResponseHead, type ResponseHead } from './responseHead.js';
 
 const READ_BYTES = 1024 * 1024;
@@ -24,7 +25,10 @@ const READ_BYTES = 1024 * 1024;
  * decide what to do with it; undefined when the response is not one this transport reads. Rejects
  * if no head arrives.
  */
-export function openDirectExchange(url: URL, headers: Record<string, string>, options: ExchangeOptions): Promise<Exchange | undefined> {
+export async function openDirectExchange(url: URL, headers: Record<string, string>, options: ExchangeOptions): Promise<Exchange | undefined> {
+  // Through a proxy, the connection (a CONNECT tunnel for https) is set up first; undefined: direct.
+  const connecting = connectExchange(url, options);
+  const proxied = connecting && (await connecting);
   return new Promise<Exchange | undefined>((resolveHead, rejectHead) => {
     /** head: reading the head; waiting: head given to the caller, body paused; body: streaming; done. */
     let phase: 'head' | 'waiting' | 'body' | 'done' = 'head';
@@ -52,7 +56,9 @@ export function openDirectExchange(url: URL, headers: Record<string, string>, op
     const hostname = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
     const onread = { buffer: Buffer.allocUnsafe(READ_BYTES), callback: (length: number, buffer: Uint8Array) => onRead((buffer as Buffer).subarray(0, length)) };
     const socket =
-      url.protocol === 'https:'
+      proxied !== undefined
+        ? proxied.socket
+        : url.protocol === 'https:'
         ? tls.connect({
             host: hostname,
             port: Number(url.port || 443),
@@ -64,6 +70,12 @@ export function openDirectExchange(url: URL, headers: Record<string, string>, op
           })
         : net.connect({ host: hostname, port: Number(url.port || 80), onread });
     const control = new ExchangeControl(options, () => socket.destroy(), rejectHead);
+    // `onread` applies only to a socket created with it; a proxied one delivers its bytes as 'data'.
+    if (proxied !== undefined) {
+      socket.on('data', (bytes: Buffer) => {
+        if (!onRead(bytes)) socket.pause();
+      });
+    }
     socket.on('error', (error) => control.fail(error));
     const onClosed = (): void => {
       ended = true;
@@ -72,7 +84,7 @@ export function openDirectExchange(url: URL, headers: Record<string, string>, op
     };
     socket.on('end', onClosed);
     socket.on('close', onClosed);
-    socket.write(requestHead(url, headers), 'latin1');
+    socket.write(requestHead(url, headers, proxied), 'latin1');
 
     /** Waits for the whole head, then hands the exchange to the caller and pauses. */
     function readHead(): boolean {
@@ -80,6 +92,11 @@ export function openDirectExchange(url: URL, headers: Record<string, string>, op
       if (end < 0) return pending.length <= MAX_HEAD_BYTES || decline();
       const head = parseResponseHead(pending.toString('latin1', 0, end));
       if (head === undefined || head.status < 200) return decline();
+      const refusal = proxyRefusal(proxied, url, head.status);
+      if (refusal !== undefined) {
+        control.fail(refusal);
+        return false;
+      }
       const length = bodyLength(head);
       if (length === undefined) return decline();
       pending = Buffer.from(pending.subarray(end));
@@ -132,9 +149,9 @@ export function openDirectExchange(url: URL, headers: Record<string, string>, op
 }
 
 /** The request head: the caller's headers were validated (download/requestHeaders.ts). */
-function requestHead(url: URL, headers: Record<string, string>): string {
-  const lines = [`GET ${url.pathname}${url.search} HTTP/1.1`, `host: ${url.host}`];
-  for (const [name, value] of Object.entries(headers)) lines.push(`${name}: ${value}`);
+function requestHead(url: URL, headers: Record<string, string>, proxied: ProxiedConnection | undefined): string {
+  const lines = [`GET ${proxied?.target ?? `${url.pathname}${url.search}`} HTTP/1.1`, `host: ${url.host}`];
+  for (const [name, value] of Object.entries({ ...headers, ...proxied?.headers })) lines.push(`${name}: ${value}`);
   lines.push('accept-encoding: identity', 'connection: close', '', '');
   return lines.join('\r\n');
 }

@@ -6,11 +6,14 @@
  * download/downloadFile.ts turns into the user's.
  */
 import type { BodySink, TransportResponse } from '../transport.js';
+import type { ProxySetting } from './proxy.js';
 
 export interface ExchangeOptions {
   signal: AbortSignal;
   /** Extra CA certificates (Node's roots included) for https. */
   ca: Array<string | Buffer> | undefined;
+  /** The proxy option (proxy.ts); undefined follows HTTPS_PROXY / HTTP_PROXY / NO_PROXY. */
+  proxy?: ProxySetting;
 }
 
 /** The response head plus how to read its body: what an exchange resolves with. */

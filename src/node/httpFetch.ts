@@ -12,12 +12,30 @@
 import http from 'node:http';
 import https from 'node:https';
 import { Readable } from 'node:stream';
+import { connectThroughProxy, proxyRefusal, type ProxySetting } from './proxy.js';
+
+/** How long a proxy may take to accept the connection and open a tunnel, within the manifest's own timeout. */
+const PROXY_TIMEOUT_MS = 10_000;
 
 /**
+ * The manifest's fetch, through the proxy that `proxy` (or else HTTPS_PROXY / HTTP_PROXY / NO_PROXY) names.
+ *
+ * @example
+ * const response = await ky.get(manifestUrl, { fetch: createHttpFetch({ proxy: 'http://proxy:3128' }), redirect: 'manual' })
+ */
+export function createHttpFetch(options: { proxy?: ProxySetting } = {}): typeof fetch {
+  return (input, init) => fetchOverHttp(input, init, options.proxy);
+}
+
+/**
+ * The manifest's fetch, through the proxy the environment names.
+ *
  * @example
  * const response = await ky.get(manifestUrl, { fetch: httpFetch, redirect: 'manual' })
  */
-export const httpFetch: typeof fetch = async (input, init) => {
+export const httpFetch: typeof fetch = createHttpFetch();
+
+async function fetchOverHttp(input: Parameters<typeof fetch>[0], init: Parameters<typeof fetch>[1], proxy: ProxySetting): Promise<Response> {
   const request = new Request(input, init);
   if (request.method !== 'GET' && request.method !== 'HEAD') {
     throw new TypeError(`httpFetch only sends GET and HEAD requests, not ${request.method}.`);
@@ -26,11 +44,21 @@ export const httpFetch: typeof fetch = async (input, init) => {
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError(`httpFetch cannot fetch ${url.protocol} URLs.`);
   const { signal } = request;
   signal.throwIfAborted();
+  // A proxy that is down or refuses rejects here with an UpdateError naming it, never a direct request.
+  const connecting = connectThroughProxy(url, { proxy, signal, timeoutMs: PROXY_TIMEOUT_MS });
+  const proxied = connecting && (await connecting);
+  if (signal.aborted) proxied?.socket.destroy();
+  signal.throwIfAborted();
 
   return new Promise<Response>((resolve, reject) => {
     const headers: Record<string, string> = { 'accept-encoding': 'identity' };
     request.headers.forEach((value, name) => (headers[name] = value));
-    const client = (url.protocol === 'https:' ? https : http).request(url, { method: request.method, headers, agent: false });
+    Object.assign(headers, proxied?.headers);
+    const client = (url.protocol === 'https:' ? https : http).request(url, {
+      method: request.method,
+      headers,
+      ...(proxied === undefined ? { agent: false } : { createConnection: () => proxied.socket, path: proxied.target }),
+    });
     const onAbort = (): void => {
       client.destroy();
       reject(signal.reason);
@@ -45,6 +73,12 @@ export const httpFetch: typeof fetch = async (input, init) => {
       const status = incoming.statusCode ?? 0;
       // Keeps listening while the body streams, so an abort also ends the body (closed by the server otherwise).
       incoming.on('close', () => signal.removeEventListener('abort', onAbort));
+      const refusal = proxyRefusal(proxied, url, status);
+      if (refusal !== undefined) {
+        incoming.destroy();
+        reject(refusal);
+        return;
+      }
       const responseHeaders = new Headers();
       for (let i = 0; i < incoming.rawHeaders.length; i += 2) responseHeaders.append(incoming.rawHeaders[i]!, incoming.rawHeaders[i + 1]!);
       const noBody = request.method === 'HEAD' || status === 204 || status === 304;

@@ -6,23 +6,29 @@
 import http from 'node:http';
 import https from 'node:https';
 import { closedEarly, ExchangeControl, type Exchange, type ExchangeOptions } from './exchange.js';
+import { connectExchange, proxyRefusal } from './proxy.js';
 
 /**
  * Sends the GET and resolves once the response head is in, with the body paused so the caller can
  * decide what to do with it. Rejects if no head arrives.
  */
-export function openNodeHttpExchange(url: URL, headers: Record<string, string>, options: ExchangeOptions): Promise<Exchange> {
+export async function openNodeHttpExchange(url: URL, headers: Record<string, string>, options: ExchangeOptions): Promise<Exchange> {
+  // Through a proxy, the request goes on the connection proxy.ts opened (a CONNECT tunnel for https).
+  const connecting = connectExchange(url, options);
+  const proxied = connecting && (await connecting);
   return new Promise<Exchange>((resolveHead, rejectHead) => {
     const client = url.protocol === 'https:' ? https : http;
     const request = client.request(url, {
       method: 'GET',
-      headers: { ...headers, 'accept-encoding': 'identity', connection: 'close' },
-      agent: false,
+      headers: { ...headers, ...proxied?.headers, 'accept-encoding': 'identity', connection: 'close' },
+      ...(proxied === undefined ? { agent: false } : { createConnection: () => proxied.socket, path: proxied.target }),
       ...(options.ca === undefined ? {} : { ca: options.ca }),
     });
     const control = new ExchangeControl(options, () => request.destroy(), rejectHead);
     request.on('error', (error) => control.fail(error));
     request.on('response', (response) => {
+      const refusal = proxyRefusal(proxied, url, response.statusCode ?? 0);
+      if (refusal !== undefined) return control.fail(refusal);
       response.pause();
       // Until receive() is called, the body waits; an abort still ends the exchange.
       response.on('error', (error) => control.fail(error));

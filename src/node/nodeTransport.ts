@@ -6,12 +6,15 @@ import tls from 'node:tls';
 import type { Transport } from '../transport.js';
 import { openDirectExchange } from './directHttpExchange.js';
 import { openNodeHttpExchange } from './nodeHttpExchange.js';
+import type { ProxySetting } from './proxy.js';
 
 export interface NodeTransportOptions {
   /** Extra CA certificates (PEM) to trust for https, on top of Node's roots: a private model server's. */
   ca?: string | Buffer | Array<string | Buffer>;
   /** Try the direct exchange first. Default true; false sends every request over node:http (for measuring it). */
   direct?: boolean;
+  /** A proxy URL instead of HTTPS_PROXY / HTTP_PROXY / NO_PROXY, or false to ignore them (proxy.ts). Each redirect hop decides for its own URL. */
+  proxy?: ProxySetting;
 }
 
 /**
@@ -24,7 +27,7 @@ export function createNodeTransport(options: NodeTransportOptions = {}): Transpo
   const direct = options.direct ?? true;
   return {
     async get({ url, headers, signal }) {
-      const exchangeOptions = { signal, ca };
+      const exchangeOptions = { signal, ca, proxy: options.proxy };
       return (direct ? await openDirectExchange(url, headers, exchangeOptions) : undefined) ?? (await openNodeHttpExchange(url, headers, exchangeOptions));
     },
   };

@@ -23,7 +23,7 @@ export type DownloadToPathOptions = Omit<DownloadFileOptions, 'file' | 'transpor
  * @example
  * const { sha256 } = await downloadToPath({ url, partPath: '/tmp/x/model.part', expectedSize: 1000 })
  */
-export function downloadToPath({ partPath, ca, direct, ...options }: DownloadToPathOptions) {
-  const transport = createNodeTransport({ ...(ca === undefined ? {} : { ca }), ...(direct === undefined ? {} : { direct }) });
+export function downloadToPath({ partPath, ca, direct, proxy, ...options }: DownloadToPathOptions) {
+  const transport = createNodeTransport({ ...(ca === undefined ? {} : { ca }), ...(direct === undefined ? {} : { direct }), ...(proxy === undefined ? {} : { proxy }) });
   return downloadFile({ file: { version: 'test', path: path.basename(partPath) }, transport, staging: new OneFileStagingArea(partPath), ...options });
 }

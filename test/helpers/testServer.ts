@@ -24,6 +24,8 @@ export interface ServerOptions {
   lastModified?: boolean;
   /** Serve https with this key and certificate (PEM) instead of http. */
   tls?: { key: string | Buffer; cert: string | Buffer };
+  /** Loopback address to listen on. Default 127.0.0.1; another 127.x address is a host no proxy bypass covers. */
+  host?: string;
 }
 
 export type Fault =
@@ -119,7 +121,7 @@ export async function startTestServer(options: ServerOptions): Promise<TestServe
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
+    server.listen(0, options.host ?? '127.0.0.1', () => {
       server.off('error', reject);
       resolve();
     });
@@ -128,7 +130,7 @@ export async function startTestServer(options: ServerOptions): Promise<TestServe
 
   let closing: Promise<void> | undefined;
   return {
-    url: `${options.tls === undefined ? 'http' : 'https'}://127.0.0.1:${port}/`,
+    url: `${options.tls === undefined ? 'http' : 'https'}://${options.host ?? '127.0.0.1'}:${port}/`,
     requests,
     fault(urlPath, fault) {
       const queue = faults.get(urlPath) ?? [];
@@ -148,7 +150,7 @@ export async function startTestServer(options: ServerOptions): Promise<TestServe
   };
 }
 
-type Config = Required<Omit<ServerOptions, 'tls'>>;
+type Config = Required<Omit<ServerOptions, 'tls' | 'host'>>;
 
 async function serve(
   config: Config,

@@ -10,8 +10,8 @@ import { readPublicKeyFile } from '../../trust/keyFiles.js';
 const UNSIGNED_WARNING =
   '--allow-unsigned: manifests are not checked for a signature; whoever can change what the server sends can install models here. Sign with `publish --key` and pass --trusted-key.';
 const trustUsage = '(--trusted-key <public key file>... [--threshold n] | --allow-unsigned) [--clock-skew <seconds>]';
-export const checkUsage = `check --manifest <url>... --dir <dir> ${trustUsage} [--app-version v] [--channel c] [--json]`;
-export const updateUsage = `update --manifest <url>... --dir <dir> ${trustUsage} [--app-version v] [--channel c] [--json]`;
+export const checkUsage = `check --manifest <url>... --dir <dir> ${trustUsage} [--app-version v] [--channel c] [--proxy <url>] [--json]`;
+export const updateUsage = `update --manifest <url>... --dir <dir> ${trustUsage} [--app-version v] [--channel c] [--proxy <url>] [--json]`;
 
 /** `check` looks without downloading (it leaves the update awaiting approval); `update` runs it through. */
 export async function run(argv: string[], mode: 'check' | 'update'): Promise<number> {
@@ -27,6 +27,7 @@ export async function run(argv: string[], mode: 'check' | 'update'): Promise<num
         dir: { type: 'string' },
         'app-version': { type: 'string' },
         channel: { type: 'string' },
+        proxy: { type: 'string' },
         json: { type: 'boolean' },
       },
     }),
@@ -46,6 +47,8 @@ export async function run(argv: string[], mode: 'check' | 'update'): Promise<num
       ...trust,
       ...(values['app-version'] ? { appVersion: values['app-version'] } : {}),
       ...(values.channel ? { channel: values.channel } : {}),
+      // Without --proxy: HTTPS_PROXY / HTTP_PROXY / NO_PROXY.
+      ...(values.proxy !== undefined ? { proxy: values.proxy } : {}),
       policy: { approval: mode === 'check' ? 'ask' : 'auto', checkOnStart: false, schedule: false },
     });
     updater.on('progress', (p) => output.progress(p));
