@@ -128,6 +128,8 @@ const PLANTS: Plant[] = [
   replacing('active.json', (cell) => join(cell.canary, 'precious.txt')),
   replacing('install-id', (cell) => join(cell.canary, 'precious.txt')),
   replacing('.lock', (cell) => join(cell.canary, 'precious.txt')),
+  replacing('trust.json', (cell) => join(cell.canary, 'precious.txt')),
+  replacing('events.log', (cell) => join(cell.canary, 'precious.txt')),
 ];
 
 const updaterOn = (dir: string): ModelUpdater<string> =>
