@@ -12,7 +12,7 @@ import { link, open, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { UpdateError } from '../errors.js';
 import { writeFileAtomic } from './fsModelStore.js';
-import { NO_FOLLOW, plantedLink, READ_NO_FOLLOW, readFileNoFollow } from './noSymlinks.js';
+import { NO_FOLLOW, READ_NO_FOLLOW, readFileNoFollow } from './noSymlinks.js';
 
 export const LOCK_FILE = '.lock';
 

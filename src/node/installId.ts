@@ -3,6 +3,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
+import { UpdateError } from '../errors.js';
 import { storageError } from '../storageError.js';
 import { writeFileAtomic } from './fsModelStore.js';
 import { readFileNoFollow } from './noSymlinks.js';
@@ -18,7 +19,7 @@ export async function installId(dir: string): Promise<string> {
   const path = join(dir, INSTALL_ID_FILE);
   // A link in place of the id is refused (STORAGE_FAILED), never read through.
   const existing = ((await readFileNoFollow(dir, path, 'read the install id of').catch((error: unknown) => {
-    if ((error as { code?: string }).code === 'STORAGE_FAILED') throw error;
+    if (error instanceof UpdateError) throw error;
     return '';
   })) ?? '').trim();
   if (/^[0-9a-f-]{36}$/.test(existing)) return existing;

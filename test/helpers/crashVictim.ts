@@ -27,7 +27,7 @@ function reach(point: string) {
 }
 
 /** `xstate.done.actor.stageVersion` reads better as `stageVersion done`. */
-export function recordName(type: string): string {
+function recordName(type: string): string {
   const actor = /^xstate\.(done|error)\.actor\.(.+)$/.exec(type);
   return actor ? `${actor[2]} ${actor[1] === 'done' ? 'done' : 'failed'}` : type;
 }
