@@ -22,10 +22,19 @@ it(`recovers from a SIGKILL at every kill point, each once (seed ${SEED})`, asyn
   for (const step of ['after stageVersion done', 'after runMigration done', 'after loadModel done', 'after checkHealth done', 'after switchActive done', 'after restoreVersion done']) {
     expect(names).toContain(`update: ${step}`);
   }
-  for (const call of ['rename in promote', 'link in promote', 'fsync in promote', 'rename in writePointer', 'rm in collectGarbage', 'unlink in collectGarbage']) {
+  for (const call of [
+    'rename in promote (after verifyStaged done)',
+    'link in promote (after verifyStaged done)',
+    'fsync in promote (after verifyStaged done)',
+    'rename in writePointer (after checkHealth done)', // the switch
+    'rm in collectGarbage (after checkHealth done)', // gc after the switch
+    'unlink in collectGarbage (after checkHealth done)',
+    'rename in writePointer (after ROLLBACK)', // a rollback's restore
+  ]) {
     expect(names).toContain(`update: ${call}`);
   }
   expect(names).toContain('unhealthy: after checkHealth failed');
+  expect(names).toContain('unhealthy: unlink in collectGarbage (after checkHealth failed)'); // a failed update's restore
 
   // Two at a time: each victim is its own process, and most of a run is waiting for it or for fsync.
   const runs: CrashRun[] = await runKills(world, planKills(world.points, 1, seededRandom(SEED)), 2);

@@ -1,9 +1,10 @@
 /**
  * The process the kill test kills. It runs one scenario on `dir` and counts its kill points as it goes:
  *   - `after <record>`: each record the journal makes durable (the step it starts is under way);
- *   - `<fs call> in <store method>`: each mkdir / rename / link / unlink / rm / open / fsync / chmod /
- *     write the process makes under `dir`, named by the store method making it (`promote`,
- *     `writePointer`, `collectGarbage`, ...) or `<fs call> outside the store` (lock, install id, log).
+ *   - `<fs call> in <store method> (after <record>)`: each mkdir / rename / link / unlink / rm / open /
+ *     fsync / chmod / write the process makes under `dir`, named by the store method making it
+ *     (`promote`, `writePointer`, `collectGarbage`, ...) or `outside the store` (lock, install id, log),
+ *     and by the last record, which says which step runs (the switch, a restore, gc, ...).
  * With CRASH_POINT and CRASH_OCCURRENCE set it SIGKILLs itself at that occurrence of that point, before
  * the call runs (or just after the record is durable). With CRASH_COUNT=1 it prints the counts as JSON.
  *
@@ -33,6 +34,7 @@ function recordName(type: string): string {
 }
 
 let inStore: string | null = null;
+let lastRecord = 'nothing';
 const store = FsModelStore.prototype as unknown as Record<string, (...args: unknown[]) => unknown>;
 for (const name of Object.getOwnPropertyNames(FsModelStore.prototype)) {
   const real = store[name];
@@ -49,12 +51,15 @@ for (const name of Object.getOwnPropertyNames(FsModelStore.prototype)) {
 const append = FileEventLog.prototype.append;
 FileEventLog.prototype.append = function (this: FileEventLog, ...args: Parameters<FileEventLog['append']>) {
   const record = append.apply(this, args);
-  reach(`after ${recordName(args[0])}`);
+  lastRecord = recordName(args[0]);
+  reach(`after ${lastRecord}`);
   return record;
 };
 await watchFs((op) => {
   if (!op.path.startsWith(dir) && !op.to?.startsWith(dir)) return;
-  reach(`${op.kind} ${inStore ? `in ${inStore}` : 'outside the store'}`);
+  // The last record says which step is running: `rename in writePointer (after checkHealth done)` is
+  // the switch, `(after ROLLBACK)` the rollback.
+  reach(`${op.kind} ${inStore ? `in ${inStore}` : 'outside the store'} (after ${lastRecord})`);
 });
 
 const updater = createModelUpdater({
