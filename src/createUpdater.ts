@@ -232,6 +232,7 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
       if (deciding.matches('rollingBack') || deciding.matches({ migrating: 'switching' })) await settled(deciding.context.session!.id);
       const active = actor.getSnapshot().context.active;
       if (active) {
+        await store.checkVersion?.(active.version);
         await models.load(active);
         actor.send({ type: 'LOADED', version: active.version });
       }

@@ -38,6 +38,11 @@ export interface ModelStore {
   promote(version: string, files: ReadonlyArray<Pick<FileDigest, 'path' | 'sha256'>>): Promise<void>;
   /** Where a host loads a version from. */
   versionPath(version: string): string;
+  /**
+   * Refuses (STORAGE_FAILED) a version whose folder is not what the store made, e.g. holds a symbolic
+   * link that would make the host load bytes from outside the store. Optional: stores without links omit it.
+   */
+  checkVersion?(version: string): Promise<void>;
   removeVersion(version: string): Promise<void>;
   listVersions(): Promise<string[]>;
   /**

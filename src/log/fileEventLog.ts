@@ -2,7 +2,7 @@
  * The append-only event log as a file of JSON lines. Appends are synchronous and fsynced: the journal
  * hook runs before the machine processes the event, and the record must be durable before its effects.
  */
-import { closeSync, constants, existsSync, fdatasyncSync, ftruncateSync, lstatSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, constants, fdatasyncSync, ftruncateSync, lstatSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { UpdateError } from '../errors.js';
 import { NO_FOLLOW } from '../node/noSymlinks.js';
 import type { EventLog } from './eventLog.js';
@@ -15,7 +15,10 @@ export type { EventLog } from './eventLog.js';
  * last line is LOG_CORRUPT.
  */
 export function readLogFile(path: string): { records: LogRecord[]; tornTailBytes: number; validBytes: number } {
-  if (!existsSync(path)) return { records: [], tornTailBytes: 0, validBytes: 0 };
+  const info = lstatSync(path, { throwIfNoEntry: false });
+  if (!info) return { records: [], tornTailBytes: 0, validBytes: 0 };
+  // Never read through a link in place of the log (`log --verify`, quarantine and start all read it).
+  if (info.isSymbolicLink()) throw symlinkedLog(path);
   const text = readFileSync(path, 'utf8');
   const records: LogRecord[] = [];
   let offset = 0;

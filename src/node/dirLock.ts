@@ -7,11 +7,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { readFileSync, rmSync } from 'node:fs';
-import { link, open, readFile, rename, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { closeSync, constants, lstatSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { link, open, rename, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { UpdateError } from '../errors.js';
 import { writeFileAtomic } from './fsModelStore.js';
+import { NO_FOLLOW, READ_NO_FOLLOW, readFileNoFollow } from './noSymlinks.js';
 
 export const LOCK_FILE = '.lock';
 
@@ -43,7 +44,11 @@ function pidAlive(pid: number): boolean {
 }
 
 async function readLock(path: string): Promise<LockContent | null> {
-  const text = await readFile(path, 'utf8').catch(() => null);
+  // A link in place of the lock is refused, not read: its target is outside the folder's care.
+  const text = await readFileNoFollow(dirname(path), path, 'take the lock of').catch((error: unknown) => {
+    if (error instanceof UpdateError) throw error;
+    return null;
+  });
   if (text === null) return null;
   try {
     return JSON.parse(text) as LockContent;
@@ -60,7 +65,8 @@ function isStale(lock: LockContent, now: number): boolean {
 
 async function tryCreate(path: string, content: LockContent): Promise<boolean> {
   try {
-    const handle = await open(path, 'wx', 0o644);
+    // O_EXCL never follows a link; O_NOFOLLOW says so to the reader too.
+    const handle = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | NO_FOLLOW, 0o644);
     try {
       await handle.writeFile(JSON.stringify(content));
       await handle.sync();
@@ -129,7 +135,13 @@ export async function acquireDirLock(dir: string, options: DirLockOptions = {}):
     heldHere.delete(path);
     let holder: LockContent | null = null;
     try {
-      holder = JSON.parse(readFileSync(path, 'utf8')) as LockContent;
+      if (lstatSync(path).isSymbolicLink()) return;
+      const fd = openSync(path, READ_NO_FOLLOW);
+      try {
+        holder = JSON.parse(readFileSync(fd, 'utf8')) as LockContent;
+      } finally {
+        closeSync(fd);
+      }
     } catch {
       return;
     }

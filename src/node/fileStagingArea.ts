@@ -12,12 +12,12 @@
  */
 import { createHash as nodeHash } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
-import { lstat, mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { lstat, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { UpdateError } from '../errors.js';
 import type { OpenOptions, ResumeRecord, Sha256, StagedFile, StagedWriter, StagingArea } from '../stagingArea.js';
 import { storageError } from '../storageError.js';
-import { assertNoSymlinks, NO_FOLLOW, WRITE_NO_FOLLOW } from './noSymlinks.js';
+import { assertNoSymlinks, mkdirNoFollow, NO_FOLLOW, WRITE_NO_FOLLOW } from './noSymlinks.js';
 import { SlotWriter } from './slotWriter.js';
 
 const MIB = 1024 * 1024;
@@ -67,9 +67,12 @@ export class FileStagingArea implements StagingArea {
   }
 
   async readRecord(file: StagedFile): Promise<ResumeRecord | undefined> {
+    const path = this.recordPathOf(file);
+    // Not through a link planted at resume/ or below: the record must come from the model folder.
+    await assertNoSymlinks(this.location, path, 'read a resume record in').catch((error: unknown) => Promise.reject(storageError(error, `read ${path}`)));
     let text: string;
     try {
-      text = await readFile(this.recordPathOf(file), { encoding: 'utf8', flag: fsConstants.O_RDONLY | NO_FOLLOW });
+      text = await readFile(path, { encoding: 'utf8', flag: fsConstants.O_RDONLY | NO_FOLLOW });
     } catch {
       return undefined;
     }
@@ -86,8 +89,7 @@ export class FileStagingArea implements StagingArea {
   async writeRecord(file: StagedFile, record: ResumeRecord): Promise<void> {
     const path = this.recordPathOf(file);
     await storage(async () => {
-      await assertNoSymlinks(this.location, path);
-      await mkdir(dirname(path), { recursive: true });
+      await mkdirNoFollow(this.location, dirname(path));
       await assertNoSymlinks(this.location, path);
       await writeFile(path, JSON.stringify(record), { flag: WRITE_NO_FOLLOW });
     }, `write ${path}`);
@@ -121,10 +123,9 @@ export class FileStagingArea implements StagingArea {
   async open(file: StagedFile, options: OpenOptions): Promise<StagedWriter> {
     const path = this.pathOf(file);
     const { position } = options;
-    // A symlink planted in the folder must not carry the write elsewhere: checked before and after mkdir.
+    // A symlink planted in the folder must not carry the write elsewhere: folders made one by one, the file opened O_NOFOLLOW.
     const handle = await storage(async () => {
-      await assertNoSymlinks(this.location, path);
-      await mkdir(dirname(path), { recursive: true });
+      await mkdirNoFollow(this.location, dirname(path));
       await assertNoSymlinks(this.location, path);
       return open(path, position > 0 ? fsConstants.O_RDWR | NO_FOLLOW : WRITE_NO_FOLLOW);
     }, `open ${path}`);

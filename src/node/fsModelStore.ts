@@ -9,21 +9,25 @@
  *   <dir>/events.log               the event log (see FileEventLog)
  */
 import { createHash } from 'node:crypto';
-import { constants as fsConstants } from 'node:fs';
-import { chmod, link, lstat, mkdir, open, readdir, readFile, rename, rm, stat, statfs, unlink } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { chmod, link, lstat, mkdir, open, readdir, rename, rm, stat, statfs, unlink } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { UpdateError } from '../errors.js';
 import type { FileDigest } from '../../machines/types.js';
 import type { ActivePointer, GarbageReport, ModelStore } from '../store.js';
 import { storageError } from '../storageError.js';
-import { assertNoSymlinks, NO_FOLLOW, WRITE_NO_FOLLOW } from './noSymlinks.js';
+import { assertNoSymlinks, assertNoSymlinksBelow, mkdirNoFollow, NO_FOLLOW, readFileNoFollow, WRITE_NO_FOLLOW } from './noSymlinks.js';
 
 export const POINTER_FILE = 'active.json';
 export const LOG_FILE = 'events.log';
+/** The store's own folders under `dir`. */
+/** The store's folders; `resume/` holds the resume records of staged files (node/fileStagingArea.ts). */
+const FOLDERS = ['versions', 'staging', 'blobs', 'resume'] as const;
 
 /** Makes a rename or a new file in `folder` durable. */
 export async function fsyncFolder(folder: string): Promise<void> {
-  const handle = await open(folder, 'r');
+  // Callers check the folder for links first (`dir` itself may be one, by the host's choice).
+  const handle = await open(folder, constants.O_RDONLY | constants.O_DIRECTORY);
   try {
     await handle.sync();
   } finally {
@@ -48,9 +52,10 @@ export async function writeFileAtomic(path: string, content: string): Promise<vo
 
 async function folderBytes(folder: string): Promise<number> {
   let total = 0;
+  // Recursive readdir does not descend into links; lstat does not follow one.
   const entries = await readdir(folder, { withFileTypes: true, recursive: true }).catch(() => []);
   for (const entry of entries) {
-    if (entry.isFile()) total += (await stat(join(entry.parentPath, entry.name))).size;
+    if (entry.isFile()) total += (await lstat(join(entry.parentPath, entry.name))).size;
   }
   return total;
 }
@@ -58,7 +63,7 @@ async function folderBytes(folder: string): Promise<number> {
 /** SHA-256 of a file through one reused buffer, never through a symbolic link. */
 async function hashFile(path: string): Promise<string> {
   const hash = createHash('sha256');
-  const handle = await open(path, fsConstants.O_RDONLY | NO_FOLLOW);
+  const handle = await open(path, constants.O_RDONLY | NO_FOLLOW);
   try {
     const buffer = Buffer.allocUnsafe(1024 * 1024);
     for (;;) {
@@ -72,11 +77,19 @@ async function hashFile(path: string): Promise<string> {
   return hash.digest('hex');
 }
 
-async function exists(path: string): Promise<boolean> {
-  return stat(path).then(
+/** Present as itself (a link counts as present, and is not followed). */
+async function present(path: string): Promise<boolean> {
+  return lstat(path).then(
     () => true,
     () => false,
   );
+}
+
+/** Every folder of a tree, deepest first: the order in which their entries become durable. */
+async function foldersBottomUp(folder: string): Promise<string[]> {
+  const entries = await readdir(folder, { withFileTypes: true, recursive: true });
+  const nested = entries.filter((entry) => entry.isDirectory()).map((entry) => join(entry.parentPath, entry.name));
+  return [...nested.sort((a, b) => b.length - a.length), folder];
 }
 
 export class FsModelStore implements ModelStore {
@@ -87,9 +100,37 @@ export class FsModelStore implements ModelStore {
     this.location = resolve(location);
   }
 
-  /** Creates the folder layout. */
+  /**
+   * Creates the folder layout. A link planted at one of the store's folders is left for the operation
+   * that would use it to refuse, so the active version still loads from an intact `versions/`.
+   */
   async init(): Promise<void> {
-    for (const sub of ['versions', 'staging', 'blobs']) await mkdir(join(this.location, sub), { recursive: true });
+    await mkdir(this.location, { recursive: true });
+    for (const sub of FOLDERS) {
+      const path = join(this.location, sub);
+      if (!(await present(path))) await mkdirNoFollow(this.location, path).catch((error: unknown) => Promise.reject(storageError(error, `create ${path}`)));
+    }
+  }
+
+  /** Refuses a link at `path` or at any folder between it and `dir`. */
+  private async guard(path: string, action: string): Promise<void> {
+    try {
+      await assertNoSymlinks(this.location, path, action);
+    } catch (error) {
+      throw storageError(error, action);
+    }
+  }
+
+  /**
+   * Refuses a version folder holding anything but plain files and folders: what the host loads from it
+   * must not come from outside the model folder.
+   */
+  async checkVersion(version: string): Promise<void> {
+    try {
+      await assertNoSymlinksBelow(this.location, this.versionPath(version), `load version ${version} from`);
+    } catch (error) {
+      throw storageError(error, `check version ${version}`);
+    }
   }
 
   async freeBytes(): Promise<number> {
@@ -102,12 +143,16 @@ export class FsModelStore implements ModelStore {
   }
 
   async hasContent(sha256: string): Promise<boolean> {
-    return exists(this.blobPath(sha256));
+    const path = this.blobPath(sha256);
+    await this.guard(path, 'look for stored content in');
+    return (await lstat(path).catch(() => null))?.isFile() ?? false;
   }
 
   /** Hashes the stored blob; one that is not a plain file of these bytes is removed (and fetched again). */
   async verifyContent(file: Pick<FileDigest, 'size' | 'sha256'>): Promise<boolean> {
     const path = this.blobPath(file.sha256);
+    // Never read through a linked blobs/ folder: the bytes hashed must be the ones in the model folder.
+    await this.guard(join(this.location, 'blobs'), 'check stored content in');
     const info = await lstat(path).catch(() => null);
     if (info === null) return false;
     if (info.isFile() && info.size === file.size && (await hashFile(path).catch(() => null)) === file.sha256) return true;
@@ -118,31 +163,43 @@ export class FsModelStore implements ModelStore {
 
   async discardStaging(version?: string): Promise<void> {
     const target = version === undefined ? join(this.location, 'staging') : this.stagingPath(version);
+    // rm does not follow links below `target`; the check keeps `target` itself and its folders honest.
+    // Their resume records go with them (a record without its bytes would only confuse a later resume).
+    const records = version === undefined ? join(this.location, 'resume') : join(this.location, 'resume', version);
+    await this.guard(target, 'discard downloads in');
+    await this.guard(records, 'discard downloads in');
     await rm(target, { recursive: true, force: true });
-    if (version === undefined) await mkdir(target, { recursive: true });
+    await rm(records, { recursive: true, force: true });
+    if (version === undefined) await mkdirNoFollow(this.location, target);
   }
 
   async promote(version: string, files: ReadonlyArray<Pick<FileDigest, 'path' | 'sha256'>>): Promise<void> {
     const staged = this.stagingPath(version);
     const final = this.versionPath(version);
-    if (!(await exists(staged)) && (await exists(final))) return; // an earlier run already promoted it
+    const action = `install version ${version} into`;
     // The version folder is assembled aside and renamed into place: it appears whole or not at all.
     const assembling = `${final}.assembling`;
     try {
+      for (const path of [staged, final, assembling, join(this.location, 'blobs')]) await assertNoSymlinks(this.location, path, action);
+      if (!(await present(staged)) && (await present(final))) return; // an earlier run already promoted it
+      await assertNoSymlinksBelow(this.location, staged, action);
       await rm(assembling, { recursive: true, force: true });
       for (const file of files) {
         const blob = this.blobPath(file.sha256);
-        await assertNoSymlinks(this.location, join(staged, file.path));
-        await assertNoSymlinks(this.location, join(assembling, file.path));
-        if (!(await exists(blob))) {
+        // A link at blobs/<sha> would become the version's file (link() links the link itself).
+        await assertNoSymlinks(this.location, blob, action);
+        if (!(await present(blob))) {
           await rename(join(staged, file.path), blob);
           await chmod(blob, 0o444); // a host writing into a model file would change every version sharing it
         }
         const target = join(assembling, file.path);
-        await mkdir(dirname(target), { recursive: true });
+        await mkdirNoFollow(this.location, dirname(target), action);
         await link(blob, target);
       }
       await fsyncFolder(join(this.location, 'blobs'));
+      // Every folder of the new version, not only its parent: after the switch, a crash must not lose
+      // the entries (hard links) of a subfolder whose own directory block never reached the disk.
+      for (const folder of await foldersBottomUp(assembling)) await fsyncFolder(folder);
       await rm(final, { recursive: true, force: true }); // leftovers of an earlier failed install
       await rename(assembling, final);
       await fsyncFolder(join(this.location, 'versions'));
@@ -158,22 +215,38 @@ export class FsModelStore implements ModelStore {
 
   async collectGarbage(keep: readonly string[], keepStaging: readonly string[] = []): Promise<GarbageReport> {
     const report: GarbageReport = { removedVersions: [], removedStaging: [], freedBytes: 0 };
+    const action = 'delete old versions and downloads in';
+    // Each path is checked just before it is read or removed: a link anywhere refuses the whole pass.
+    for (const folder of FOLDERS) await this.guard(join(this.location, folder), action);
     for (const name of await this.listVersions()) {
       if (keep.includes(name)) continue;
-      await rm(join(this.location, 'versions', name), { recursive: true, force: true });
+      const path = join(this.location, 'versions', name);
+      await this.guard(path, action);
+      await rm(path, { recursive: true, force: true });
       if (!name.endsWith('.assembling')) report.removedVersions.push(name);
     }
+    await this.guard(join(this.location, 'staging'), action);
     for (const name of await readdir(join(this.location, 'staging')).catch(() => [])) {
       if (keepStaging.includes(name)) continue;
       const path = join(this.location, 'staging', name);
+      await this.guard(path, action);
       report.freedBytes += await folderBytes(path);
       await rm(path, { recursive: true, force: true });
       report.removedStaging.push(name);
     }
+    // Resume records of downloads that are gone (or were never more than a record).
+    for (const name of await readdir(join(this.location, 'resume')).catch(() => [])) {
+      if (keepStaging.includes(name)) continue;
+      const path = join(this.location, 'resume', name);
+      await this.guard(path, action);
+      await rm(path, { recursive: true, force: true });
+    }
     // A blob whose only link is its own name belongs to no version any more.
+    await this.guard(join(this.location, 'blobs'), action);
     for (const name of await readdir(join(this.location, 'blobs')).catch(() => [])) {
       const path = this.blobPath(name);
-      const info = await stat(path).catch(() => null);
+      await this.guard(path, action);
+      const info = await lstat(path).catch(() => null);
       if (info && info.nlink <= 1) {
         await unlink(path);
         report.freedBytes += info.size;
@@ -191,16 +264,18 @@ export class FsModelStore implements ModelStore {
   }
 
   async removeVersion(version: string): Promise<void> {
+    await this.guard(this.versionPath(version), `remove version ${version} from`);
     await rm(this.versionPath(version), { recursive: true, force: true });
   }
 
   async listVersions(): Promise<string[]> {
-    return readdir(join(this.location, 'versions')).catch(() => []);
+    const folder = join(this.location, 'versions');
+    await this.guard(folder, 'list the versions in');
+    return readdir(folder).catch(() => []);
   }
 
   async readPointer(): Promise<ActivePointer | null> {
-    const text = await readFile(join(this.location, POINTER_FILE), 'utf8').catch((error: NodeJS.ErrnoException) => {
-      if (error.code === 'ENOENT') return null;
+    const text = await readFileNoFollow(this.location, join(this.location, POINTER_FILE), 'read the active pointer of').catch((error: unknown) => {
       throw storageError(error, 'read the active pointer');
     });
     return text === null ? null : (JSON.parse(text) as ActivePointer);

@@ -2,10 +2,11 @@
  * Where a rotated key set is kept besides the event log: `<dir>/trust.json`, written atomically and only
  * when a manifest signed by the current keys rotates them. It outlives a log moved aside.
  */
-import { readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import type { TrustState } from '../../machines/types.js';
 import { UpdateError } from '../errors.js';
 import { writeFileAtomic } from '../node/fsModelStore.js';
+import { readFileNoFollow } from '../node/noSymlinks.js';
 import { isRawPublicKey } from './keyFormat.js';
 import type { TrustStore } from '../core/ports/trustStore.js';
 
@@ -21,8 +22,9 @@ export class FileTrustStore implements TrustStore {
   constructor(readonly path: string) {}
 
   async read(): Promise<TrustState | null> {
-    const text = await readFile(this.path, 'utf8').catch((error: NodeJS.ErrnoException) => {
-      if (error.code === 'ENOENT') return null;
+    // Not through a link planted at trust.json: keys must come from the model folder itself.
+    const text = await readFileNoFollow(dirname(this.path), this.path, 'read the trusted keys of').catch((error: NodeJS.ErrnoException) => {
+      if (error instanceof UpdateError) throw error;
       throw new UpdateError('STORAGE_FAILED', `Could not read ${this.path}: ${error.message}. Check the model folder's permissions.`);
     });
     if (text === null) return null;

@@ -1,14 +1,16 @@
 /**
- * The kill test's machinery, shared by `npm test` (a fixed number of kills) and `npm run crash-test`:
- * a child process updates a model folder and is SIGKILLed at a random instant; a fresh updater then
- * recovers the folder and the invariants are checked.
+ * The kill test's machinery, shared by `npm test` (every kill point once) and `npm run crash-test`
+ * (every point many times): a child process runs a scenario on a model folder and SIGKILLs itself at a
+ * chosen step (a journaled record, or one file-system call of the store: see crashVictim.ts), not at a
+ * random instant; a fresh updater then recovers the folder and the invariants are checked.
  */
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { build } from 'esbuild';
 import { createModelUpdater } from '../../src/createModelUpdater.js';
 import { readLogFile } from '../../src/log/fileEventLog.js';
@@ -17,6 +19,16 @@ import { replay } from '../../src/log/replay.js';
 import { publish } from '../../src/manifest/publish.js';
 import { startTestServer, type TestServer } from './testServer.js';
 
+export const SCENARIOS = ['update', 'unhealthy'] as const;
+export type Scenario = (typeof SCENARIOS)[number];
+
+/** A place to kill: a scenario, a point the victim counts, and how often that point occurs in a whole run. */
+export interface KillPoint {
+  scenario: Scenario;
+  point: string;
+  occurrences: number;
+}
+
 export interface CrashWorld {
   root: string;
   manifestUrl: string;
@@ -24,14 +36,18 @@ export interface CrashWorld {
   /** A folder with 1.0.0 installed, copied for every run. */
   template: string;
   victim: string;
-  /** Milliseconds an uninterrupted update takes after the victim says "ready". */
-  updateMs: number;
+  /** Every kill point of every scenario, from one uninterrupted counting run each. */
+  points: KillPoint[];
   close(): Promise<void>;
 }
 
 export interface CrashRun {
   run: number;
-  killAfterMs: number;
+  scenario: Scenario;
+  point: string;
+  occurrence: number;
+  /** False when the victim finished before reaching the point (the counts of a run can vary). */
+  killed: boolean;
   /** The last record the victim journaled before it died. */
   lastRecord: string;
   activeBefore: string | null;
@@ -40,53 +56,59 @@ export interface CrashRun {
 
 export { seededRandom } from '../../machines/seededRandom.js';
 
-function runVictim(world: Pick<CrashWorld, 'victim' | 'manifestUrl'>, dir: string, killAfterMs: number | null) {
-  return new Promise<{ killed: boolean; elapsedMs: number; stdout: string }>((resolve, reject) => {
-    const child = spawn(process.execPath, [world.victim, world.manifestUrl, dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+const copy = promisify(execFile);
+
+function runVictim(world: Pick<CrashWorld, 'victim' | 'manifestUrl'>, dir: string, scenario: Scenario, kill: { point: string; occurrence: number } | null) {
+  return new Promise<{ killed: boolean; stdout: string }>((resolve, reject) => {
+    const env = { ...process.env, ...(kill ? { CRASH_POINT: kill.point, CRASH_OCCURRENCE: String(kill.occurrence) } : {}) };
+    const child = spawn(process.execPath, [world.victim, world.manifestUrl, dir, scenario], { stdio: ['ignore', 'pipe', 'pipe'], env });
     let stdout = '';
-    let readyAt = 0;
     let stderr = '';
     child.stderr.on('data', (chunk) => (stderr += chunk));
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk;
-      if (!readyAt && stdout.includes('ready')) {
-        readyAt = performance.now();
-        if (killAfterMs !== null) setTimeout(() => child.kill('SIGKILL'), killAfterMs);
-      }
-    });
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
     child.on('error', reject);
     child.on('exit', (code, signal) => {
-      if (signal === 'SIGKILL') return resolve({ killed: true, elapsedMs: performance.now() - readyAt, stdout });
+      if (signal === 'SIGKILL') return resolve({ killed: true, stdout });
       if (code !== 0) return reject(new Error(`the victim exited with ${code}: ${stderr}`));
-      resolve({ killed: false, elapsedMs: performance.now() - readyAt, stdout });
+      resolve({ killed: false, stdout });
     });
   });
+}
+
+/** Copies the template, keeping the hard links between versions/ and blobs/. */
+async function copyTemplate(template: string, dir: string) {
+  await copy('cp', ['-a', template, dir]);
 }
 
 export async function createCrashWorld(): Promise<CrashWorld> {
   const root = await mkdtemp(join(tmpdir(), 'model-updater-crash-'));
   const site = join(root, 'site');
   for (const [version, files] of [
-    ['1.0.0', { 'model.bin': 512 * 1024 }],
-    ['1.1.0', { 'model.bin': 6 * 1024 * 1024, 'vocab/tokens.bin': 1024 * 1024 }],
+    ['0.9.0', { 'model.bin': 128 * 1024 }],
+    ['1.0.0', { 'model.bin': 256 * 1024 }],
+    ['1.1.0', { 'model.bin': 384 * 1024, 'vocab/tokens.bin': 64 * 1024 }],
   ] as const) {
     const source = join(root, 'source', version);
     for (const [name, size] of Object.entries(files)) {
       await mkdir(join(source, name, '..'), { recursive: true });
       await writeFile(join(source, name), randomBytes(size));
     }
-    if (version === '1.0.0') await publish({ out: site, version, inputs: [source] });
   }
   const server = await startTestServer({ root: site });
   const manifestUrl = `${server.url}manifest.json`;
+  // The template has 1.0.0 active and 0.9.0 retained: the update to 1.1.0 then deletes 0.9.0 (gc).
   const template = join(root, 'template');
   const installer = createModelUpdater({ manifestUrl, dir: template, policy: { checkOnStart: false }, allowUnsigned: true });
-  await installer.start();
-  await installer.check();
+  for (const version of ['0.9.0', '1.0.0']) {
+    await publish({ out: site, version, inputs: [join(root, 'source', version)] });
+    if (version === '0.9.0') await installer.start();
+    const installed = await installer.check();
+    if (installed.outcome !== 'activated') throw new Error(`could not install ${version}: ${JSON.stringify(installed)}`);
+  }
   installer.stop();
   await publish({ out: site, version: '1.1.0', inputs: [join(root, 'source', '1.1.0')] });
 
-  // One bundled file starts in a fraction of the time tsx needs, so a kill lands in the update, not the boot.
+  // One bundled file starts in a fraction of the time tsx needs.
   const victim = join(root, 'victim.mjs');
   await build({
     entryPoints: [fileURLToPath(new URL('./crashVictim.ts', import.meta.url))],
@@ -98,21 +120,23 @@ export async function createCrashWorld(): Promise<CrashWorld> {
     logLevel: 'silent',
   });
 
-  // The median of three uninterrupted updates: one slow run on a busy machine must not set the scale.
-  const timings: number[] = [];
-  for (let run = 0; run < 3; run++) {
-    const calibration = join(root, `calibration-${run}`);
-    await cp(template, calibration, { recursive: true });
-    timings.push((await runVictim({ victim, manifestUrl }, calibration, null)).elapsedMs);
+  // One uninterrupted run of each scenario, counting: the set of points to kill at.
+  const points: KillPoint[] = [];
+  for (const scenario of SCENARIOS) {
+    const dir = join(root, `count-${scenario}`);
+    await copyTemplate(template, dir);
+    const { stdout } = await runVictim({ victim, manifestUrl }, dir, scenario, null);
+    const { counts } = JSON.parse(stdout.split('\n').filter(Boolean).at(-1)!) as { counts: Record<string, number> };
+    for (const [point, occurrences] of Object.entries(counts)) points.push({ scenario, point, occurrences });
+    await rm(dir, { recursive: true, force: true });
   }
-  const elapsedMs = timings.sort((a, b) => a - b)[1]!;
   return {
     root,
     manifestUrl,
     server,
     template,
     victim,
-    updateMs: elapsedMs,
+    points,
     async close() {
       await server.close();
       await rm(root, { recursive: true, force: true });
@@ -138,13 +162,13 @@ async function checkActive(dir: string, expectVersions: string[]): Promise<{ ver
   return { version, problems };
 }
 
-/** One kill at a random instant, then recovery and the invariants. */
-export async function crashOnce(world: CrashWorld, run: number, random: () => number): Promise<CrashRun> {
+/** One kill at the `occurrence`-th time the victim reaches `point`, then recovery and the invariants. */
+export async function crashAt(world: CrashWorld, run: number, kill: { scenario: Scenario; point: string; occurrence: number }): Promise<CrashRun> {
   const runRoot = join(world.root, `run-${run}`);
   const dir = join(runRoot, 'models');
-  await cp(world.template, dir, { recursive: true });
-  const killAfterMs = Math.round(random() * world.updateMs * 0.85);
-  const { killed } = await runVictim(world, dir, killAfterMs);
+  await mkdir(runRoot, { recursive: true });
+  await copyTemplate(world.template, dir);
+  const { killed } = await runVictim(world, dir, kill.scenario, kill);
   const problems: string[] = [];
 
   const logged = readLogFile(join(dir, 'events.log'));
@@ -153,7 +177,7 @@ export async function crashOnce(world: CrashWorld, run: number, random: () => nu
   const before = await checkActive(dir, ['1.0.0', '1.1.0']);
   problems.push(...before.problems.map((p) => `after the kill: ${p}`));
 
-  const updater = createModelUpdater({ manifestUrl: world.manifestUrl, dir, policy: { checkOnStart: false }, retry: { manifestRetries: 0 }, allowUnsigned: true });
+  const updater = createModelUpdater({ manifestUrl: world.manifestUrl, dir, policy: { checkOnStart: false }, allowUnsigned: true });
   try {
     await updater.start();
     const recovered = updater.getSnapshot();
@@ -161,12 +185,15 @@ export async function crashOnce(world: CrashWorld, run: number, random: () => nu
     if (JSON.stringify(replay(updater.log.records())?.context) !== JSON.stringify(recovered.context)) {
       problems.push('replay differs from the recovered state');
     }
+    // The update finishes, or (after the victim's rollback, which sets 1.1.0 aside) stays on 1.0.0.
     const result = await updater.check();
-    if (updater.active?.version !== '1.1.0') problems.push(`after recovery and a check, active is ${updater.active?.version} (${result.outcome} ${result.error?.code ?? ''})`);
-    const after = await checkActive(dir, ['1.1.0']);
+    if (result.outcome === 'failed') problems.push(`the check after recovery failed: ${result.error?.code} ${result.error?.message}`);
+    const after = await checkActive(dir, ['1.0.0', '1.1.0']);
     problems.push(...after.problems);
+    if (after.version !== updater.active?.version) problems.push(`the pointer says ${after.version}, the updater ${updater.active?.version}`);
+    await updater.gc();
     const staged = await readdir(join(dir, 'staging'), { recursive: true });
-    if (staged.length) problems.push(`staging not clean after the update: ${staged.join(', ')}`);
+    if (staged.length) problems.push(`staging not clean after the check and gc: ${staged.join(', ')}`);
     const outside = (await readdir(runRoot)).filter((name) => name !== 'models');
     if (outside.length) problems.push(`files written outside dir: ${outside.join(', ')}`);
   } catch (error) {
@@ -175,5 +202,47 @@ export async function crashOnce(world: CrashWorld, run: number, random: () => nu
     updater.stop();
   }
   await rm(runRoot, { recursive: true, force: true });
-  return { run, killAfterMs: killed ? killAfterMs : -1, lastRecord, activeBefore: before.version, problems };
+  return { run, ...kill, killed, lastRecord, activeBefore: before.version, problems };
+}
+
+/**
+ * The kills for `perPoint` runs at every point: occurrences spread evenly over the point's range
+ * (each one at least once when it has no more than `perPoint`), or one chosen by `random` when `perPoint` is 1.
+ */
+export function planKills(points: KillPoint[], perPoint: number, random: () => number) {
+  return points.flatMap((p) =>
+    Array.from({ length: perPoint }, (_, i) => ({
+      scenario: p.scenario,
+      point: p.point,
+      occurrence: perPoint === 1 ? 1 + Math.floor(random() * p.occurrences) : p.occurrences <= perPoint ? 1 + (i % p.occurrences) : 1 + Math.round((i * (p.occurrences - 1)) / (perPoint - 1)),
+    })),
+  );
+}
+
+/** `update: rename in promote` */
+export const pointName = (p: { scenario: string; point: string }) => `${p.scenario}: ${p.point}`;
+
+/**
+ * Runs the kills, `concurrency` at a time (each in its own folder), reporting each result as it comes.
+ * @example
+ * const runs = await runKills(world, planKills(world.points, 1, random), 2)
+ */
+export async function runKills(
+  world: CrashWorld,
+  kills: ReadonlyArray<{ scenario: Scenario; point: string; occurrence: number }>,
+  concurrency: number,
+  onResult: (run: CrashRun) => void = () => undefined,
+): Promise<CrashRun[]> {
+  const results: CrashRun[] = [];
+  let next = 0;
+  const worker = async () => {
+    while (next < kills.length) {
+      const run = next++;
+      const result = await crashAt(world, run, kills[run]!);
+      results[run] = result;
+      onResult(result);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, concurrency) }, worker));
+  return results;
 }

@@ -1,13 +1,80 @@
 /**
- * The process the kill test kills: one update of `dir` from `manifestUrl`, nothing else.
- * Prints "ready" just before the updater starts, so the killer's clock starts there.
+ * The process the kill test kills. It runs one scenario on `dir` and counts its kill points as it goes:
+ *   - `after <record>`: each record the journal makes durable (the step it starts is under way);
+ *   - `<fs call> in <store method> (after <record>)`: each mkdir / rename / link / unlink / rm / open /
+ *     fsync / chmod / write the process makes under `dir`, named by the store method making it
+ *     (`promote`, `writePointer`, `collectGarbage`, ...) or `outside the store` (lock, install id, log),
+ *     and by the last record, which says which step runs (the switch, a restore, gc, ...).
+ * With CRASH_POINT and CRASH_OCCURRENCE set it SIGKILLs itself at that occurrence of that point, before
+ * the call runs (or just after the record is durable). With CRASH_COUNT=1 it prints the counts as JSON.
+ *
+ * Scenarios (argv[3]):
+ *   update    update 1.0.0 -> 1.1.0, roll back by hand to 1.0.0, then gc()
+ *   unhealthy update to 1.1.0, whose health check fails: the update restores 1.0.0 by itself
  */
 import { createModelUpdater } from '../../src/createModelUpdater.js';
+import { FileEventLog } from '../../src/log/fileEventLog.js';
+import { FsModelStore } from '../../src/node/fsModelStore.js';
+import { watchFs } from './fsOps.js';
 
-const [manifestUrl, dir] = process.argv.slice(2);
-const updater = createModelUpdater({ manifestUrl: manifestUrl!, dir: dir!, policy: { checkOnStart: false }, retry: { manifestRetries: 0 }, allowUnsigned: true });
+const [manifestUrl, dir, scenario = 'update'] = process.argv.slice(2) as [string, string, string?];
+const target = process.env.CRASH_POINT ?? null;
+const occurrence = Number(process.env.CRASH_OCCURRENCE ?? 0);
+const counts: Record<string, number> = {};
+
+function reach(point: string) {
+  const n = (counts[point] = (counts[point] ?? 0) + 1);
+  if (point === target && n === occurrence) process.kill(process.pid, 'SIGKILL');
+}
+
+/** `xstate.done.actor.stageVersion` reads better as `stageVersion done`. */
+function recordName(type: string): string {
+  const actor = /^xstate\.(done|error)\.actor\.(.+)$/.exec(type);
+  return actor ? `${actor[2]} ${actor[1] === 'done' ? 'done' : 'failed'}` : type;
+}
+
+let inStore: string | null = null;
+let lastRecord = 'nothing';
+const store = FsModelStore.prototype as unknown as Record<string, (...args: unknown[]) => unknown>;
+for (const name of Object.getOwnPropertyNames(FsModelStore.prototype)) {
+  const real = store[name];
+  if (name === 'constructor' || typeof real !== 'function') continue;
+  store[name] = function (this: unknown, ...args: unknown[]) {
+    const outer = inStore;
+    inStore = name;
+    const result = real.apply(this, args);
+    if (result instanceof Promise) return result.finally(() => (inStore = outer));
+    inStore = outer;
+    return result;
+  };
+}
+const append = FileEventLog.prototype.append;
+FileEventLog.prototype.append = function (this: FileEventLog, ...args: Parameters<FileEventLog['append']>) {
+  const record = append.apply(this, args);
+  lastRecord = recordName(args[0]);
+  reach(`after ${lastRecord}`);
+  return record;
+};
+await watchFs((op) => {
+  if (!op.path.startsWith(dir) && !op.to?.startsWith(dir)) return;
+  // The last record says which step is running: `rename in writePointer (after checkHealth done)` is
+  // the switch, `(after ROLLBACK)` the rollback.
+  reach(`${op.kind} ${inStore ? `in ${inStore}` : 'outside the store'} (after ${lastRecord})`);
+});
+
+const updater = createModelUpdater({
+  manifestUrl,
+  dir,
+  policy: { checkOnStart: false },
+  allowUnsigned: true,
+  ...(scenario === 'unhealthy' ? { loader: { healthCheck: (model: { version: string }) => model.version !== '1.1.0' } } : {}),
+});
 process.stdout.write('ready\n');
 await updater.start();
-const result = await updater.check();
+const results: unknown[] = [await updater.check()];
+if (scenario === 'update') {
+  results.push(await updater.rollback());
+  results.push(await updater.gc());
+}
 updater.stop();
-process.stdout.write(`${JSON.stringify(result)}\n`);
+process.stdout.write(`${JSON.stringify({ results, counts })}\n`);
