@@ -116,6 +116,9 @@ const PLANTS: Plant[] = [
   replacing('blobs', (cell) => cell.canary),
   replacing('staging', (cell) => cell.canary),
   replacing('staging/1.2.0', (cell) => cell.canary),
+  // Resume records of staged downloads, outside the payload's folders.
+  replacing('resume', (cell) => cell.canary),
+  replacing('resume/1.2.0', (cell) => cell.canary),
   replacing('versions', (cell) => cell.canary),
   // The version a rollback goes back to (1.1.0 is active; its folder is covered by `versions`).
   replacing('versions/1.0.0', (cell) => cell.canary),

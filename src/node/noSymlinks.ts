@@ -101,6 +101,7 @@ export async function assertNoSymlinksBelow(root: string, target: string, action
  */
 export async function mkdirNoFollow(root: string, target: string, action = 'create a folder in'): Promise<void> {
   await mkdir(root, { recursive: true });
+  if (resolve(target) === resolve(root)) return; // the model folder itself: nothing below it to make
   let path = root;
   for (const part of below(root, target)) {
     path = `${path}${sep}${part}`;
