@@ -199,13 +199,13 @@ async function measureChild(script: string, args: string[]): Promise<Omit<Measur
 }
 
 /**
- * Transpiles src/download/downloadFile.ts, the Node transport and file staging area, and the modules
+ * Transpiles src/core/download/downloadFile.ts, the Node transport and file staging area, and the modules
  * they import to plain JS in `outDir`, plus a runner script standing in for `update`. Returns the
  * runner's path.
  */
 async function buildFallbackRunner(outDir: string): Promise<string> {
   const ts = (await import('typescript')).default;
-  const pending = ['download/downloadFile.ts', 'node/nodeTransport.ts', 'node/fileStagingArea.ts'].map((file) => path.join(REPO, 'src', file));
+  const pending = ['core/download/downloadFile.ts', 'node/nodeTransport.ts', 'node/fileStagingArea.ts'].map((file) => path.join(REPO, 'src', file));
   const done = new Set<string>();
   for (let file = pending.pop(); file !== undefined; file = pending.pop()) {
     if (done.has(file)) continue;
@@ -223,7 +223,7 @@ async function buildFallbackRunner(outDir: string): Promise<string> {
     runner,
     `import { readFileSync } from 'node:fs';
 import http from 'node:http';
-import { downloadFile } from './src/download/downloadFile.js';
+import { downloadFile } from './src/core/download/downloadFile.js';
 import { FileStagingArea } from './src/node/fileStagingArea.js';
 import { createNodeTransport } from './src/node/nodeTransport.js';
 const [manifestUrl, dir, transport] = process.argv.slice(2);

@@ -12,10 +12,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import { retryDelayMs } from '../machines/updater.machine.js';
-import { isRolledOutTo } from '../machines/policy.js';
+import { isRolledOutTo } from '../machines/versionPolicy.js';
 import { seededRandom } from '../machines/seededRandom.js';
 import type { UpdaterContext } from '../machines/types.js';
-import { DEFAULT_SCHEDULE, nextCheckDelay, startupDelay, type SchedulePolicy } from '../src/schedule.js';
+import { DEFAULT_SCHEDULE, nextCheckDelay, startupDelay, type SchedulePolicy } from '../src/core/schedule.js';
 
 const INSTALLS = Number(process.env.FLEET_INSTALLS ?? 1_000_000);
 const WEEK_S = 7 * 24 * 3600;

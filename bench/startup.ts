@@ -7,9 +7,9 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createModelUpdater } from '../src/createModelUpdater.js';
-import { FileEventLog } from '../src/log/fileEventLog.js';
-import { publish } from '../src/manifest/publish.js';
+import { createModelUpdater } from '../src/node/createModelUpdater.js';
+import { FileEventLog } from '../src/node/fileEventLog.js';
+import { publish } from '../src/publish/publish.js';
 import { LOG_FILE } from '../src/node/fsModelStore.js';
 import { startTestServer } from '../test/helpers/testServer.js';
 

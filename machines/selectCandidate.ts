@@ -1,5 +1,5 @@
 import semver from 'semver';
-import { isAllowedByPolicy, isRolledOutTo } from './policy.js';
+import { isAllowedByPolicy, isRolledOutTo } from './versionPolicy.js';
 import type { InstalledVersion, Manifest, ManifestFile, ManifestVersion, QuarantinedBuild, UpdaterConfig } from './types.js';
 
 /**

@@ -6,7 +6,7 @@
 import { assign, fromPromise, setup } from 'xstate';
 import { isTransientCode, type UpdateErrorData } from './errorCodes.js';
 import { actorErrorData } from './failureCodes.js';
-import { approvalFor } from './policy.js';
+import { approvalFor } from './versionPolicy.js';
 import { planRetention } from './retention.js';
 import { drawFromSeed } from './seededRandom.js';
 import { buildId, selectCandidate, toInstalled } from './selectCandidate.js';

@@ -9,37 +9,37 @@ export {
   type UpdatePolicy,
   type UpdateResult,
   type UpdaterEvents,
-} from './createModelUpdater.js';
-export { UpdateError, isUpdateError, ERROR_CODES, type UpdateErrorCode, type UpdateErrorData } from './errors.js';
-export type { ModelLoader, ModelRef } from './modelRef.js';
-export { parseManifest, parseManifestText, MANIFEST_SCHEMA_VERSION } from './manifest/schema.js';
-export { publish, type PublishOptions } from './manifest/publish.js';
-export { generateKeyPair, keyIdOf, parsePrivateKeyText, parsePublicKeyText, type KeyPair } from './trust/keys.js';
-export { readPrivateKeyFile, readPublicKeyFile, writeKeyPair } from './trust/keyFiles.js';
-export { type SignedEnvelope, type Signature } from './trust/envelope.js';
-export { signEnvelope } from './trust/sign.js';
-export { canonicalJson } from './trust/canonical.js';
-export { replay, type UpdaterSnapshot } from './log/replay.js';
-export { verifyLog, type LogRecord, type LogVerification } from './log/record.js';
-export { readLogFile, FileEventLog } from './log/fileEventLog.js';
-export { logStats, type UpdateStats, type SessionStats, type DownloadStats } from './log/stats.js';
+} from './node/createModelUpdater.js';
+export { UpdateError, isUpdateError, ERROR_CODES, type UpdateErrorCode, type UpdateErrorData } from './core/errors.js';
+export type { ModelLoader, ModelRef } from './core/modelRef.js';
+export { parseManifest, parseManifestText, MANIFEST_SCHEMA_VERSION } from './core/manifest/schema.js';
+export { publish, type PublishOptions } from './publish/publish.js';
+export { generateKeyPair, keyIdOf, parsePrivateKeyText, parsePublicKeyText, type KeyPair } from './publish/keys.js';
+export { readPrivateKeyFile, readPublicKeyFile, writeKeyPair } from './publish/keyFiles.js';
+export { type SignedEnvelope, type Signature } from './core/trust/envelope.js';
+export { signEnvelope } from './publish/sign.js';
+export { canonicalJson } from './core/trust/canonical.js';
+export { replay, type UpdaterSnapshot } from './core/log/replay.js';
+export { verifyLog, type LogRecord, type LogVerification } from './core/log/record.js';
+export { readLogFile, FileEventLog } from './node/fileEventLog.js';
+export { logStats, type UpdateStats, type SessionStats, type DownloadStats } from './core/log/stats.js';
 export { quarantineLog, type QuarantineReport } from './node/quarantineLog.js';
-export { createUpdater, type Platform, type UpdaterOptions } from './createUpdater.js';
-export type { DownloadCondition } from './policy.js';
-export { DEFAULT_SCHEDULE, FLEET_SCHEDULE, nextCheckDelay, type SchedulePolicy } from './schedule.js';
-export type { TracerLike, SpanLike } from './telemetry.js';
-export type { GarbageReport } from './store.js';
+export { createUpdater, type Platform, type UpdaterOptions } from './core/createUpdater.js';
+export type { DownloadCondition } from './core/updatePolicy.js';
+export { DEFAULT_SCHEDULE, FLEET_SCHEDULE, nextCheckDelay, type SchedulePolicy } from './core/schedule.js';
+export type { TracerLike, SpanLike } from './core/telemetry.js';
+export type { GarbageReport } from './core/ports/modelStore.js';
 export { FsModelStore } from './node/fsModelStore.js';
 export { FileStagingArea } from './node/fileStagingArea.js';
 export { createNodeTransport, type NodeTransportOptions } from './node/nodeTransport.js';
-export { downloadFile, type DownloadFileOptions, type DownloadFileResult } from './download/downloadFile.js';
-export type { DownloadLimits, Timers } from './download/transferGuard.js';
-export type { Transport, TransportRequest, TransportResponse, BodySink } from './transport.js';
-export type { StagingArea, StagedFile, StagedWriter, ResumeRecord, Sha256 } from './stagingArea.js';
-export type { ModelStore, ActivePointer } from './store.js';
+export { downloadFile, type DownloadFileOptions, type DownloadFileResult } from './core/download/downloadFile.js';
+export type { DownloadLimits, Timers } from './core/download/transferGuard.js';
+export type { Transport, TransportRequest, TransportResponse, BodySink } from './core/ports/transport.js';
+export type { StagingArea, StagedFile, StagedWriter, ResumeRecord, Sha256 } from './core/ports/stagingArea.js';
+export type { ModelStore, ActivePointer } from './core/ports/modelStore.js';
 export { updaterMachine } from '../machines/updater.machine.js';
 export { selectCandidate } from '../machines/selectCandidate.js';
-export { rolloutBucket, approvalFor } from '../machines/policy.js';
+export { rolloutBucket, approvalFor } from '../machines/versionPolicy.js';
 export { planRetention } from '../machines/retention.js';
 export type {
   Manifest,
@@ -54,6 +54,6 @@ export type {
   UpdaterConfig,
   TrustState,
 } from '../machines/types.js';
-export { formatRecord, summarize } from './log/describe.js';
+export { formatRecord, summarize } from './core/log/describe.js';
 export { replayIntoInspector, type InspectTarget } from './inspect/replayIntoInspector.js';
 export { connectWebSocketInspector, type WebSocketInspector } from './inspect/webSocketInspector.js';

@@ -12,8 +12,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { fetchTransport } from '../src/browser/fetchTransport.js';
 import { openDatabases } from '../src/browser/idbLayout.js';
 import { IdbStagingArea, readStagedChunks } from '../src/browser/idbStagingArea.js';
-import { downloadFile, type DownloadFileOptions } from '../src/download/downloadFile.js';
-import type { UpdateError } from '../src/errors.js';
+import { downloadFile, type DownloadFileOptions } from '../src/core/download/downloadFile.js';
+import type { UpdateError } from '../src/core/errors.js';
 import { startTestServer, type ServerOptions, type TestServer } from './helpers/testServer.js';
 
 const KIB = 1024;

@@ -13,8 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildBrowserExample } from '../examples/browser/build.js';
 import { GOOD_MODEL } from '../examples/browser/model.js';
 import { publishModel } from '../examples/browser/publishDemo.js';
-import { replay } from '../src/log/replay.js';
-import { verifyLog, type LogRecord } from '../src/log/record.js';
+import { replay } from '../src/core/log/replay.js';
+import { verifyLog, type LogRecord } from '../src/core/log/record.js';
 import { startTestServer, type TestServer } from './helpers/testServer.js';
 
 const CHROMIUM = '/usr/bin/chromium';

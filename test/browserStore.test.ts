@@ -9,10 +9,10 @@ import { join } from 'node:path';
 import { keys, setMany, createStore } from 'idb-keyval';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createBrowserModelUpdater, IdbEventLog, readIdbLog, type BrowserModelUpdater, type BrowserModelUpdaterOptions } from '../src/browser/index.js';
-import { FileEventLog } from '../src/log/fileEventLog.js';
-import { replay } from '../src/log/replay.js';
-import { verifyLog } from '../src/log/record.js';
-import { isUpdateError } from '../src/errors.js';
+import { FileEventLog } from '../src/node/fileEventLog.js';
+import { replay } from '../src/core/log/replay.js';
+import { verifyLog } from '../src/core/log/record.js';
+import { isUpdateError } from '../src/core/errors.js';
 import { createWorld, plain, type World } from './helpers/fixtures.js';
 
 let world: World;

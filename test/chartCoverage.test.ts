@@ -9,8 +9,8 @@ import type { EventObject } from 'xstate';
 import { updaterMachine } from '../machines/updater.machine.js';
 import { toInstalled } from '../machines/selectCandidate.js';
 import type { UpdaterEvent } from '../machines/types.js';
-import type { UpdaterSnapshot } from '../src/log/replay.js';
-import { statePath } from '../src/statePath.js';
+import type { UpdaterSnapshot } from '../src/core/log/replay.js';
+import { statePath } from '../src/core/statePath.js';
 import { SimulatedWorld, correctHooks, type SimulatedHooks } from '../src/testing/index.js';
 
 type AnyNode = { key: string; states: Record<string, AnyNode>; invoke: Array<{ id: string }>; always?: unknown[]; transitions?: unknown };

@@ -11,8 +11,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readLogFile } from '../src/log/fileEventLog.js';
-import { publish } from '../src/manifest/publish.js';
+import { readLogFile } from '../src/node/fileEventLog.js';
+import { publish } from '../src/publish/publish.js';
 import { startTestServer, type RecordedRequest, type TestServer } from './helpers/testServer.js';
 
 const PROJECT = fileURLToPath(new URL('..', import.meta.url));

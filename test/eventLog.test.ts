@@ -8,12 +8,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createModelUpdater, type ModelUpdater } from '../src/createModelUpdater.js';
-import { UpdateError } from '../src/errors.js';
-import { FileEventLog, readLogFile } from '../src/log/fileEventLog.js';
-import { verifyLog, type LogRecord } from '../src/log/record.js';
-import { replay } from '../src/log/replay.js';
-import { publish } from '../src/manifest/publish.js';
+import { createModelUpdater, type ModelUpdater } from '../src/node/createModelUpdater.js';
+import { UpdateError } from '../src/core/errors.js';
+import { FileEventLog, readLogFile } from '../src/node/fileEventLog.js';
+import { verifyLog, type LogRecord } from '../src/core/log/record.js';
+import { replay } from '../src/core/log/replay.js';
+import { publish } from '../src/publish/publish.js';
 import { LOG_FILE } from '../src/node/fsModelStore.js';
 import { startTestServer, type TestServer } from './helpers/testServer.js';
 
@@ -270,7 +270,7 @@ describe('replay', () => {
 
 describe('journaled errors', () => {
   it('an untyped error thrown by an actor is journaled with the code the chart gives it', async () => {
-    const { eventData } = await import('../src/log/replay.js');
+    const { eventData } = await import('../src/core/log/replay.js');
     expect(eventData({ type: 'xstate.error.actor.loadModel', error: new Error('bad weights') } as never)).toEqual({
       error: { code: 'LOAD_FAILED', message: 'bad weights' },
     });

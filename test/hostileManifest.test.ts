@@ -9,9 +9,9 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { createActor, toPromise } from 'xstate';
 import type { FetchManifestInput, FetchManifestOutput } from '../machines/types.js';
-import { createFetchManifest } from '../src/actors/fetchManifest.js';
-import { initialTrust } from '../src/trust/acceptManifest.js';
-import { signEnvelope } from '../src/trust/sign.js';
+import { createFetchManifest } from '../src/core/actors/fetchManifest.js';
+import { initialTrust } from '../src/core/trust/acceptManifest.js';
+import { signEnvelope } from '../src/publish/sign.js';
 import { newKey, T0 } from './helpers/signedRepository.js';
 
 const MAX_BYTES = 1024 * 1024;

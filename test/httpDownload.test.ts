@@ -7,11 +7,11 @@ import os from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { UpdateError, type UpdateErrorCode } from '../src/errors.js';
-import { downloadFile, type DownloadFileOptions } from '../src/download/downloadFile.js';
+import { UpdateError, type UpdateErrorCode } from '../src/core/errors.js';
+import { downloadFile, type DownloadFileOptions } from '../src/core/download/downloadFile.js';
 import { FileStagingArea } from '../src/node/fileStagingArea.js';
 import { createNodeTransport } from '../src/node/nodeTransport.js';
-import { parseRetryAfter } from '../src/retryAfter.js';
+import { parseRetryAfter } from '../src/core/retryAfter.js';
 import { startTestServer, type ServerOptions, type TestServer } from './helpers/testServer.js';
 import { TEST_TLS } from './helpers/testTls.js';
 

@@ -10,7 +10,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
 import type { InspectionEvent } from 'xstate';
 import { replayIntoInspector, isUpdateError, connectWebSocketInspector } from '../src/index.js';
-import { replay, isMachineRecord } from '../src/log/replay.js';
+import { replay, isMachineRecord } from '../src/core/log/replay.js';
 import { createWorld, plain, type World } from './helpers/fixtures.js';
 import { freePort } from './helpers/freePort.js';
 

@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { SimulatedClock } from 'xstate';
 import { isUpdateError, UpdateError, type ModelUpdater } from '../src/index.js';
-import { replay } from '../src/log/replay.js';
-import { verifyLog } from '../src/log/record.js';
+import { replay } from '../src/core/log/replay.js';
+import { verifyLog } from '../src/core/log/record.js';
 import { createWorld, plain, waitForSnapshot, type World } from './helpers/fixtures.js';
 
 let world: World;

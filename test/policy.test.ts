@@ -2,8 +2,8 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SimulatedClock } from 'xstate';
-import { approvalFor, isRolledOutTo, rolloutBucket } from '../machines/policy.js';
-import { DEFAULT_SCHEDULE, nextCheckDelay } from '../src/schedule.js';
+import { approvalFor, isRolledOutTo, rolloutBucket } from '../machines/versionPolicy.js';
+import { DEFAULT_SCHEDULE, nextCheckDelay } from '../src/core/schedule.js';
 import { createWorld, waitForSnapshot, type World } from './helpers/fixtures.js';
 
 let world: World;

@@ -6,7 +6,7 @@
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { checkInvariants, FIRST_OBSERVATION, SimulatedWorld, correctHooks, type SimulatedHooks } from '../src/testing/index.js';
-import type { ModelUpdater } from '../src/createUpdater.js';
+import type { ModelUpdater } from '../src/core/createUpdater.js';
 
 type Call = 'check' | 'approve' | 'cancel' | 'rollback' | 'confirm';
 const calls: Record<Call, (u: ModelUpdater<any>) => Promise<unknown> | void> = {

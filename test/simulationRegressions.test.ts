@@ -2,7 +2,7 @@
  * Bugs the simulator found, each pinned by the schedule that showed it.
  */
 import { describe, expect, it } from 'vitest';
-import { isUpdateError } from '../src/errors.js';
+import { isUpdateError } from '../src/core/errors.js';
 import { SimulatedWorld } from '../src/testing/index.js';
 
 describe('found by the simulator', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { SimulatedWorld } from '../src/testing/index.js';
-import { missingBytes } from '../src/actors/checkDiskSpace.js';
+import { missingBytes } from '../src/core/actors/checkDiskSpace.js';
 
 const bytes = (n: number, fill: number) => new Uint8Array(n).fill(fill);
 

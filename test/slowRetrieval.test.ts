@@ -11,13 +11,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { SimulatedClock } from 'xstate';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { downloadFile } from '../src/download/downloadFile.js';
-import type { Timers } from '../src/download/transferGuard.js';
-import { UpdateError } from '../src/errors.js';
+import { downloadFile } from '../src/core/download/downloadFile.js';
+import type { Timers } from '../src/core/download/transferGuard.js';
+import { UpdateError } from '../src/core/errors.js';
 import { FileStagingArea } from '../src/node/fileStagingArea.js';
 import { createNodeTransport } from '../src/node/nodeTransport.js';
-import type { StagingArea } from '../src/stagingArea.js';
-import type { Transport } from '../src/transport.js';
+import type { StagingArea } from '../src/core/ports/stagingArea.js';
+import type { Transport } from '../src/core/ports/transport.js';
 import { MemoryModelStore, MemoryUpdateService, memoryTransport, SimulatedProcess } from '../src/testing/index.js';
 
 const STAGED = { version: '1.0.0', path: 'model.bin' };

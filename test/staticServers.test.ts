@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createModelUpdater } from '../src/index.js';
-import { publish } from '../src/manifest/publish.js';
+import { publish } from '../src/publish/publish.js';
 import { downloadToPath } from './helpers/downloadToPath.js';
 import { freePort } from './helpers/freePort.js';
 

@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterEach, beforeEach, expect, it } from 'vitest';
-import type { SpanLike, TracerLike } from '../src/telemetry.js';
+import type { SpanLike, TracerLike } from '../src/core/telemetry.js';
 import { createWorld, type World } from './helpers/fixtures.js';
 
 let world: World;

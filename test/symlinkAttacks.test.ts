@@ -11,10 +11,10 @@ import { lstat, mkdir, readdir, readFile, readlink, rename, rm, symlink, writeFi
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createModelUpdater, type ModelUpdater } from '../src/createModelUpdater.js';
-import { UpdateError } from '../src/errors.js';
-import { verifyLog } from '../src/log/record.js';
-import type { ModelRef } from '../src/modelRef.js';
+import { createModelUpdater, type ModelUpdater } from '../src/node/createModelUpdater.js';
+import { UpdateError } from '../src/core/errors.js';
+import { verifyLog } from '../src/core/log/record.js';
+import type { ModelRef } from '../src/core/modelRef.js';
 import { FsModelStore } from '../src/node/fsModelStore.js';
 import { quarantineLog } from '../src/node/quarantineLog.js';
 import { createWorld, type World } from './helpers/fixtures.js';

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SimulatedClock } from 'xstate';
 import type { ModelUpdater } from '../src/index.js';
-import { replay } from '../src/log/replay.js';
+import { replay } from '../src/core/log/replay.js';
 import { createSignedRepository, newKey, T0, type SignedRepository } from './helpers/signedRepository.js';
 import { startTestServer } from './helpers/testServer.js';
 
@@ -102,7 +102,7 @@ describe('signatures', () => {
     const updater = repo.updater({ trustedKeys: [], allowUnsigned: true });
     await updater.start();
     expect(await updater.check()).toMatchObject({ outcome: 'activated' });
-    const { summarize } = await import('../src/log/describe.js');
+    const { summarize } = await import('../src/core/log/describe.js');
     const fetched = updater.log.records().find((r) => r.type === 'xstate.done.actor.fetchManifest')!;
     expect(summarize(fetched)).toContain('WARNING: unsigned');
   });

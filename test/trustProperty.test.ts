@@ -6,12 +6,12 @@
 import { createPrivateKey, verify } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { isUpdateError } from '../src/errors.js';
-import { acceptManifest } from '../src/trust/acceptManifest.js';
-import { canonicalJson } from '../src/trust/canonical.js';
-import { keyIdOf, publicKeyObject } from '../src/trust/keys.js';
-import { signEnvelope } from '../src/trust/sign.js';
-import { parseStrictJson } from '../src/trust/strictJson.js';
+import { isUpdateError } from '../src/core/errors.js';
+import { acceptManifest } from '../src/core/trust/acceptManifest.js';
+import { canonicalJson } from '../src/core/trust/canonical.js';
+import { keyIdOf, publicKeyObject } from '../src/publish/keys.js';
+import { signEnvelope } from '../src/publish/sign.js';
+import { parseStrictJson } from '../src/core/trust/strictJson.js';
 import { newKey, T0 } from './helpers/signedRepository.js';
 
 const key = newKey();

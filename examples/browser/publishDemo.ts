@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { publish } from '../../src/manifest/publish.js';
+import { publish } from '../../src/publish/publish.js';
 import type { LinearModel } from './model.js';
 
 /**

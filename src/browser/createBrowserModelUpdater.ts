@@ -2,7 +2,7 @@
  * The browser entry point: an updater whose versions, staging, event log and trust state live in
  * IndexedDB, guarded against other tabs by a Web Lock.
  */
-import { createUpdater, type ModelUpdater, type UpdaterOptions } from '../createUpdater.js';
+import { createUpdater, type ModelUpdater, type UpdaterOptions } from '../core/createUpdater.js';
 import { fetchTransport } from './fetchTransport.js';
 import { IdbEventLog } from './idbEventLog.js';
 import { IdbModelStore, type IdbModelStoreOptions } from './idbModelStore.js';

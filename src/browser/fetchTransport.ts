@@ -3,7 +3,7 @@
  * Location), dropping Authorization when one leaves the origin as the Fetch standard says; whatever
  * else a download means is decided in download/downloadFile.ts, as on every platform.
  */
-import type { BodySink, Transport } from '../transport.js';
+import type { BodySink, Transport } from '../core/ports/transport.js';
 
 /**
  * @example

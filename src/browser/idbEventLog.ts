@@ -12,9 +12,9 @@
  * browser's IndexedDB durability decides.
  */
 import { setMany, values, type UseStore } from 'idb-keyval';
-import { UpdateError } from '../errors.js';
-import type { EventLog } from '../log/eventLog.js';
-import { GENESIS, lastCheckpoint, sealRecord, verifyLog, type LogRecord } from '../log/record.js';
+import { UpdateError } from '../core/errors.js';
+import type { EventLog } from '../core/ports/eventLog.js';
+import { GENESIS, lastCheckpoint, sealRecord, verifyLog, type LogRecord } from '../core/log/record.js';
 import { openDatabases } from './idbLayout.js';
 
 /**

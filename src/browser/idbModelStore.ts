@@ -3,10 +3,10 @@
  * stores), model files as Blobs. See idbLayout.ts for the keys.
  */
 import { del, get, promisifyRequest, set } from 'idb-keyval';
-import { UpdateError } from '../errors.js';
+import { UpdateError } from '../core/errors.js';
 import type { FileDigest } from '../../machines/types.js';
 import { createSHA256 } from 'hash-wasm';
-import type { ActivePointer, GarbageReport, ModelStore } from '../store.js';
+import type { ActivePointer, GarbageReport, ModelStore } from '../core/ports/modelStore.js';
 import { IdbStagingArea, readStagedChunks } from './idbStagingArea.js';
 import { deleteRange, getAllInRange, getAllKeysInRange, openDatabases, prefixRange, type IdbDatabases, type StagedChunk } from './idbLayout.js';
 

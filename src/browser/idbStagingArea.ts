@@ -6,8 +6,8 @@
  */
 import { createSHA256, type IHasher } from 'hash-wasm';
 import { del, get, set, type UseStore } from 'idb-keyval';
-import { UpdateError } from '../errors.js';
-import type { OpenOptions, ResumeRecord, Sha256, StagedFile, StagedWriter, StagingArea } from '../stagingArea.js';
+import { UpdateError } from '../core/errors.js';
+import type { OpenOptions, ResumeRecord, Sha256, StagedFile, StagedWriter, StagingArea } from '../core/ports/stagingArea.js';
 import { deleteRange, getAllInRange, getAllKeysInRange, prefixRange, type StagedChunk } from './idbLayout.js';
 
 /** The staged chunks of one file, in order (the resume record, stored beside them, left out). */

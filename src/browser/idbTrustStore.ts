@@ -3,7 +3,7 @@
  */
 import { get, set } from 'idb-keyval';
 import type { TrustState } from '../../machines/types.js';
-import type { TrustStore } from '../trust/trustStore.js';
+import type { TrustStore } from '../core/ports/trustStore.js';
 import { openDatabases } from './idbLayout.js';
 
 const TRUST_KEY = 'trust';

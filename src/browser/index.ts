@@ -8,8 +8,8 @@ export { IdbEventLog, readIdbLog } from './idbEventLog.js';
 export { holdLock } from './webLock.js';
 export { fetchTransport } from './fetchTransport.js';
 export { IdbStagingArea, type IdbStagingAreaOptions } from './idbStagingArea.js';
-export type { Transport, TransportResponse } from '../transport.js';
-export type { StagingArea } from '../stagingArea.js';
+export type { Transport, TransportResponse } from '../core/ports/transport.js';
+export type { StagingArea } from '../core/ports/stagingArea.js';
 export {
   createUpdater,
   isSettled,
@@ -19,14 +19,14 @@ export {
   type UpdateResult,
   type UpdaterEvents,
   type Platform,
-} from '../createUpdater.js';
-export type { EventLog } from '../log/eventLog.js';
-export { UpdateError, isUpdateError, ERROR_CODES, type UpdateErrorCode, type UpdateErrorData } from '../errors.js';
-export type { ModelLoader, ModelRef } from '../modelRef.js';
-export { replay, type UpdaterSnapshot } from '../log/replay.js';
-export { verifyLog, type LogRecord, type LogVerification } from '../log/record.js';
-export { formatRecord, summarize } from '../log/describe.js';
-export type { ModelStore, ActivePointer } from '../store.js';
+} from '../core/createUpdater.js';
+export type { EventLog } from '../core/ports/eventLog.js';
+export { UpdateError, isUpdateError, ERROR_CODES, type UpdateErrorCode, type UpdateErrorData } from '../core/errors.js';
+export type { ModelLoader, ModelRef } from '../core/modelRef.js';
+export { replay, type UpdaterSnapshot } from '../core/log/replay.js';
+export { verifyLog, type LogRecord, type LogVerification } from '../core/log/record.js';
+export { formatRecord, summarize } from '../core/log/describe.js';
+export type { ModelStore, ActivePointer } from '../core/ports/modelStore.js';
 export { updaterMachine } from '../../machines/updater.machine.js';
 export type { InstalledVersion, DownloadProgress, SessionResult, Outcome, UpdaterConfig } from '../../machines/types.js';
 export { replayIntoInspector, type InspectTarget } from '../inspect/replayIntoInspector.js';

@@ -2,7 +2,7 @@
  * Cross-tab exclusion with the Web Locks API: one updater per store name across every tab and worker of
  * the origin, so two tabs never download into or switch the same store at once.
  */
-import { UpdateError } from '../errors.js';
+import { UpdateError } from '../core/errors.js';
 
 /**
  * Takes the named lock if it is free and holds it until the returned release function is called.

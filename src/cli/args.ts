@@ -1,7 +1,7 @@
 /**
  * Argument parsing errors as INVALID_ARGUMENT, naming the flag.
  */
-import { UpdateError } from '../errors.js';
+import { UpdateError } from '../core/errors.js';
 
 /** Runs node:util's parseArgs (passed in as a thunk, to keep its inferred types) with a clear error. */
 export function parsed<T>(parse: () => T): T {

@@ -3,11 +3,11 @@
  */
 import { createServer } from 'node:net';
 import { createInspectorServer } from '@statelyai/inspect/server';
-import { UpdateError } from '../errors.js';
+import { UpdateError } from '../core/errors.js';
 import { replayIntoInspector } from '../inspect/replayIntoInspector.js';
 import { connectWebSocketInspector } from '../inspect/webSocketInspector.js';
-import type { LogRecord } from '../log/record.js';
-import { statePath } from '../statePath.js';
+import type { LogRecord } from '../core/log/record.js';
+import { statePath } from '../core/statePath.js';
 import type { CliOutput } from './output.js';
 
 /** Lets `--inspect` stand alone (serve an inspector) or take a URL, which node:util's parseArgs cannot. */

@@ -1,7 +1,7 @@
 /**
  * How the CLI talks: JSON on request (one object on stdout), text otherwise, errors with their code.
  */
-import { isUpdateError, toErrorData } from '../errors.js';
+import { isUpdateError, toErrorData } from '../core/errors.js';
 import type { DownloadProgress } from '../../machines/types.js';
 
 export class CliOutput {

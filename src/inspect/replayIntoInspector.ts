@@ -7,8 +7,8 @@
 import { createActor, fromPromise, SimulatedClock, type Actor, type InspectionEvent, type Observer } from 'xstate';
 import { updaterMachine } from '../../machines/updater.machine.js';
 import type { UpdaterInput } from '../../machines/types.js';
-import type { LogRecord } from '../log/record.js';
-import { INIT_EVENT, isMachineRecord, recordEvent, type UpdaterSnapshot } from '../log/replay.js';
+import type { LogRecord } from '../core/log/record.js';
+import { INIT_EVENT, isMachineRecord, recordEvent, type UpdaterSnapshot } from '../core/log/replay.js';
 
 export type InspectTarget = Observer<InspectionEvent> | ((event: InspectionEvent) => void);
 

@@ -6,7 +6,7 @@
 import { createInspector } from '@statelyai/inspect';
 import type { InspectionEvent, Observer } from 'xstate';
 import WebSocket from 'ws';
-import { UpdateError } from '../errors.js';
+import { UpdateError } from '../core/errors.js';
 
 export interface WebSocketInspector {
   inspect: Observer<InspectionEvent>;

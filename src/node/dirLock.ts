@@ -10,7 +10,7 @@ import { hostname } from 'node:os';
 import { closeSync, constants, lstatSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { link, open, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { UpdateError } from '../errors.js';
+import { UpdateError } from '../core/errors.js';
 import { writeFileAtomic } from './fsModelStore.js';
 import { NO_FOLLOW, READ_NO_FOLLOW, readFileNoFollow } from './noSymlinks.js';
 

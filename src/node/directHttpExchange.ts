@@ -13,7 +13,7 @@
  */
 import net from 'node:net';
 import tls from 'node:tls';
-import type { BodySink } from '../transport.js';
+import type { BodySink } from '../core/ports/transport.js';
 import { closedBeforeHead, closedEarly, ExchangeControl, type Exchange, type ExchangeOptions } from './exchange.js';
 import { connectExchange, proxyRefusal, type ProxiedConnection } from './proxy.js';
 import { headEnd, MAX_HEAD_BYTES, parseResponseHead, type ResponseHead } from './responseHead.js';

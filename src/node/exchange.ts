@@ -5,7 +5,7 @@
  * (the first failure ends it, the caller's abort ends it) and the transport's own errors, which
  * download/downloadFile.ts turns into the user's.
  */
-import type { BodySink, TransportResponse } from '../transport.js';
+import type { BodySink, TransportResponse } from '../core/ports/transport.js';
 import type { ProxySetting } from './proxy.js';
 
 export interface ExchangeOptions {

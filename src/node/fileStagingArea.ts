@@ -14,9 +14,9 @@ import { createHash as nodeHash } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
 import { lstat, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { UpdateError } from '../errors.js';
-import type { OpenOptions, ResumeRecord, Sha256, StagedFile, StagedWriter, StagingArea } from '../stagingArea.js';
-import { storageError } from '../storageError.js';
+import { UpdateError } from '../core/errors.js';
+import type { OpenOptions, ResumeRecord, Sha256, StagedFile, StagedWriter, StagingArea } from '../core/ports/stagingArea.js';
+import { storageError } from '../core/storageError.js';
 import { assertNoSymlinks, mkdirNoFollow, NO_FOLLOW, WRITE_NO_FOLLOW } from './noSymlinks.js';
 import { SlotWriter } from './slotWriter.js';
 

@@ -12,10 +12,10 @@ import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
 import { chmod, link, lstat, mkdir, open, readdir, rename, rm, stat, statfs, unlink } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { UpdateError } from '../errors.js';
+import { UpdateError } from '../core/errors.js';
 import type { FileDigest } from '../../machines/types.js';
-import type { ActivePointer, GarbageReport, ModelStore } from '../store.js';
-import { storageError } from '../storageError.js';
+import type { ActivePointer, GarbageReport, ModelStore } from '../core/ports/modelStore.js';
+import { storageError } from '../core/storageError.js';
 import { assertNoSymlinks, assertNoSymlinksBelow, mkdirNoFollow, NO_FOLLOW, readFileNoFollow, WRITE_NO_FOLLOW } from './noSymlinks.js';
 
 export const POINTER_FILE = 'active.json';

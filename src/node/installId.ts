@@ -3,8 +3,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
-import { UpdateError } from '../errors.js';
-import { storageError } from '../storageError.js';
+import { UpdateError } from '../core/errors.js';
+import { storageError } from '../core/storageError.js';
 import { writeFileAtomic } from './fsModelStore.js';
 import { readFileNoFollow } from './noSymlinks.js';
 

@@ -11,7 +11,7 @@
 import { constants, type Dirent } from 'node:fs';
 import { lstat, mkdir, open, readdir } from 'node:fs/promises';
 import { join, relative, resolve, sep } from 'node:path';
-import { UpdateError } from '../errors.js';
+import { UpdateError } from '../core/errors.js';
 
 /**
  * O_NOFOLLOW where the platform has it (0 elsewhere): opening a path whose last component is a symbolic

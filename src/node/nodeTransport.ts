@@ -3,7 +3,7 @@
  * copy per segment) for plain responses, node:http (nodeHttpExchange.ts) for whatever it declines.
  */
 import tls from 'node:tls';
-import type { Transport } from '../transport.js';
+import type { Transport } from '../core/ports/transport.js';
 import { openDirectExchange } from './directHttpExchange.js';
 import { openNodeHttpExchange } from './nodeHttpExchange.js';
 import type { ProxySetting } from './proxy.js';

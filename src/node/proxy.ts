@@ -19,7 +19,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { getProxyForUrl } from 'proxy-from-env';
-import { UpdateError } from '../errors.js';
+import { UpdateError } from '../core/errors.js';
 import type { ExchangeOptions } from './exchange.js';
 import { headEnd, MAX_HEAD_BYTES } from './responseHead.js';
 

@@ -3,9 +3,9 @@
  */
 import { rename } from 'node:fs/promises';
 import { join } from 'node:path';
-import { UpdateError } from '../errors.js';
-import { FileEventLog, readLogFile } from '../log/fileEventLog.js';
-import { META_PREFIX, verifyLog } from '../log/record.js';
+import { UpdateError } from '../core/errors.js';
+import { FileEventLog, readLogFile } from './fileEventLog.js';
+import { META_PREFIX, verifyLog } from '../core/log/record.js';
 import { fsyncFolder, LOG_FILE } from './fsModelStore.js';
 
 export interface QuarantineReport {

@@ -3,7 +3,7 @@
  * against the manifest, migrate writes the converted data beside the old (never over it).
  */
 import { createHash } from 'node:crypto';
-import type { ModelLoader } from '../modelRef.js';
+import type { ModelLoader } from '../core/modelRef.js';
 import type { SimulatedHost } from './simulatedWorld.js';
 
 /**

@@ -4,10 +4,10 @@
  * verifies and replays to the live snapshot (twice the same), storage within retention, typed errors.
  */
 import { exclusiveBytes } from '../../machines/retention.js';
-import { isSettled } from '../createUpdater.js';
-import { ERROR_CODES, UpdateError } from '../errors.js';
-import { verifyLog } from '../log/record.js';
-import { replay, type UpdaterSnapshot } from '../log/replay.js';
+import { isSettled } from '../core/createUpdater.js';
+import { ERROR_CODES, UpdateError } from '../core/errors.js';
+import { verifyLog } from '../core/log/record.js';
+import { replay, type UpdaterSnapshot } from '../core/log/replay.js';
 import type { SimulatedWorld } from './simulatedWorld.js';
 
 /** A broken invariant; its message says which and how. */

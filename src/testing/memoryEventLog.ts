@@ -3,9 +3,9 @@
  * synced before the chart acts on it) and a durable image that outlives the updater: what a crash keeps.
  * A fault makes an append fail the way an fsync does: the record may be written but not synced.
  */
-import { UpdateError } from '../errors.js';
-import type { EventLog } from '../log/eventLog.js';
-import { GENESIS, lastCheckpoint, sealRecord, verifyLog, type LogRecord } from '../log/record.js';
+import { UpdateError } from '../core/errors.js';
+import type { EventLog } from '../core/ports/eventLog.js';
+import { GENESIS, lastCheckpoint, sealRecord, verifyLog, type LogRecord } from '../core/log/record.js';
 
 /** An append that fails: the `after`-th from now. `lost`: nothing reaches the disk; `unsynced`: written, not synced. */
 export interface AppendFault {

@@ -14,10 +14,10 @@
  */
 import { createHash } from 'node:crypto';
 import type { FileDigest, InstalledVersion } from '../../machines/types.js';
-import { UpdateError } from '../errors.js';
-import type { ResumeRecord } from '../stagingArea.js';
-import type { ActivePointer, GarbageReport, ModelStore } from '../store.js';
-import { storageError } from '../storageError.js';
+import { UpdateError } from '../core/errors.js';
+import type { ResumeRecord } from '../core/ports/stagingArea.js';
+import type { ActivePointer, GarbageReport, ModelStore } from '../core/ports/modelStore.js';
+import { storageError } from '../core/storageError.js';
 import { MemoryStagingArea } from './memoryStagingArea.js';
 
 /** One image of the simulated disk. */

@@ -5,8 +5,8 @@
  * faults ('writeStaged') and for its capacity.
  */
 import { createHash } from 'node:crypto';
-import type { OpenOptions, ResumeRecord, Sha256, StagedFile, StagedWriter, StagingArea } from '../stagingArea.js';
-import { storageError } from '../storageError.js';
+import type { OpenOptions, ResumeRecord, Sha256, StagedFile, StagedWriter, StagingArea } from '../core/ports/stagingArea.js';
+import { storageError } from '../core/storageError.js';
 import type { DiskImage } from './memoryModelStore.js';
 import { errno } from './memoryModelStore.js';
 

@@ -3,7 +3,7 @@
  * so its faults (offline, 503, truncated, corrupted, stalled, trickling bodies) meet the real download
  * algorithm. No network is used.
  */
-import type { BodySink, Transport, TransportResponse } from '../transport.js';
+import type { BodySink, Transport, TransportResponse } from '../core/ports/transport.js';
 import type { MemoryUpdateService } from './memoryUpdateService.js';
 
 /**

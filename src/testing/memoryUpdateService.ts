@@ -7,7 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Manifest, ManifestVersion } from '../../machines/types.js';
-import { RANGE_VALIDATOR_HEADER } from '../download/downloadFile.js';
+import { RANGE_VALIDATOR_HEADER } from '../core/download/downloadFile.js';
 import type { SimulatedProcess } from './simulatedProcess.js';
 
 /** How the service misbehaves; several may hold at once. */

@@ -4,7 +4,7 @@
  * its replay path, its command list and the log of the failing run.
  */
 import fc from 'fast-check';
-import { formatRecord } from '../log/describe.js';
+import { formatRecord } from '../core/log/describe.js';
 import { initialModel, simulationCommands, type SimulationCommand } from './commands.js';
 import { correctHooks } from './defaultHooks.js';
 import { SimulatedWorld, type SimulatedHooks, type SimulatedWorldOptions } from './simulatedWorld.js';

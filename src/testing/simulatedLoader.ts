@@ -2,7 +2,7 @@
  * The host's hooks as the simulator runs them: wrapped so that migrate, load, healthCheck and unload can
  * be made to throw, report unhealthy, or stall (a crash point), and so that what is loaded is known.
  */
-import type { ModelLoader, ModelRef } from '../modelRef.js';
+import type { ModelLoader, ModelRef } from '../core/modelRef.js';
 import type { SimulatedProcess } from './simulatedProcess.js';
 
 export type HookName = 'migrate' | 'load' | 'healthCheck' | 'unload';

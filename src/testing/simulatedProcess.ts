@@ -2,7 +2,7 @@
  * The host process of a simulation: what a crash ends. Stalled operations wait here until `heal()`;
  * a crash abandons them, and anything the dead process still had in flight never returns.
  */
-import { UpdateError } from '../errors.js';
+import { UpdateError } from '../core/errors.js';
 
 /** A wait that never ends: what a killed process's pending work amounts to. */
 const never = <T>() => new Promise<T>(() => undefined);

@@ -5,16 +5,16 @@
  */
 import { seededRandom } from '../../machines/seededRandom.js';
 import { SimulatedClock } from 'xstate';
-import { createUpdater, type ModelUpdater, type UpdateResult, type UpdaterOptions } from '../createUpdater.js';
-import type { ModelLoader } from '../modelRef.js';
-import { wrapStoreCalls, type ModelStore } from '../store.js';
-import { statePath } from '../statePath.js';
+import { createUpdater, type ModelUpdater, type UpdateResult, type UpdaterOptions } from '../core/createUpdater.js';
+import type { ModelLoader } from '../core/modelRef.js';
+import { wrapStoreCalls, type ModelStore } from '../core/ports/modelStore.js';
+import { statePath } from '../core/statePath.js';
 import { MemoryLogDisk } from './memoryEventLog.js';
 import { MemoryModelStore } from './memoryModelStore.js';
 import { MemoryUpdateService } from './memoryUpdateService.js';
 import { memoryTransport } from './memoryTransport.js';
-import type { StagingArea } from '../stagingArea.js';
-import type { Transport } from '../transport.js';
+import type { StagingArea } from '../core/ports/stagingArea.js';
+import type { Transport } from '../core/ports/transport.js';
 import { SimulatedHostData } from './simulatedHostData.js';
 import { SimulatedLoader, type SimulatedHandle } from './simulatedLoader.js';
 import { SimulatedProcess } from './simulatedProcess.js';

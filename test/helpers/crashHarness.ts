@@ -12,11 +12,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { build } from 'esbuild';
-import { createModelUpdater } from '../../src/createModelUpdater.js';
-import { readLogFile } from '../../src/log/fileEventLog.js';
-import { verifyLog } from '../../src/log/record.js';
-import { replay } from '../../src/log/replay.js';
-import { publish } from '../../src/manifest/publish.js';
+import { createModelUpdater } from '../../src/node/createModelUpdater.js';
+import { readLogFile } from '../../src/node/fileEventLog.js';
+import { verifyLog } from '../../src/core/log/record.js';
+import { replay } from '../../src/core/log/replay.js';
+import { publish } from '../../src/publish/publish.js';
 import { startTestServer, type TestServer } from './testServer.js';
 
 export const SCENARIOS = ['update', 'unhealthy'] as const;

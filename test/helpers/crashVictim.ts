@@ -12,8 +12,8 @@
  *   update    update 1.0.0 -> 1.1.0, roll back by hand to 1.0.0, then gc()
  *   unhealthy update to 1.1.0, whose health check fails: the update restores 1.0.0 by itself
  */
-import { createModelUpdater } from '../../src/createModelUpdater.js';
-import { FileEventLog } from '../../src/log/fileEventLog.js';
+import { createModelUpdater } from '../../src/node/createModelUpdater.js';
+import { FileEventLog } from '../../src/node/fileEventLog.js';
 import { FsModelStore } from '../../src/node/fsModelStore.js';
 import { watchFs } from './fsOps.js';
 

@@ -3,7 +3,7 @@
  * file is `partPath` (its resume record in the folder's `resume/`). For tests that read the file.
  */
 import path from 'node:path';
-import { downloadFile, type DownloadFileOptions } from '../../src/download/downloadFile.js';
+import { downloadFile, type DownloadFileOptions } from '../../src/core/download/downloadFile.js';
 import { FileStagingArea } from '../../src/node/fileStagingArea.js';
 import { createNodeTransport, type NodeTransportOptions } from '../../src/node/nodeTransport.js';
 

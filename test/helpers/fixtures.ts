@@ -5,9 +5,9 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createModelUpdater, type ModelUpdater, type ModelUpdaterOptions } from '../../src/createModelUpdater.js';
-import { publish } from '../../src/manifest/publish.js';
-import type { UpdaterSnapshot } from '../../src/log/replay.js';
+import { createModelUpdater, type ModelUpdater, type ModelUpdaterOptions } from '../../src/node/createModelUpdater.js';
+import { publish } from '../../src/publish/publish.js';
+import type { UpdaterSnapshot } from '../../src/core/log/replay.js';
 import { startTestServer, type ServerOptions, type TestServer } from './testServer.js';
 
 export interface World {

@@ -9,9 +9,9 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Manifest, ManifestVersion } from '../../machines/types.js';
-import { createModelUpdater, type ModelUpdater, type ModelUpdaterOptions } from '../../src/createModelUpdater.js';
-import { generateKeyPair, parsePrivateKeyText } from '../../src/trust/keys.js';
-import { signEnvelope } from '../../src/trust/sign.js';
+import { createModelUpdater, type ModelUpdater, type ModelUpdaterOptions } from '../../src/node/createModelUpdater.js';
+import { generateKeyPair, parsePrivateKeyText } from '../../src/publish/keys.js';
+import { signEnvelope } from '../../src/publish/sign.js';
 import { startTestServer, type TestServer } from './testServer.js';
 
 export interface TestKey {

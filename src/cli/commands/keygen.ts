@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { writeKeyPair } from '../../trust/keyFiles.js';
+import { writeKeyPair } from '../../publish/keyFiles.js';
 import { parsed, required } from '../args.js';
 import { CliOutput } from '../output.js';
 

@@ -1,14 +1,14 @@
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { readLogFile } from '../../log/fileEventLog.js';
-import { verifyLog } from '../../log/record.js';
-import { formatRecord } from '../../log/describe.js';
+import { readLogFile } from '../../node/fileEventLog.js';
+import { verifyLog } from '../../core/log/record.js';
+import { formatRecord } from '../../core/log/describe.js';
 import { LOG_FILE } from '../../node/fsModelStore.js';
 import { quarantineLog } from '../../node/quarantineLog.js';
 import { parsed, required } from '../args.js';
 import { CliOutput } from '../output.js';
 import { inspectLog, normalizeInspectFlag } from '../inspectLog.js';
-import { UpdateError } from '../../errors.js';
+import { UpdateError } from '../../core/errors.js';
 
 export const usage = 'log --dir <dir> [--verify] [--json] [--inspect [ws://host:port]] [--port <n>] [--no-open] [--quarantine [--force]]';
 

@@ -1,9 +1,9 @@
-import { publish } from '../../manifest/publish.js';
+import { publish } from '../../publish/publish.js';
 import { parseArgs } from 'node:util';
-import { readPrivateKeyFile, readPublicKeyFile } from '../../trust/keyFiles.js';
+import { readPrivateKeyFile, readPublicKeyFile } from '../../publish/keyFiles.js';
 import { parsed, required } from '../args.js';
 import { CliOutput } from '../output.js';
-import { UpdateError } from '../../errors.js';
+import { UpdateError } from '../../core/errors.js';
 
 export const usage =
   'publish --out <folder> --version <v> [--channel c] [--requires-app <range>] [--notes <text>] [--model-id <id>] [--key <private key file>]... [--expires <ISO date | 30d>] [--rotate-key <public key file>... --rotate-threshold n] [--json] <files or folders...>';

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { createModelUpdater } from '../../createModelUpdater.js';
+import { createModelUpdater } from '../../node/createModelUpdater.js';
 import { parsed, required } from '../args.js';
 import { CliOutput } from '../output.js';
 

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { readLogFile } from '../../log/fileEventLog.js';
-import { logStats } from '../../log/stats.js';
+import { readLogFile } from '../../node/fileEventLog.js';
+import { logStats } from '../../core/log/stats.js';
 import { LOG_FILE } from '../../node/fsModelStore.js';
 import { parsed, required } from '../args.js';
 import { CliOutput } from '../output.js';

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
-import { statePath } from '../../statePath.js';
-import { readLogFile } from '../../log/fileEventLog.js';
-import { replay } from '../../log/replay.js';
+import { statePath } from '../../core/statePath.js';
+import { readLogFile } from '../../node/fileEventLog.js';
+import { replay } from '../../core/log/replay.js';
 import { FsModelStore, LOG_FILE } from '../../node/fsModelStore.js';
 import type { InstalledVersion } from '../../../machines/types.js';
 import { parseArgs } from 'node:util';

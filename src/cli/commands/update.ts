@@ -1,11 +1,11 @@
 import { parseArgs } from 'node:util';
-import { createModelUpdater, type UpdateResult } from '../../createModelUpdater.js';
+import { createModelUpdater, type UpdateResult } from '../../node/createModelUpdater.js';
 import { totalSize } from '../../../machines/selectCandidate.js';
 import type { Manifest } from '../../../machines/types.js';
 import { parsed, required } from '../args.js';
 import { CliOutput } from '../output.js';
-import { UpdateError } from '../../errors.js';
-import { readPublicKeyFile } from '../../trust/keyFiles.js';
+import { UpdateError } from '../../core/errors.js';
+import { readPublicKeyFile } from '../../publish/keyFiles.js';
 
 const UNSIGNED_WARNING =
   '--allow-unsigned: manifests are not checked for a signature; whoever can change what the server sends can install models here. Sign with `publish --key` and pass --trusted-key.';

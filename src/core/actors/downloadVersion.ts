@@ -1,0 +1,93 @@
+/**
+ * Downloads every file of a version into staging, resuming partial files, hashing as bytes arrive:
+ * the platform's transport and staging area composed by the one download algorithm. A file whose
+ * content the store already holds is reused, once hashing its stored bytes proves it.
+ */
+import { fromPromise } from 'xstate';
+import type { DownloadInput, DownloadOutput, DownloadProgress } from '../../../machines/types.js';
+import { totalSize } from '../../../machines/selectCandidate.js';
+import { downloadFile } from '../download/downloadFile.js';
+import type { DownloadLimits, Timers } from '../download/transferGuard.js';
+import type { StagingArea } from '../ports/stagingArea.js';
+import type { ModelStore } from '../ports/modelStore.js';
+import type { Transport } from '../ports/transport.js';
+
+export interface DownloadVersionOptions {
+  store: ModelStore;
+  transport: Transport;
+  staging: StagingArea;
+  manifestUrl: string;
+  /** Slow-retrieval limits of each file. */
+  limits: DownloadLimits;
+  /** Timers of the guards (the updater's clock when it has one). */
+  timers: Timers;
+  /** Receives sampled progress (at most one report per interval, plus the last one). */
+  onProgress: (progress: DownloadProgress) => void;
+  progressIntervalMs: number;
+  now: () => number;
+}
+
+export function createDownloadVersion(options: DownloadVersionOptions) {
+  const { store, transport, staging, manifestUrl, limits, timers, onProgress, progressIntervalMs, now } = options;
+  return fromPromise<DownloadOutput, DownloadInput>(async ({ input, signal }) => {
+    const { candidate } = input;
+    const total = totalSize(candidate);
+    const startedAt = now();
+    let done = 0; // bytes of completed files
+    let current = 0; // bytes of the file in progress, resumed prefix included
+    let fetched = 0; // bytes over the network in this attempt
+    let lastReport = startedAt; // the first report waits one interval, so its rate means something
+
+    const report = (force: boolean) => {
+      const at = now();
+      if (!force && at - lastReport < progressIntervalMs) return;
+      lastReport = at;
+      const seconds = (at - startedAt) / 1000;
+      const bytesPerSecond = seconds > 0 ? Math.round(fetched / seconds) : 0;
+      const bytes = done + current;
+      onProgress({
+        version: candidate.version,
+        bytes,
+        total,
+        bytesPerSecond,
+        etaSeconds: bytesPerSecond > 0 ? Math.ceil((total - bytes) / bytesPerSecond) : null,
+      });
+    };
+
+    const digests = [];
+    for (const file of candidate.files) {
+      current = 0;
+      // Content another version already holds is not downloaded again (promote links it), once proven.
+      if (await store.verifyContent(file)) {
+        done += file.size;
+        digests.push({ path: file.path, size: file.size, sha256: file.sha256 });
+        continue;
+      }
+      const result = await downloadFile({
+        // Relative to the mirror that served the (verified) manifest.
+        url: new URL(file.url, input.baseUrl ?? manifestUrl).href,
+        file: { version: candidate.version, path: file.path },
+        expectedSize: file.size,
+        transport,
+        staging,
+        signal,
+        limits,
+        timers,
+        onBytes: (delta) => {
+          current += delta;
+          fetched += delta;
+          report(false);
+        },
+        // A resumed file's progress starts at what the earlier attempt kept.
+        onStart: (resumedFrom) => {
+          current = resumedFrom;
+        },
+      });
+      current = 0;
+      done += result.size;
+      digests.push({ path: file.path, size: result.size, sha256: result.sha256 });
+    }
+    report(true);
+    return { digests };
+  });
+}

@@ -1,0 +1,23 @@
+/**
+ * Runs the host's migrate hook, which converts host data for the new version.
+ */
+import { fromPromise } from 'xstate';
+import type { ModelStepInput } from '../../../machines/types.js';
+import { UpdateError } from '../errors.js';
+import type { LoadedModels, ModelLoader } from '../modelRef.js';
+
+export function createRunMigration(loader: ModelLoader<any>, models: LoadedModels<any>) {
+  return fromPromise<void, ModelStepInput>(async ({ input, signal }) => {
+    if (!loader.migrate) return;
+    const from = input.from ? models.ref(input.from) : null;
+    try {
+      await loader.migrate({ from, to: models.ref(input.to), signal });
+    } catch (error) {
+      throw new UpdateError(
+        'MIGRATION_FAILED',
+        `The host's migrate hook failed for ${from?.version ?? 'no version'} → ${input.to.version}: ${(error as Error)?.message ?? error}. The previous version stays active.`,
+        { cause: error },
+      );
+    }
+  });
+}

@@ -1,0 +1,24 @@
+/**
+ * The commit point: points the store at the new version atomically, then retires what retention drops.
+ */
+import { fromPromise } from 'xstate';
+import type { ModelStepInput, SwitchOutput } from '../../../machines/types.js';
+import { planRetention, type RetentionPolicy } from '../../../machines/retention.js';
+import type { LoadedModels } from '../modelRef.js';
+import type { ModelStore } from '../ports/modelStore.js';
+
+export function createSwitchActive(store: ModelStore, models: LoadedModels<any>, policy: RetentionPolicy, now: () => number) {
+  return fromPromise<SwitchOutput, ModelStepInput>(async ({ input }) => {
+    const current = await store.readPointer();
+    // Run twice (a restart after the switch), this finds the switch done and changes nothing.
+    if (current?.active.version !== input.to.version) {
+      const { retained } = planRetention(input.to, current?.active ?? null, current?.retained ?? [], policy);
+      await store.writePointer({ schemaVersion: 1, active: input.to, retained, switchedAt: new Date(now()).toISOString() });
+    }
+    const pointer = (await store.readPointer())!;
+    // Old files go only now, after the switch: readers keep using the old version until then.
+    await store.collectGarbage([pointer.active, ...pointer.retained].map((kept) => kept.version)).catch(() => undefined);
+    if (input.from) await models.unload(input.from);
+    return { active: pointer.active, retained: pointer.retained };
+  });
+}

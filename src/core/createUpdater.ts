@@ -1,0 +1,330 @@
+/**
+ * The updater, platform-neutral: wires the statechart to a store, the network, the host's hooks and the
+ * event log, and gives the host a small promise-based API. `createModelUpdater` (Node) and the other
+ * adapters call it with their platform.
+ */
+import { createActor, transition, type Actor, type InspectionEvent } from 'xstate';
+import { recoveryEvents } from '../../machines/recovery.js';
+import type { InstalledVersion, SessionResult, Trigger, UpdaterInput } from '../../machines/types.js';
+import { updaterMachine } from '../../machines/updater.machine.js';
+import { BackgroundTimers } from './backgroundTimers.js';
+import { UpdateError } from './errors.js';
+import { hostEvents } from './hostEvents.js';
+import { Journal } from './log/journal.js';
+import { META_PREFIX } from './log/record.js';
+import { eventData, INIT_EVENT, replay, type UpdaterSnapshot } from './log/replay.js';
+import { logStats } from './log/stats.js';
+import { LoadedModels } from './modelRef.js';
+import { isSettled, type ModelUpdater, type UpdateResult, type UpdaterEvents } from './updaterApi.js';
+import { validateOptions } from './validateOptions.js';
+import { resolvePolicy } from './updatePolicy.js';
+import { provideActors } from './provideActors.js';
+import { nextCheckDelay, startupDelay } from './schedule.js';
+import { statePath } from './statePath.js';
+import { SessionSpans } from './telemetry.js';
+import { initialTrust } from './trust/acceptManifest.js';
+import { typedStore } from './typedStore.js';
+import type { Platform, UpdaterOptions } from './updaterOptions.js';
+
+export * from './updaterOptions.js';
+export * from './updaterApi.js';
+export type { UpdatePolicy } from './updatePolicy.js';
+
+/**
+ * Creates an updater on a given platform; hosts call a platform's entry point such as createModelUpdater.
+ * @example
+ * const updater = createUpdater(options, { store, openLog: () => log })
+ */
+export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>, platform: Platform): ModelUpdater<Handle> {
+  const config = validateOptions(options);
+  const policy = resolvePolicy(options.policy);
+  const spans = options.tracer ? new SessionSpans(options.tracer) : null;
+  const random = options.random ?? Math.random;
+  const now = options.now ?? Date.now;
+  // Whatever the adapter throws reaches the chart, the log and the host as an UpdateError.
+  const store = typedStore(platform.store);
+  const models = new LoadedModels<Handle>(options.loader ?? {}, (version) => store.versionPath(version));
+  const listeners = new Map<keyof UpdaterEvents, Set<(payload: never) => void>>();
+  let actor: Actor<typeof updaterMachine> | undefined;
+
+  const emit = <E extends keyof UpdaterEvents>(event: E, payload: UpdaterEvents[E]) => {
+    for (const listener of listeners.get(event) ?? []) (listener as (p: UpdaterEvents[E]) => void)(payload);
+  };
+
+  const timers = new BackgroundTimers(options.clock);
+  let journal: Journal | undefined;
+  let restored = false;
+
+  const machine = provideActors({
+    options,
+    platform,
+    store,
+    models,
+    config,
+    policy,
+    now,
+    onProgress: (progress) => {
+      emit('progress', progress);
+      // A transfer still winding down after a stop must not reach the stopped chart.
+      if (actor?.getSnapshot().status === 'active') actor.send({ type: 'PROGRESS', progress });
+    },
+  });
+
+  /** Without a durable record the chart must not go on: stop and report. */
+  const haltOnJournalFailure = () =>
+    queueMicrotask(() => {
+      actor?.stop();
+      emit('error', journal!.failure!);
+    });
+
+  /** Every event the chart receives is journaled before the chart acts on it; then the host's observer. */
+  const inspect = (inspection: InspectionEvent) => {
+    if (inspection.type === '@xstate.event' && actor && inspection.actorRef === actor && journal && !journal.failure) {
+      const { event } = inspection;
+      const restart = event.type === INIT_EVENT && restored;
+      if (!restart && !journal.record(event, event.type === INIT_EVENT ? undefined : actor.getSnapshot())) haltOnJournalFailure();
+    }
+    const user = options.inspect;
+    if (typeof user === 'function') user(inspection);
+    else user?.next?.(inspection);
+  };
+
+  let previous: UpdaterSnapshot | undefined;
+  const onSnapshot = (snapshot: UpdaterSnapshot) => {
+    const before = previous;
+    previous = snapshot;
+    if (journal && !journal.checkpoint(snapshot)) haltOnJournalFailure();
+    const session = snapshot.context.session;
+    if (spans && session && (!before || statePath(before) !== statePath(snapshot))) spans.state(session.id, session.trigger, statePath(snapshot));
+    for (const [name, payload] of hostEvents(before, snapshot, (installed) => models.ref(installed))) emit(name, payload as never);
+    const { lastResult } = snapshot.context;
+    if (!lastResult || lastResult === before?.context.lastResult) return;
+    scheduleAfter(lastResult);
+    spans?.end(lastResult);
+    if (lastResult.outcome === 'activated') queueMicrotask(armProbationTimer);
+  };
+
+  let releaseLock: (() => void) | null = null;
+
+  /** The actor for the state the log describes, after journaling and folding the recovery events. */
+  const restoreActor = (input: UpdaterInput): Actor<typeof updaterMachine> => {
+    const clock = options.clock ? { clock: options.clock } : {};
+    let snapshot = replay(journal!.log.records());
+    restored = snapshot !== null;
+    if (!snapshot) return createActor(machine, { input, inspect, ...clock });
+    if (snapshot.status !== 'active') {
+      throw new UpdateError('LOG_CORRUPT', `The event log in ${store.location} replays to an unusable state (${snapshot.status}). Run \`model-updater log --quarantine --dir <dir>\` to set it aside and start a new log; the installed models stay.`);
+    }
+    for (const event of recoveryEvents(snapshot, config)) {
+      journal!.append(event.type, snapshot.context.session?.id ?? null, eventData(event));
+      [snapshot] = transition(updaterMachine, snapshot, event);
+    }
+    // Restoring re-runs the invoked actor of the state the log ended in (every actor is idempotent).
+    return createActor(machine, { input, snapshot: updaterMachine.getPersistedSnapshot(snapshot) as never, inspect, ...clock });
+  };
+
+  /** Ends probation after `confirmAfterMs` of the version being active in this process. */
+  let probationArmedFor: string | undefined;
+  const armProbationTimer = () => {
+    const probation = actor?.getSnapshot().context.probation;
+    if (!probation || probationArmedFor === probation.version) return;
+    probationArmedFor = probation.version;
+    timers.set('probation', options.probation?.confirmAfterMs ?? 10 * 60_000, () => {
+      probationArmedFor = undefined;
+      if (actor?.getSnapshot().context.probation?.version === probation.version) actor.send({ type: 'CONFIRM', reason: 'time' });
+    });
+  };
+
+  /** Background checks: one timer, re-armed each time a session ends (back-off after failures). */
+  let failedSessions = 0;
+  const armSchedule = (trigger: Trigger, delay: number) =>
+    timers.set('check', delay, () => void checkOnce(trigger).catch(() => undefined));
+  const scheduleAfter = (result: SessionResult) => {
+    if (!policy.schedule || !options.manifestUrl) return;
+    failedSessions = result.outcome === 'failed' ? failedSessions + 1 : 0;
+    armSchedule('scheduled', nextCheckDelay(policy.schedule, { failures: failedSessions, retryAfterMs: result.error?.retryAfterMs }, random()));
+  };
+
+  const running = (): Actor<typeof updaterMachine> => {
+    if (journal?.failure) throw journal.failure;
+    if (!actor) throw new UpdateError('INVALID_ARGUMENT', 'The updater is not started: call and await start() first.');
+    return actor;
+  };
+
+  /** Resolves when the chart settles after `sessionId` began (or at once if it is settled already). */
+  const settled = (sessionId: string | null): Promise<UpdateResult> =>
+    new Promise((resolve, reject) => {
+      const current = running();
+      const tryResolve = (snapshot: UpdaterSnapshot): boolean => {
+        if (journal?.failure) {
+          reject(journal.failure);
+          return true;
+        }
+        const { lastResult, session, candidate, error } = snapshot.context;
+        if (snapshot.matches({ idle: 'deferred' })) {
+          resolve({ sessionId: session?.id ?? '', outcome: 'deferred', version: null, error });
+          return true;
+        }
+        if (!isSettled(snapshot)) return false;
+        if (snapshot.matches('awaitingApproval')) {
+          resolve({ sessionId: session?.id ?? '', outcome: 'awaiting-approval', version: candidate?.version ?? null, error: null });
+          return true;
+        }
+        if (sessionId !== null && lastResult?.sessionId !== sessionId) return false;
+        resolve(lastResult ?? { sessionId: sessionId ?? '', outcome: 'up-to-date', version: null, error: null });
+        return true;
+      };
+      if (tryResolve(current.getSnapshot())) return;
+      const subscription = current.subscribe({
+        next: (snapshot) => {
+          if (tryResolve(snapshot)) subscription.unsubscribe();
+        },
+        error: (error) => reject(error),
+        // Stopped (by stop(), or because the log could not be written) before settling.
+        complete: () => reject(journal?.failure ?? new UpdateError('CANCELLED', 'The updater was stopped before the update finished; it resumes on the next start().')),
+      });
+    });
+
+  const bootstrapTrust = initialTrust(options.trustedKeys ?? [], options.threshold ?? 1);
+  /** The configured keys, or the rotated set kept in trust.json when it grew from the same configuration. */
+  const startingTrust = async () => {
+    const saved = await platform.trust?.read();
+    return saved && saved.anchor === bootstrapTrust.anchor ? saved : bootstrapTrust;
+  };
+
+  const checkOnce = async (trigger: Trigger): Promise<UpdateResult> => {
+    const current = running();
+    if (!options.manifestUrl?.length) throw new UpdateError('INVALID_ARGUMENT', 'No manifestUrl was given, so there is nothing to check: pass the update service URL.');
+    const snapshot = current.getSnapshot();
+    const event = { type: 'CHECK' as const, sessionId: crypto.randomUUID(), at: now(), trigger, jitter: random() };
+    // Busy: join the session in progress instead of starting a second one.
+    if (!snapshot.can(event)) return settled(snapshot.context.session?.id ?? null);
+    current.send(event);
+    return settled(event.sessionId);
+  };
+
+  return {
+    async start() {
+      if (actor) return;
+      await store.init();
+      releaseLock = (await platform.lock?.()) ?? null;
+      try {
+        config.installId = (await platform.installId?.()) ?? null;
+        journal = new Journal(await platform.openLog(now), store.location, options.checkpointEvery ?? 500);
+        // A folder installed before it had a log (or whose log was set aside) keeps its versions.
+        const pointer = await store.readPointer();
+        actor = restoreActor({ config, active: pointer?.active ?? null, retained: pointer?.retained ?? [], trust: await startingTrust() });
+      } catch (error) {
+        releaseLock?.();
+        releaseLock = null;
+        throw error;
+      }
+      actor.subscribe({ next: onSnapshot, error: (error) => emit('error', error instanceof UpdateError ? error : new UpdateError('UNKNOWN', String(error))) });
+      actor.start();
+      // The host configured other keys than the trust state grew from: start over from them (journaled).
+      const configured = bootstrapTrust;
+      if (actor.getSnapshot().context.trust.anchor !== configured.anchor) actor.send({ type: 'TRUST', trust: configured });
+      // Journaled before the model loads: a start that dies loading it counts against a version on probation.
+      actor.send({ type: 'STARTED', at: now() });
+      if (journal.failure) throw journal.failure;
+      // A restored switch or rollback decides which version is active: let it finish before loading one.
+      const deciding = actor.getSnapshot();
+      if (deciding.matches('rollingBack') || deciding.matches({ migrating: 'switching' })) await settled(deciding.context.session!.id);
+      const active = actor.getSnapshot().context.active;
+      if (active) {
+        await store.checkVersion?.(active.version);
+        await models.load(active);
+        actor.send({ type: 'LOADED', version: active.version });
+      }
+      armProbationTimer();
+      if (!options.manifestUrl) return;
+      if (policy.checkOnStart) {
+        // A folder with nothing to run checks at once; one with a model spreads its check (see SchedulePolicy).
+        const waits = policy.schedule !== null && (active !== null || policy.startupDelayWhenEmpty);
+        const delay = waits ? startupDelay(policy.schedule!, random()) : 0;
+        if (delay === 0) void checkOnce('startup').catch(() => undefined);
+        else armSchedule('startup', delay);
+      } else if (policy.schedule) {
+        armSchedule('scheduled', nextCheckDelay(policy.schedule, { failures: 0 }, random()));
+      }
+    },
+    async gc() {
+      const { context } = running().getSnapshot();
+      const keep = [context.active, ...context.retained].filter((v) => v !== null).map((v) => v.version);
+      // An update in progress keeps its staging (a download, or one cancelled to resume later) and the
+      // version folder it is installing: promoted before migrate, the switch points at it.
+      const busy = !isSettled(running().getSnapshot()) && context.candidate ? [context.candidate.version] : [];
+      const report = await store.collectGarbage([...keep, ...busy], busy);
+      // Files left the disk: the audit trail says which (a bookkeeping record; replay skips it).
+      journal?.append(`${META_PREFIX}gc`, null, { ...report });
+      return report;
+    },
+    stats: () => logStats(running() && journal!.log.records()),
+    conditionsChanged() {
+      running().send({ type: 'CONDITIONS_CHANGED' });
+    },
+    confirm() {
+      const current = running();
+      if (current.getSnapshot().context.probation) current.send({ type: 'CONFIRM', reason: 'host' });
+    },
+    check: (trigger = 'manual') => checkOnce(trigger),
+    approve() {
+      const current = running();
+      const session = current.getSnapshot().context.session?.id ?? null;
+      current.send({ type: 'APPROVE' });
+      return settled(session);
+    },
+    cancel() {
+      running().send({ type: 'CANCEL' });
+    },
+    rollback(to) {
+      const current = running();
+      const event = { type: 'ROLLBACK' as const, sessionId: crypto.randomUUID(), at: now(), ...(to === undefined ? {} : { to }) };
+      if (!current.getSnapshot().can(event)) {
+        const snapshot = current.getSnapshot();
+        const kept = snapshot.context.retained.map((v) => v.version);
+        const reason = !isSettled(snapshot)
+          ? `an update is running (${statePath(snapshot)}); wait for it to finish`
+          : to === undefined
+            ? 'no previous version is retained (one is kept after the next successful update)'
+            : `version ${to} is not retained (retained: ${kept.join(', ') || 'none'})`;
+        return Promise.reject(new UpdateError('ROLLBACK_UNAVAILABLE', `Cannot roll back: ${reason}.`));
+      }
+      current.send(event);
+      return settled(event.sessionId);
+    },
+    stop() {
+      actor?.stop();
+      journal?.log.close();
+      actor = undefined;
+      journal = undefined;
+      probationArmedFor = undefined;
+      timers.clearAll();
+      releaseLock?.();
+      releaseLock = null;
+    },
+    getSnapshot: () => running().getSnapshot(),
+    subscribe(listener) {
+      const subscription = running().subscribe(listener);
+      return () => subscription.unsubscribe();
+    },
+    on(event, listener) {
+      const set = listeners.get(event) ?? new Set();
+      set.add(listener as (payload: never) => void);
+      listeners.set(event, set);
+      return () => set.delete(listener as (payload: never) => void);
+    },
+    get active() {
+      const active: InstalledVersion | null | undefined = actor?.getSnapshot().context.active;
+      return active ? models.ref(active) : null;
+    },
+    get model() {
+      const active = actor?.getSnapshot().context.active;
+      return active ? models.handle(active.version) : undefined;
+    },
+    get log() {
+      if (!journal) throw new UpdateError('INVALID_ARGUMENT', 'The updater is not started: call and await start() first.');
+      return journal.log;
+    },
+  };
+}

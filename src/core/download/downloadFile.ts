@@ -1,0 +1,347 @@
+/**
+ * The one download algorithm of a model file, whatever the platform: a GET through a Transport into a
+ * StagingArea, hashed as the bytes arrive, resumed with Range / If-Range from what an earlier attempt
+ * kept. It owns redirects, validators, 416, declared sizes, status codes, the slow-retrieval guards
+ * and every error text; the ports only move bytes.
+ *
+ * One call is one attempt: the statechart owns retries and back-off, and this function leaves the
+ * partial file in a state the next attempt resumes.
+ */
+import { UpdateError } from '../errors.js';
+import { parseRetryAfter } from '../retryAfter.js';
+import type { StagedFile, StagedWriter, StagingArea, Sha256 } from '../ports/stagingArea.js';
+import { storageError } from '../storageError.js';
+import type { Transport, TransportResponse } from '../ports/transport.js';
+import { brokenRanges, cancelled, endedEarly, networkError, serviceUnavailable, sizeMismatch, unexpectedStatus } from './downloadErrors.js';
+import { basicAuth, normalizeHeaders, parseUrl, withoutCredentials } from './requestHeaders.js';
+import { REAL_TIMERS, resolveLimits, TransferGuard, type DownloadLimits, type Timers } from './transferGuard.js';
+
+export interface DownloadFileOptions {
+  /** Absolute http: or https: URL. */
+  url: string;
+  /** Which staged file: a prefix an earlier attempt left there is resumed. */
+  file: StagedFile;
+  /** Size from the manifest: the download fails with SIZE_MISMATCH as soon as the server says or sends otherwise. */
+  expectedSize: number;
+  transport: Transport;
+  staging: StagingArea;
+  /** Abort rejects with UpdateError('CANCELLED') and keeps the partial file for a later resume. */
+  signal?: AbortSignal;
+  /** Called with the bytes just received; the caller computes progress. */
+  onBytes?: (delta: number) => void;
+  /**
+   * Called once the server has agreed where the body starts, before the first onBytes: `offset` is the
+   * number of bytes kept from an earlier attempt (0 when starting over).
+   */
+  onStart?: (offset: number) => void;
+  /** Header deadline, stall timeout, minimum throughput (see DownloadLimits for the defaults). */
+  limits?: DownloadLimits;
+  /** Timer source for the guards; default the real one. */
+  timers?: Timers;
+  /** Request headers (Authorization, ...); credentials are dropped when a redirect leaves the origin. */
+  headers?: Record<string, string>;
+}
+
+export interface DownloadFileResult {
+  /** Bytes staged at the end (equals expectedSize). */
+  size: number;
+  /** Lowercase hex SHA-256 of the whole file, the kept prefix included. */
+  sha256: string;
+  /** Bytes kept from an earlier attempt (0 when started over). */
+  resumedFrom: number;
+  /** Bytes received over the network in this call. */
+  bytesFetched: number;
+}
+
+const MAX_REDIRECTS = 5;
+/** The one header that makes a range conditional on the validator; only this file sends it. */
+export const RANGE_VALIDATOR_HEADER = 'if-range';
+const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
+
+/**
+ * Downloads `url` into the staged `file`, resuming a prefix left by an earlier attempt, and returns the
+ * SHA-256 of the whole file; the staged bytes are durable before it resolves. Never retries: every
+ * failure is an {@link UpdateError} whose code tells the caller whether a retry can help.
+ *
+ * @example
+ * const { sha256 } = await downloadFile({
+ *   url: 'https://models.example.com/1.2.0/model.bin',
+ *   file: { version: '1.2.0', path: 'model.bin' },
+ *   expectedSize: 734_003_200,
+ *   transport: createNodeTransport(),
+ *   staging: new FileStagingArea('/var/lib/app/models'),
+ * });
+ * if (sha256 !== manifestFile.sha256) throw new Error('corrupt download');
+ */
+export async function downloadFile(options: DownloadFileOptions): Promise<DownloadFileResult> {
+  const { file, expectedSize, transport, staging, signal, onBytes, onStart } = options;
+  let url = parseUrl(options.url);
+  if (!Number.isSafeInteger(expectedSize) || expectedSize < 0) {
+    throw new UpdateError('INVALID_ARGUMENT', `expectedSize must be a whole number of bytes, got ${expectedSize}.`);
+  }
+  const limits = resolveLimits(options.limits);
+  const timers = options.timers ?? REAL_TIMERS;
+  let headers = normalizeHeaders(options.headers);
+  // Ranges are this function's to write.
+  delete headers.range;
+  delete headers[RANGE_VALIDATOR_HEADER];
+  throwIfAborted(signal);
+  const where = `${file.version}/${file.path}`;
+
+  const record = await storage(() => staging.readRecord(file), `read the resume record of ${where}`);
+  let prefix = await storage(() => staging.size(file), `read ${where}`);
+  // A prefix of a different size of file cannot belong to this one, whatever the server says.
+  if (prefix > expectedSize || (prefix > 0 && record !== undefined && record.expectedSize !== expectedSize)) {
+    await storage(() => staging.remove(file), `remove ${where}`);
+    prefix = 0;
+  }
+  let validator = prefix > 0 ? strong(record?.validator) : undefined;
+
+  let hash: Sha256;
+  if (prefix > 0) {
+    const hashed = await storage(() => staging.hashPrefix(file, prefix, signal ?? new AbortController().signal), `read ${where}`);
+    throwIfAborted(signal);
+    hash = hashed.hash;
+    prefix = hashed.length;
+  } else {
+    hash = await staging.createHash();
+  }
+  if (prefix === expectedSize && prefix > 0) {
+    // Nothing left to fetch; the caller checks the hash, so a bad prefix still cannot be installed.
+    await storage(() => staging.sync(file), `flush ${where} to disk`);
+    await storage(() => staging.removeRecord(file), `remove the resume record of ${where}`);
+    return { size: prefix, sha256: hash.digest(), resumedFrom: prefix, bytesFetched: 0 };
+  }
+
+  let redirects = 0;
+  let restarted = false;
+  for (;;) {
+    const requestHeaders = { ...headers };
+    const auth = basicAuth(url);
+    if (auth !== undefined && requestHeaders.authorization === undefined) requestHeaders.authorization = auth;
+    if (prefix > 0) {
+      requestHeaders.range = `bytes=${prefix}-`;
+      if (validator !== undefined) requestHeaders[RANGE_VALIDATOR_HEADER] = validator;
+    }
+
+    const attempt = new Attempt(signal);
+    const guard = new TransferGuard(url, limits, timers, (error) => attempt.fail(error));
+    guard.startHead();
+    let response: TransportResponse;
+    try {
+      response = await transport.get({ url, headers: requestHeaders, signal: attempt.signal });
+    } catch (error) {
+      guard.dispose();
+      attempt.dispose();
+      throw attempt.failure ?? (signal?.aborted ? cancelled() : networkError(error, url, 'head'));
+    }
+    guard.headArrived();
+    const { status } = response;
+    const stop = () => {
+      guard.dispose();
+      attempt.dispose();
+      response.close();
+    };
+
+    if (REDIRECT_STATUSES.has(status)) {
+      stop();
+      const location = response.headers.location;
+      if (location === undefined) {
+        throw new UpdateError('DOWNLOAD_FAILED', `${url.href} answered ${status} without a Location header; the server is misconfigured.`);
+      }
+      if (++redirects > MAX_REDIRECTS) {
+        throw new UpdateError('DOWNLOAD_FAILED', `${options.url} redirected more than ${MAX_REDIRECTS} times; check the URL in the manifest.`);
+      }
+      const next = parseUrl(location, url);
+      if (next.origin !== url.origin) headers = withoutCredentials(headers);
+      url = next;
+      continue;
+    }
+
+    if (status === 416 || (status === 206 && contentRangeStart(response.headers) !== prefix)) {
+      stop();
+      if (prefix === 0 || restarted) throw brokenRanges(url, status, restarted, prefix);
+      // The staged prefix does not fit what the server holds now: start over, once.
+      restarted = true;
+      await storage(() => staging.remove(file), `remove ${where}`);
+      prefix = 0;
+      validator = undefined;
+      hash = await staging.createHash();
+      continue;
+    }
+
+    if (status === 429 || status >= 500) {
+      stop();
+      throw serviceUnavailable(url, status, parseRetryAfter(response.headers['retry-after'], timers.now()));
+    }
+    if (status !== 200 && status !== 206) {
+      stop();
+      throw unexpectedStatus(url, status, response.statusText);
+    }
+
+    if (status === 200 && prefix > 0) {
+      // The server ignored Range, or the file changed (If-Range failed): the body is the whole file.
+      await storage(() => staging.remove(file), `remove ${where}`).catch((error: unknown) => {
+        stop();
+        throw error;
+      });
+      prefix = 0;
+      hash = await staging.createHash();
+    }
+    // Checked before the first body byte: a partial file of the wrong size is worth nothing.
+    const total = declaredTotal(response.headers, status);
+    if (total !== undefined && total !== expectedSize) {
+      stop();
+      await staging.remove(file).catch(() => undefined);
+      throw sizeMismatch(url, `the server says it holds ${total} bytes`, expectedSize);
+    }
+    try {
+      await storage(() => staging.writeRecord(file, { expectedSize, ...recordValidator(response.headers) }), `write the resume record of ${where}`);
+    } catch (error) {
+      stop();
+      throw error;
+    }
+    onStart?.(prefix);
+    const received = await receive(response, { staging, file, where, prefix, expectedSize, hash, guard, attempt, url, signal, ...(onBytes ? { onBytes } : {}) }).finally(stop);
+    const size = prefix + received;
+    if (size < expectedSize) throw endedEarly(url, size, expectedSize);
+    await storage(() => staging.removeRecord(file), `remove the resume record of ${where}`);
+    return { size, sha256: hash.digest(), resumedFrom: prefix, bytesFetched: received };
+  }
+}
+
+interface ReceiveContext {
+  staging: StagingArea;
+  file: StagedFile;
+  where: string;
+  prefix: number;
+  expectedSize: number;
+  hash: Sha256;
+  guard: TransferGuard;
+  attempt: Attempt;
+  url: URL;
+  signal: AbortSignal | undefined;
+  onBytes?: (delta: number) => void;
+}
+
+/**
+ * Streams the body into the staged file, hashing on the way; resolves with the body bytes, all
+ * written (and synced when the file is complete). Whatever ends the transfer early, what arrived is
+ * written first, so the next attempt resumes it; a size mismatch deletes it instead.
+ */
+async function receive(response: TransportResponse, context: ReceiveContext): Promise<number> {
+  const { staging, file, where, prefix, expectedSize, hash, guard, attempt, url, onBytes } = context;
+  const limit = expectedSize - prefix;
+  let received = 0;
+  const writer: StagedWriter = await storage(
+    () =>
+      staging.open(file, {
+        position: prefix,
+        hash,
+        onDrain: () => {
+          if (!attempt.failure) response.resume();
+        },
+        onError: (error) => attempt.fail(storageError(error, `write ${where}`)),
+      }),
+    `open ${where}`,
+  );
+  // From here on the guards watch the body (not the local writes that got it ready).
+  guard.startBody();
+  let bodyError: unknown;
+  try {
+    await response.receive({
+      write(bytes) {
+        if (attempt.failure) return false;
+        guard.arrived(bytes.length);
+        if (received + bytes.length > limit) {
+          attempt.fail(sizeMismatch(url, `it sent more than ${expectedSize} bytes`, expectedSize));
+          return false;
+        }
+        received += bytes.length;
+        hash.update(bytes);
+        onBytes?.(bytes.length);
+        return writer.write(bytes);
+      },
+    });
+  } catch (error) {
+    bodyError = error;
+  }
+  guard.dispose();
+  const failure = attempt.failure ?? (bodyError === undefined ? undefined : context.signal?.aborted ? cancelled() : networkError(bodyError, url, 'body'));
+  const complete = failure === undefined && prefix + received === expectedSize;
+  try {
+    await writer.finish({ sync: complete });
+  } catch (error) {
+    throw failure?.code === 'SIZE_MISMATCH' ? failure : storageError(error, `write ${where}`);
+  }
+  if (failure?.code === 'SIZE_MISMATCH') await staging.remove(file).catch(() => undefined);
+  if (failure) throw failure;
+  return received;
+}
+
+/** One request's life: the first failure wins and aborts it; the caller's abort aborts it too. */
+class Attempt {
+  readonly #controller = new AbortController();
+  #failure: UpdateError | undefined;
+  readonly #forward = (): void => this.#controller.abort(cancelled());
+
+  constructor(private readonly parent: AbortSignal | undefined) {
+    parent?.addEventListener('abort', this.#forward, { once: true });
+    if (parent?.aborted) this.#forward();
+  }
+
+  get signal(): AbortSignal {
+    return this.#controller.signal;
+  }
+
+  get failure(): UpdateError | undefined {
+    return this.#failure;
+  }
+
+  fail(error: UpdateError): void {
+    if (this.#failure) return;
+    this.#failure = error;
+    this.#controller.abort(error);
+  }
+
+  dispose(): void {
+    this.parent?.removeEventListener('abort', this.#forward);
+  }
+}
+
+/** A validator If-Range may carry: a weak ETag never matches there, so every resume would start over. */
+function strong(validator: string | undefined): string | undefined {
+  return validator === undefined || validator.startsWith('W/') ? undefined : validator;
+}
+
+function recordValidator(headers: Record<string, string>): { validator?: string } {
+  const validator = strong(headers.etag) ?? headers['last-modified'];
+  return validator === undefined ? {} : { validator };
+}
+
+function contentRangeStart(headers: Record<string, string>): number | undefined {
+  const match = /^bytes (\d+)-\d+\/(?:\d+|\*)$/.exec(headers['content-range'] ?? '');
+  return match === null ? undefined : Number(match[1]);
+}
+
+/** The size the server claims for the whole file, when it says so. */
+function declaredTotal(headers: Record<string, string>, status: number): number | undefined {
+  if (status === 206) {
+    const match = /\/(\d+)$/.exec(headers['content-range'] ?? '');
+    return match === null ? undefined : Number(match[1]);
+  }
+  const length = headers['content-length'];
+  return length === undefined || headers['transfer-encoding'] !== undefined || !/^\d+$/.test(length) ? undefined : Number(length);
+}
+
+function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw cancelled();
+}
+
+async function storage<T>(action: () => Promise<T>, what: string): Promise<T> {
+  try {
+    return await action();
+  } catch (error) {
+    throw storageError(error, what);
+  }
+}

@@ -1,0 +1,88 @@
+/**
+ * What the host's hooks receive about a model version, and the registry of versions the host has loaded.
+ */
+import type { InstalledVersion } from '../../machines/types.js';
+import { UpdateError } from './errors.js';
+
+export interface ModelRef {
+  version: string;
+  /** Absolute folder holding the version's files under their manifest paths. */
+  path: string;
+  files: InstalledVersion['files'];
+}
+
+/**
+ * The host's hooks. All optional; each may be async. Throwing (or `healthCheck` returning false) fails
+ * the step, and the update rolls back to the version that was active.
+ */
+export interface ModelLoader<Handle = unknown> {
+  /** Converts host data (caches, user adaptations) for the new version before it is loaded. */
+  migrate?(context: { from: ModelRef | null; to: ModelRef; signal: AbortSignal }): unknown;
+  /** Loads a version's files; the returned handle is passed to healthCheck and unload. */
+  load?(model: ModelRef): Handle | Promise<Handle>;
+  /** Runs the loaded model on a known input; false or a throw marks the version unhealthy. */
+  healthCheck?(model: ModelRef, handle: Handle): boolean | void | Promise<boolean | void>;
+  /** Releases a version that is no longer used. */
+  unload?(model: ModelRef, handle: Handle): unknown;
+}
+
+/** The versions the host has loaded, with their handles. Handles never enter the statechart. */
+export class LoadedModels<Handle = unknown> {
+  private readonly handles = new Map<string, Handle>();
+
+  constructor(
+    private readonly loader: ModelLoader<Handle>,
+    private readonly pathOf: (version: string) => string,
+  ) {}
+
+  ref(installed: InstalledVersion): ModelRef {
+    return { version: installed.version, path: this.pathOf(installed.version), files: installed.files };
+  }
+
+  handle(version: string): Handle | undefined {
+    return this.handles.get(version);
+  }
+
+  isLoaded(version: string): boolean {
+    return this.handles.has(version);
+  }
+
+  /** Loads a version unless it is loaded already (steps may run twice after a restart). */
+  async load(installed: InstalledVersion): Promise<void> {
+    if (this.handles.has(installed.version) || !this.loader.load) return;
+    try {
+      this.handles.set(installed.version, await this.loader.load(this.ref(installed)));
+    } catch (error) {
+      throw new UpdateError('LOAD_FAILED', `The host's load hook failed for version ${installed.version}: ${(error as Error)?.message ?? error}.`, {
+        cause: error,
+      });
+    }
+  }
+
+  async healthCheck(installed: InstalledVersion): Promise<void> {
+    if (!this.loader.healthCheck) return;
+    let healthy: boolean | void;
+    try {
+      healthy = await this.loader.healthCheck(this.ref(installed), this.handles.get(installed.version) as Handle);
+    } catch (error) {
+      throw new UpdateError('HEALTH_CHECK_FAILED', `The health check of version ${installed.version} threw: ${(error as Error)?.message ?? error}.`, {
+        cause: error,
+      });
+    }
+    if (healthy === false) {
+      throw new UpdateError('HEALTH_CHECK_FAILED', `The health check of version ${installed.version} reported it unhealthy.`);
+    }
+  }
+
+  /** Unloads a version if it is loaded. Best effort: a failing unload must not block a rollback. */
+  async unload(installed: InstalledVersion): Promise<void> {
+    if (!this.handles.has(installed.version)) return;
+    const handle = this.handles.get(installed.version) as Handle;
+    this.handles.delete(installed.version);
+    try {
+      await this.loader.unload?.(this.ref(installed), handle);
+    } catch {
+      // The version is out of use either way; the host's own logging sees its error.
+    }
+  }
+}

@@ -1,0 +1,60 @@
+/**
+ * The updater as a host sees it: its methods, its events, and what a check comes to.
+ */
+import type { DownloadProgress, SessionResult, Trigger } from '../../machines/types.js';
+import type { UpdateError } from './errors.js';
+import type { EventLog } from './ports/eventLog.js';
+import type { UpdaterSnapshot } from './log/replay.js';
+import type { UpdateStats } from './log/stats.js';
+import type { ModelRef } from './modelRef.js';
+import type { GarbageReport } from './ports/modelStore.js';
+
+export interface UpdaterEvents {
+  /** The chart moved; `state` is the dotted state path, e.g. 'downloading.fetching'. */
+  state: { state: string };
+  'update-available': { version: string; notes: string | undefined };
+  'update-not-available': { sessionId: string };
+  progress: DownloadProgress;
+  activated: { version: string; previous: string | null; model: ModelRef };
+  'rolled-back': { version: string | null; from: string | null; cause: UpdateError | null };
+  error: UpdateError;
+}
+
+/** What a check (or approve, or rollback) came to. */
+export type UpdateResult =
+  | SessionResult
+  | { sessionId: string; outcome: 'awaiting-approval'; version: string | null; error: null }
+  | { sessionId: string; outcome: 'deferred'; version: null; error: SessionResult['error'] };
+
+export interface ModelUpdater<Handle = unknown> {
+  /** Recovers state from the event log, loads the active model, then checks if the policy says so. */
+  start(): Promise<void>;
+  /** Checks for an update and runs it as the policy says. Concurrent calls share one session. */
+  check(trigger?: Trigger): Promise<UpdateResult>;
+  approve(): Promise<UpdateResult>;
+  cancel(): void;
+  /** Ends the active version's probation: the host has seen it work. */
+  confirm(): void;
+  /** Tells a download waiting for its conditions (network, power, idle) to look again now. */
+  conditionsChanged(): void;
+  /** Removes versions retention no longer keeps, leftovers of interrupted downloads, and unused files. */
+  gc(): Promise<GarbageReport>;
+  /** Outcomes, failure codes, download throughput, time in each state and sessions, from the log. */
+  stats(): UpdateStats;
+  /** Makes a retained version active again (the newest retained, or `to`). */
+  rollback(to?: string): Promise<UpdateResult>;
+  stop(): void;
+  getSnapshot(): UpdaterSnapshot;
+  subscribe(listener: (snapshot: UpdaterSnapshot) => void): () => void;
+  on<E extends keyof UpdaterEvents>(event: E, listener: (payload: UpdaterEvents[E]) => void): () => void;
+  /** The active version, with the folder to load it from; null before the first install. */
+  readonly active: ModelRef | null;
+  /** The host's handle of the active version, when a load hook is given. */
+  readonly model: Handle | undefined;
+  readonly log: EventLog;
+}
+
+/** States where nothing runs and the chart waits for a host event. */
+export function isSettled(snapshot: UpdaterSnapshot): boolean {
+  return ['idle', 'active', 'rolledBack', 'awaitingApproval'].some((state) => snapshot.matches(state as never));
+}

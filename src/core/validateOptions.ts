@@ -1,0 +1,59 @@
+/**
+ * Checks the options a host passes, so a mistake is a clear INVALID_ARGUMENT at construction, not an odd
+ * failure in the middle of an update.
+ */
+import semver from 'semver';
+import type { UpdaterConfig } from '../../machines/types.js';
+import { UpdateError } from './errors.js';
+import { resolvePolicy } from './updatePolicy.js';
+import { validateTrustOptions } from './trust/trustOptions.js';
+import type { UpdaterOptions } from './createUpdater.js';
+
+function invalid(message: string): never {
+  throw new UpdateError('INVALID_ARGUMENT', message);
+}
+
+export function validateOptions(options: UpdaterOptions<any>): UpdaterConfig {
+  for (const manifestUrl of [options.manifestUrl ?? []].flat()) {
+    let url: URL;
+    try {
+      url = new URL(manifestUrl);
+    } catch {
+      invalid(`manifestUrl "${manifestUrl}" is not an absolute URL; pass e.g. https://models.example.com/asr/manifest.json.`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') invalid(`manifestUrl must be http: or https:, got ${url.protocol}`);
+  }
+  validateTrustOptions(options);
+  if (options.appVersion !== undefined && semver.valid(options.appVersion) === null) {
+    invalid(`appVersion "${options.appVersion}" is not a semver version like 2.3.0.`);
+  }
+  const policy = resolvePolicy(options.policy);
+  const keep = options.keepVersions ?? 2;
+  if (!Number.isInteger(keep) || keep < 2) {
+    invalid(`keepVersions must be an integer >= 2 (the active version and one to roll back to), got ${keep}.`);
+  }
+  const positive = (name: string, value: number | undefined, fallback: number) => {
+    const v = value ?? fallback;
+    if (!(Number.isFinite(v) && v >= 0)) invalid(`${name} must be a non-negative number, got ${v}.`);
+    return v;
+  };
+  return {
+    appVersion: options.appVersion ?? null,
+    channel: options.channel ?? 'stable',
+    approval: policy.approval,
+    skip: policy.skip,
+    pin: policy.pin,
+    // Filled in by start(), which reads (or creates) the install's id.
+    installId: null,
+    conditionsPollMs: policy.conditionsPollMs,
+    maxDownloadAttempts: Math.max(1, positive('retry.maxDownloadAttempts', options.retry?.maxDownloadAttempts, 5)),
+    maxCheckAttempts: Math.max(1, positive('retry.maxCheckAttempts', options.retry?.maxCheckAttempts, 5)),
+    retryBaseDelayMs: positive('retry.baseDelayMs', options.retry?.baseDelayMs, 1_000),
+    maxRetryDelayMs: positive('retry.maxDelayMs', options.retry?.maxDelayMs, 5 * 60_000),
+    diskMargin: positive('diskMargin', options.diskMargin, 0.05),
+    keepVersions: keep,
+    maxRetainedBytes: positive('maxRetainedBytes', options.maxRetainedBytes, Number.MAX_SAFE_INTEGER),
+    confirmAfterLoads: Math.max(1, positive('probation.confirmAfterLoads', options.probation?.confirmAfterLoads, 2)),
+    maxFailedStarts: Math.max(1, positive('probation.maxFailedStarts', options.probation?.maxFailedStarts, 2)),
+  };
+}

@@ -1,0 +1,45 @@
+/**
+ * The Node entry point: an updater whose versions, staging and event log are files under `dir`.
+ */
+import { join } from 'node:path';
+import { createUpdater, type ModelUpdater, type ModelUpdaterOptions } from '../core/createUpdater.js';
+import { UpdateError } from '../core/errors.js';
+import { FileEventLog } from './fileEventLog.js';
+import { FsModelStore, LOG_FILE } from './fsModelStore.js';
+import { FileTrustStore, TRUST_FILE } from './fileTrustStore.js';
+import { acquireDirLock } from './dirLock.js';
+import { createHttpFetch } from './httpFetch.js';
+import { FileStagingArea } from './fileStagingArea.js';
+import { createNodeTransport } from './nodeTransport.js';
+import { assertProxySetting } from './proxy.js';
+import { installId } from './installId.js';
+
+export * from '../core/createUpdater.js';
+
+/**
+ * Creates an updater for one model folder.
+ * @example
+ * const updater = createModelUpdater({ manifestUrl, dir, appVersion: '2.3.0', loader: { load, healthCheck } })
+ * updater.on('progress', (p) => console.log(p.bytes, p.total))
+ * await updater.start()
+ */
+export function createModelUpdater<Handle = unknown>(
+  options: ModelUpdaterOptions<Handle> & {
+    /** How long start() waits for another updater holding the folder before LOCKED. Default 0. */
+    lockWaitMs?: number;
+  },
+): ModelUpdater<Handle> {
+  if (!options.dir) throw new UpdateError('INVALID_ARGUMENT', 'dir is required: the folder for model versions and the event log.');
+  // A proxy option that is not an http:// URL is refused now, not at the first check.
+  assertProxySetting(options.proxy);
+  return createUpdater(options, {
+    store: new FsModelStore(options.dir),
+    transport: createNodeTransport({ proxy: options.proxy }),
+    staging: new FileStagingArea(options.dir),
+    openLog: (now) => FileEventLog.open(join(options.dir, LOG_FILE), now),
+    trust: new FileTrustStore(join(options.dir, TRUST_FILE)),
+    lock: () => acquireDirLock(options.dir, { waitMs: options.lockWaitMs ?? 0 }),
+    installId: () => installId(options.dir),
+    fetch: createHttpFetch({ proxy: options.proxy }),
+  });
+}

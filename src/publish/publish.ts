@@ -1,0 +1,130 @@
+/**
+ * Adds a version to a static update-service folder: copies the files under `<out>/<version>/` and
+ * rewrites manifest.json atomically. The folder can be served by any static HTTP server or CDN.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { copyFile, mkdir, readdir, readFile, stat } from 'node:fs/promises';
+import { basename, join, posix, relative, sep } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import semver from 'semver';
+import type { Manifest, ManifestFile, ManifestVersion } from '../../machines/types.js';
+import { UpdateError } from '../core/errors.js';
+import { writeFileAtomic } from '../node/fsModelStore.js';
+import { parseManifest } from '../core/manifest/schema.js';
+import type { KeyObject } from 'node:crypto';
+import { looksSigned, parseEnvelope } from '../core/trust/envelope.js';
+import { signEnvelope } from './sign.js';
+import { parseExpires } from '../core/trust/expires.js';
+import { parseStrictJson } from '../core/trust/strictJson.js';
+
+export interface PublishOptions {
+  out: string;
+  /** The version to add; omit it (with no inputs) to only re-sign: a new serial and expiry, same versions. */
+  version?: string;
+  channel?: string;
+  requiresApp?: string;
+  notes?: string;
+  modelId?: string;
+  /** Files, or folders whose relative layout is kept. */
+  inputs: string[];
+  now?: () => number;
+  /** Ed25519 private keys to sign the manifest with; without them it is written unsigned. */
+  keys?: KeyObject[];
+  /** When the signed manifest expires: an ISO date or a duration from now like `30d`, `12h`. Default 30d when signing. */
+  expires?: string;
+  /** Rotates to this key set (base64 raw public keys and threshold); sign with the old and the new keys. */
+  rotateTo?: { keys: string[]; threshold: number };
+}
+
+export async function sha256File(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  await pipeline(createReadStream(path, { highWaterMark: 1024 * 1024 }), hash);
+  return hash.digest('hex');
+}
+
+/** Each input file with the path it gets inside the version. */
+async function collect(inputs: string[]): Promise<Array<{ source: string; path: string }>> {
+  const files: Array<{ source: string; path: string }> = [];
+  for (const input of inputs) {
+    const info = await stat(input).catch(() => {
+      throw new UpdateError('INVALID_ARGUMENT', `Cannot publish "${input}": no such file or folder.`);
+    });
+    if (info.isFile()) {
+      files.push({ source: input, path: basename(input) });
+      continue;
+    }
+    const entries = await readdir(input, { recursive: true, withFileTypes: true });
+    for (const entry of entries) {
+      if (!entry.isFile()) continue;
+      const source = join(entry.parentPath, entry.name);
+      files.push({ source, path: relative(input, source).split(sep).join(posix.sep) });
+    }
+  }
+  return files;
+}
+
+async function readManifest(out: string, modelId: string): Promise<Manifest> {
+  const text = await readFile(join(out, 'manifest.json'), 'utf8').catch(() => null);
+  if (text === null) return { schemaVersion: 1, modelId, versions: [] };
+  const source = `${join(out, 'manifest.json')}`;
+  const document = parseStrictJson(text, source);
+  // The publisher reads its own signed manifest back: the content is re-signed below, not trusted here.
+  return parseManifest(looksSigned(document) ? parseEnvelope(document, source).signed : document, source);
+}
+
+/** The manifest as written: signed with the keys when there are some, with the next serial and an expiry. */
+function finish(manifest: Manifest, options: PublishOptions): { signed: Manifest; text: string } {
+  const signing = (options.keys?.length ?? 0) > 0;
+  const { serial, expires: _expires, trust: _trust, versions, ...rest } = manifest;
+  const signed: Manifest = { ...rest, versions };
+  if (signing || serial !== undefined) signed.serial = (serial ?? 0) + 1;
+  if (signing || options.expires !== undefined) signed.expires = parseExpires(options.expires ?? '30d', (options.now ?? Date.now)());
+  const trust = options.rotateTo ?? manifest.trust;
+  if (trust) signed.trust = trust;
+  const checked = parseManifest(signed, 'the new manifest');
+  const document = signing ? signEnvelope(checked, options.keys!) : checked;
+  return { signed: checked, text: `${JSON.stringify(document, null, 2)}\n` };
+}
+
+/**
+ * @example
+ * await publish({ out: 'site', version: '1.1.0', inputs: ['model.onnx', 'vocab.txt'] })
+ */
+export async function publish(options: PublishOptions & { version: string }): Promise<ManifestVersion>;
+export async function publish(options: PublishOptions): Promise<ManifestVersion | null>;
+export async function publish(options: PublishOptions): Promise<ManifestVersion | null> {
+  if (options.version === undefined && options.inputs.length === 0) {
+    const manifest = await readManifest(options.out, options.modelId ?? basename(options.out));
+    await writeFileAtomic(join(options.out, 'manifest.json'), finish(manifest, options).text);
+    return null;
+  }
+  if (options.version === undefined || semver.valid(options.version) !== options.version) {
+    throw new UpdateError('INVALID_ARGUMENT', `--version "${options.version}" is not a semver version like 1.2.0.`);
+  }
+  if (options.inputs.length === 0) throw new UpdateError('INVALID_ARGUMENT', 'Give at least one file or folder to publish.');
+  await mkdir(options.out, { recursive: true });
+  const manifest = await readManifest(options.out, options.modelId ?? basename(options.out));
+  if (manifest.versions.some((entry) => entry.version === options.version)) {
+    throw new UpdateError('INVALID_ARGUMENT', `Version ${options.version} is already published in ${options.out}; published versions are immutable, publish a new version number.`);
+  }
+  const files: ManifestFile[] = [];
+  for (const { source, path } of await collect(options.inputs)) {
+    const target = join(options.out, options.version, ...path.split('/'));
+    await mkdir(join(target, '..'), { recursive: true });
+    await copyFile(source, target);
+    const { size } = await stat(target);
+    files.push({ path, size, sha256: await sha256File(target), url: `${options.version}/${path.split('/').map(encodeURIComponent).join('/')}` });
+  }
+  const entry: ManifestVersion = {
+    version: options.version,
+    channel: options.channel ?? 'stable',
+    ...(options.requiresApp ? { requires: { app: options.requiresApp } } : {}),
+    ...(options.notes ? { notes: options.notes } : {}),
+    publishedAt: new Date((options.now ?? Date.now)()).toISOString(),
+    files,
+  };
+  const { text } = finish({ ...manifest, versions: [...manifest.versions, entry] }, options);
+  await writeFileAtomic(join(options.out, 'manifest.json'), text);
+  return entry;
+}
