@@ -4,6 +4,7 @@
  */
 import { del, get, promisifyRequest, set } from 'idb-keyval';
 import { UpdateError } from '../core/errors.js';
+import { guardedIdb } from './idbStorageError.js';
 import type { FileDigest } from '../../machines/types.js';
 import { createSHA256 } from 'hash-wasm';
 import type { ActivePointer, GarbageReport, ModelStore } from '../core/ports/modelStore.js';
@@ -26,22 +27,6 @@ export interface IdbModelStoreOptions {
 
 const POINTER_KEY = 'pointer';
 
-function storageError(action: string, error: unknown): UpdateError {
-  const quota = (error as DOMException)?.name === 'QuotaExceededError';
-  return new UpdateError(
-    quota ? 'INSUFFICIENT_DISK_SPACE' : 'STORAGE_FAILED',
-    `Could not ${action} in IndexedDB: ${(error as Error)?.message ?? error}. ${quota ? 'Free some browser storage for this site' : 'Check that the site may use IndexedDB (not a private window with storage disabled)'}, then try again.`,
-    { cause: error },
-  );
-}
-
-async function guarded<T>(action: string, work: () => Promise<T>): Promise<T> {
-  try {
-    return await work();
-  } catch (error) {
-    throw error instanceof UpdateError ? error : storageError(action, error);
-  }
-}
 
 export class IdbModelStore implements ModelStore {
   readonly location: string;
@@ -95,7 +80,7 @@ export class IdbModelStore implements ModelStore {
   /** Bytes of downloads in progress for a version (what a resume will not fetch again). */
   async stagedBytes(version: string, path?: string): Promise<number> {
     const range = prefixRange(path === undefined ? ['s', version] : ['s', version, path]);
-    const values = await guarded('read staged downloads', () => getAllInRange<StagedChunk | object>(this.db.files, range));
+    const values = await guardedIdb('read staged downloads', () => getAllInRange<StagedChunk | object>(this.db.files, range));
     return values.reduce<number>((sum, value) => sum + ('blob' in value ? (value as StagedChunk).blob.size : 0), 0);
   }
 
@@ -105,7 +90,7 @@ export class IdbModelStore implements ModelStore {
 
   /** Hashes the stored Blob; one whose bytes do not match is deleted (and downloaded again). */
   async verifyContent(file: Pick<FileDigest, 'size' | 'sha256'>): Promise<boolean> {
-    const blob = await guarded('read stored content', () => get<Blob>(['b', file.sha256], this.db.files));
+    const blob = await guardedIdb('read stored content', () => get<Blob>(['b', file.sha256], this.db.files));
     if (!blob) return false;
     if (blob.size === file.size) {
       const hasher = await createSHA256();
@@ -119,13 +104,13 @@ export class IdbModelStore implements ModelStore {
       if (hasher.digest('hex') === file.sha256) return true;
     }
     await this.beforeWrite();
-    await guarded('remove damaged content', () => del(['b', file.sha256], this.db.files));
+    await guardedIdb('remove damaged content', () => del(['b', file.sha256], this.db.files));
     return false;
   }
 
   async discardStaging(version?: string): Promise<void> {
     await this.beforeWrite();
-    await guarded('discard staged downloads', () => deleteRange(this.db.files, prefixRange(version === undefined ? ['s'] : ['s', version])));
+    await guardedIdb('discard staged downloads', () => deleteRange(this.db.files, prefixRange(version === undefined ? ['s'] : ['s', version])));
   }
 
   /**
@@ -134,7 +119,7 @@ export class IdbModelStore implements ModelStore {
    */
   async promote(version: string, files: ReadonlyArray<Pick<FileDigest, 'path' | 'sha256'>>): Promise<void> {
     await this.beforeWrite();
-    await guarded(`install version ${version}`, async () => {
+    await guardedIdb(`install version ${version}`, async () => {
       const staged = await getAllKeysInRange(this.db.files, prefixRange(['s', version]));
       if (staged.length === 0 && (await this.listVersions()).includes(version)) return; // an earlier run already promoted it
       const contents: Array<[string, Blob]> = [];
@@ -158,7 +143,7 @@ export class IdbModelStore implements ModelStore {
 
   async collectGarbage(keep: readonly string[], keepStaging: readonly string[] = []): Promise<GarbageReport> {
     await this.beforeWrite();
-    return guarded('clean up old versions', async () => {
+    return guardedIdb('clean up old versions', async () => {
       const report: GarbageReport = { removedVersions: [], removedStaging: [], freedBytes: 0 };
       for (const version of await this.listVersions()) {
         if (keep.includes(version)) continue;
@@ -196,7 +181,7 @@ export class IdbModelStore implements ModelStore {
    * const bytes = new Uint8Array(await (await store.readFile(model.version, 'model.onnx')).arrayBuffer())
    */
   async readFile(version: string, path: string): Promise<Blob> {
-    const blob = await guarded(`read ${path} of version ${version}`, async () => {
+    const blob = await guardedIdb(`read ${path} of version ${version}`, async () => {
       const sha256 = await get<string>(['v', version, path], this.db.files);
       return sha256 === undefined ? undefined : get<Blob>(['b', sha256], this.db.files);
     });
@@ -206,27 +191,27 @@ export class IdbModelStore implements ModelStore {
 
   async removeVersion(version: string): Promise<void> {
     await this.beforeWrite();
-    await guarded(`remove version ${version}`, () => deleteRange(this.db.files, prefixRange(['v', version])));
+    await guardedIdb(`remove version ${version}`, () => deleteRange(this.db.files, prefixRange(['v', version])));
   }
 
   async listVersions(): Promise<string[]> {
-    const keys = await guarded('list versions', () => getAllKeysInRange(this.db.files, prefixRange(['v'])));
+    const keys = await guardedIdb('list versions', () => getAllKeysInRange(this.db.files, prefixRange(['v'])));
     return [...new Set(keys.map((key) => (key as [string, string, string])[1]))];
   }
 
   async readPointer(): Promise<ActivePointer | null> {
-    return (await guarded('read the active pointer', () => get<ActivePointer>(POINTER_KEY, this.db.meta))) ?? null;
+    return (await guardedIdb('read the active pointer', () => get<ActivePointer>(POINTER_KEY, this.db.meta))) ?? null;
   }
 
   /** One IndexedDB transaction: atomic, and committed when it resolves. */
   async writePointer(pointer: ActivePointer): Promise<void> {
     await this.beforeWrite();
-    await guarded('switch the active pointer', () => set(POINTER_KEY, pointer, this.db.meta));
+    await guardedIdb('switch the active pointer', () => set(POINTER_KEY, pointer, this.db.meta));
   }
 
   /** Deletes the pointer, every version, all content and every download of this store (not its event log). */
   async clear(): Promise<void> {
-    await guarded('clear the store', async () => {
+    await guardedIdb('clear the store', async () => {
       await del(POINTER_KEY, this.db.meta);
       await this.db.files('readwrite', (store) => {
         store.clear();

@@ -7,6 +7,7 @@
 import { createSHA256, type IHasher } from 'hash-wasm';
 import { del, get, set, type UseStore } from 'idb-keyval';
 import { UpdateError } from '../core/errors.js';
+import { guardedIdb, idbStorageError } from './idbStorageError.js';
 import type { OpenOptions, ResumeRecord, Sha256, StagedFile, StagedWriter, StagingArea } from '../core/ports/stagingArea.js';
 import { deleteRange, getAllInRange, getAllKeysInRange, prefixRange, type StagedChunk } from './idbLayout.js';
 
@@ -55,21 +56,21 @@ export class IdbStagingArea implements StagingArea {
   }
 
   async size(file: StagedFile): Promise<number> {
-    return guarded('read staged downloads', async () => (await readStagedChunks(this.files, file.version, file.path)).at(-1)?.end ?? 0);
+    return guardedIdb('read staged downloads', async () => (await readStagedChunks(this.files, file.version, file.path)).at(-1)?.end ?? 0);
   }
 
   async readRecord(file: StagedFile): Promise<ResumeRecord | undefined> {
-    const record = await guarded('read staged downloads', () => get<ResumeRecord>(recordKey(file), this.files));
+    const record = await guardedIdb('read staged downloads', () => get<ResumeRecord>(recordKey(file), this.files));
     return record && typeof record.expectedSize === 'number' ? record : undefined;
   }
 
   async writeRecord(file: StagedFile, record: ResumeRecord): Promise<void> {
     await this.beforeWrite();
-    await guarded('store the download', () => set(recordKey(file), record, this.files));
+    await guardedIdb('store the download', () => set(recordKey(file), record, this.files));
   }
 
   async hashPrefix(file: StagedFile, length: number): Promise<{ hash: Sha256; length: number }> {
-    const chunks = await guarded('read staged downloads', () => readStagedChunks(this.files, file.version, file.path));
+    const chunks = await guardedIdb('read staged downloads', () => readStagedChunks(this.files, file.version, file.path));
     const hasher = await freshHasher();
     // The state saved with the last chunk within `length`: nothing to read again.
     const last = chunks.filter((chunk) => chunk.end <= length).at(-1);
@@ -83,13 +84,13 @@ export class IdbStagingArea implements StagingArea {
 
   async open(file: StagedFile, options: OpenOptions): Promise<StagedWriter> {
     await this.beforeWrite();
-    const chunks = await guarded('read staged downloads', () => readStagedChunks(this.files, file.version, file.path));
+    const chunks = await guardedIdb('read staged downloads', () => readStagedChunks(this.files, file.version, file.path));
     // Chunks past the position are a stale tail.
     let index = chunks.filter((chunk) => chunk.end <= options.position).length;
-    const keys = await guarded('read staged downloads', () => getAllKeysInRange(this.files, prefixRange(['s', file.version, file.path])));
+    const keys = await guardedIdb('read staged downloads', () => getAllKeysInRange(this.files, prefixRange(['s', file.version, file.path])));
     for (const key of keys) {
       const at = (key as unknown[])[3];
-      if (typeof at === 'number' && at >= index) await guarded('discard staged downloads', () => del(key, this.files));
+      if (typeof at === 'number' && at >= index) await guardedIdb('discard staged downloads', () => del(key, this.files));
     }
     let offset = options.position;
     let pending: Uint8Array[] = [];
@@ -112,7 +113,7 @@ export class IdbStagingArea implements StagingArea {
           try {
             await set(key, chunk, this.files);
           } catch (error) {
-            failure = storageFailure('store the download', error);
+            failure = idbStorageError('store the download', error);
             options.onError(failure);
           }
         }
@@ -148,28 +149,10 @@ export class IdbStagingArea implements StagingArea {
 
   async remove(file: StagedFile): Promise<void> {
     await this.beforeWrite();
-    await guarded('discard staged downloads', () => deleteRange(this.files, prefixRange(['s', file.version, file.path])));
+    await guardedIdb('discard staged downloads', () => deleteRange(this.files, prefixRange(['s', file.version, file.path])));
   }
 
   async removeRecord(file: StagedFile): Promise<void> {
-    await guarded('store the download', () => del(recordKey(file), this.files));
-  }
-}
-
-function storageFailure(action: string, error: unknown): UpdateError {
-  if (error instanceof UpdateError) return error;
-  const quota = (error as DOMException)?.name === 'QuotaExceededError';
-  return new UpdateError(
-    quota ? 'INSUFFICIENT_DISK_SPACE' : 'STORAGE_FAILED',
-    `Could not ${action} in IndexedDB: ${(error as Error)?.message ?? error}. ${quota ? 'Free some browser storage for this site' : 'Check that the site may use IndexedDB (not a private window with storage disabled)'}, then try again.`,
-    { cause: error },
-  );
-}
-
-async function guarded<T>(action: string, work: () => Promise<T>): Promise<T> {
-  try {
-    return await work();
-  } catch (error) {
-    throw storageFailure(action, error);
+    await guardedIdb('store the download', () => del(recordKey(file), this.files));
   }
 }

@@ -13,7 +13,7 @@ export function storageError(error: unknown, what: string): UpdateError {
   if (error instanceof UpdateError) return error;
   const code = (error as NodeJS.ErrnoException).code;
   const reason = error instanceof Error ? error.message : String(error);
-  if (code === 'ENOSPC' || code === 'EDQUOT') {
+  if (code === 'ENOSPC' || code === 'EDQUOT' || (error as Error | null)?.name === 'QuotaExceededError') {
     return new UpdateError('INSUFFICIENT_DISK_SPACE', `Could not ${what}: the disk is full. Free some space and try again.`, { cause: error });
   }
   if (code === 'ELOOP') {
