@@ -2,29 +2,19 @@
  * The `model-updater` CLI end to end: the real command run as a child process (through tsx, so the
  * current source runs without a build), against a loopback update service and real temp folders.
  */
-import { spawn } from 'node:child_process';
+import { runCli as runHelper, type CliResult } from './helpers/runCli.js';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readLogFile } from '../src/node/fileEventLog.js';
 import { publish } from '../src/publish/publish.js';
 import { startTestServer, type RecordedRequest, type TestServer } from './helpers/testServer.js';
 
-const PROJECT = fileURLToPath(new URL('..', import.meta.url));
 const MIB = 1024 * 1024;
-
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-  /** stdout parsed, when it is exactly one JSON object. */
-  json?: any;
-}
 
 /** Runs `model-updater <args>` from the current source and collects what it printed. */
 function runCli(args: string[]): Promise<CliResult> {
@@ -36,33 +26,7 @@ function runCli(args: string[]): Promise<CliResult> {
 
 /** Runs `model-updater <args>` with exactly these arguments; `closeStdout` hangs up on its output at once. */
 function runCliExactly(args: string[], { closeStdout = false } = {}): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
-      cwd: PROJECT,
-      env: { ...process.env, DEBUG: '' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    // A reader that went away, as `| head -1` does after its line: every write gets EPIPE.
-    if (closeStdout) child.stdout.destroy();
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    child.once('error', reject);
-    child.once('close', (code, signal) => {
-      const result: CliResult = { code: code ?? (signal ? 128 : -1), stdout, stderr };
-      const text = stdout.trim();
-      if (text.startsWith('{') && !text.includes('\n')) {
-        try {
-          const value: unknown = JSON.parse(text);
-          if (typeof value === 'object' && value !== null && !Array.isArray(value)) result.json = value;
-        } catch {
-          // not JSON: leave json undefined
-        }
-      }
-      resolve(result);
-    });
-  });
+  return runHelper(args, { closeStdout });
 }
 
 function sha256(bytes: Buffer): string {

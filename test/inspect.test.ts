@@ -3,6 +3,7 @@
  * headless inspector), replay of a recorded log into an inspector, and `model-updater log --inspect`
  * against a WebSocket server on 127.0.0.1.
  */
+import { runCli } from './helpers/runCli.js';
 import { spawn } from 'node:child_process';
 import net, { type AddressInfo } from 'node:net';
 import { createInspector, type StatelyInspectionEvent } from '@statelyai/inspect';
@@ -89,17 +90,6 @@ describe('model-updater log --inspect', () => {
     server = undefined;
   });
 
-  function runCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-    return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-      child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-      child.once('error', reject);
-      child.once('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    });
-  }
 
   it('replays the log to an inspector server over a WebSocket and exits', async () => {
     const updater = await updateAndRollBack();

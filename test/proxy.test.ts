@@ -10,20 +10,19 @@ import { mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises'
 import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createModelUpdater } from '../src/node/createModelUpdater.js';
 import { isUpdateError } from '../src/core/errors.js';
 import { publish } from '../src/publish/publish.js';
 import { openDirectExchange } from '../src/node/directHttpExchange.js';
 import { downloadToPath as downloadFile } from './helpers/downloadToPath.js';
+import { runCli as runHelper, type CliResult } from './helpers/runCli.js';
 import { openNodeHttpExchange } from '../src/node/nodeHttpExchange.js';
 import { proxyFor } from '../src/node/proxy.js';
 import { freePort } from './helpers/freePort.js';
 import { startTestServer, type TestServer } from './helpers/testServer.js';
 import { TEST_TLS } from './helpers/testTls.js';
 
-const PROJECT = fileURLToPath(new URL('..', import.meta.url));
 const PROXY_VARIABLES = ['http_proxy', 'HTTP_PROXY', 'https_proxy', 'HTTPS_PROXY', 'all_proxy', 'ALL_PROXY', 'no_proxy', 'NO_PROXY'];
 
 // Launching it is how the suite finds out; without it the suite skips, except in CI, where it fails.
@@ -82,38 +81,11 @@ async function forwardedDuring(through: Tinyproxy, action: () => Promise<unknown
   return (await through.requests()).slice(before);
 }
 
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-  json: any;
-}
-
 /** Runs `model-updater <args>` from the source with exactly these proxy variables (none inherited). */
 function runCli(args: string[], env: Record<string, string>): Promise<CliResult> {
   const base: Record<string, string | undefined> = { ...process.env, DEBUG: '' };
   for (const name of PROXY_VARIABLES) delete base[name];
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args, '--allow-unsigned', '--json'], {
-      cwd: PROJECT,
-      env: { ...base, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    child.once('error', reject);
-    child.once('close', (code) => {
-      let json: unknown;
-      try {
-        json = JSON.parse(stdout);
-      } catch {
-        json = undefined;
-      }
-      resolve({ code: code ?? -1, stdout, stderr, json });
-    });
-  });
+  return runHelper([...args, '--allow-unsigned', '--json'], { env: { ...base, ...env } });
 }
 
 function expectInstalled(result: CliResult): void {
