@@ -22,7 +22,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -218,6 +218,8 @@ async function buildFallbackRunner(outDir: string): Promise<string> {
     for (const [, specifier] of source.matchAll(/from '(\.{1,2}\/[^']+)\.js'/g)) pending.push(path.resolve(path.dirname(file), `${specifier}.ts`));
   }
   await writeFile(path.join(outDir, 'package.json'), '{"type":"module"}');
+  // The transpiled modules import packages (proxy-from-env, ...): resolve them from the repository's.
+  await symlink(path.join(REPO, 'node_modules'), path.join(outDir, 'node_modules'), 'dir');
   const runner = path.join(outDir, 'update.js');
   await writeFile(
     runner,
