@@ -257,7 +257,11 @@ export interface CheckDiskSpaceOutput {
 export interface ConditionsOutput { unmet: string[] }
 
 export interface DownloadInput { candidate: ManifestVersion; attempt: number; baseUrl?: string }
-export interface DownloadOutput { digests: FileDigest[] }
+export interface DownloadOutput {
+  digests: FileDigest[];
+  /** SHA-256 names of stored content that did not hash to its name and was removed before the download. */
+  discardedContent?: string[];
+}
 
 export interface VerifyInput { candidate: ManifestVersion; digests: FileDigest[] }
 

@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SimulatedWorld } from '../src/testing/index.js';
 import { createWorld, type World } from './helpers/fixtures.js';
+import { readLogFile } from '../src/node/fileEventLog.js';
+import type { DownloadOutput } from '../machines/types.js';
 
 let world: World;
 beforeEach(async () => {
@@ -46,6 +48,9 @@ describe('content reused from blobs/ is proven by its bytes', () => {
     expect((await readFile(join(active!.path, 'model.bin'))).equals(model)).toBe(true);
     expect((await readFile(planted)).equals(model)).toBe(true);
     expect(world.modelRequests().filter((r) => r.path === '/1.1.0/model.bin')).toHaveLength(1);
+    // The audit trail names what was removed.
+    const downloaded = readLogFile(join(world.dir, 'events.log')).records.filter((record) => record.type === 'xstate.done.actor.downloadVersion');
+    expect(downloaded.map((record) => (record.data as { output: DownloadOutput }).output.discardedContent)).toEqual([undefined, [sha256(model)]]);
   });
 
   it('a bit-rotted blob shared with the installed version is downloaded again for the new one', async () => {

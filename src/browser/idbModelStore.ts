@@ -7,7 +7,7 @@ import { UpdateError } from '../core/errors.js';
 import { guardedIdb } from './idbStorageError.js';
 import type { FileDigest } from '../../machines/types.js';
 import { createSHA256 } from 'hash-wasm';
-import type { ActivePointer, GarbageReport, ModelStore } from '../core/ports/modelStore.js';
+import type { ActivePointer, ContentCheck, GarbageReport, ModelStore } from '../core/ports/modelStore.js';
 import { IdbStagingArea, readStagedChunks } from './idbStagingArea.js';
 import { deleteRange, getAllInRange, getAllKeysInRange, openDatabases, prefixRange, type IdbDatabases, type StagedChunk } from './idbLayout.js';
 
@@ -89,9 +89,9 @@ export class IdbModelStore implements ModelStore {
   }
 
   /** Hashes the stored Blob; one whose bytes do not match is deleted (and downloaded again). */
-  async verifyContent(file: Pick<FileDigest, 'size' | 'sha256'>): Promise<boolean> {
+  async verifyContent(file: Pick<FileDigest, 'size' | 'sha256'>): Promise<ContentCheck> {
     const blob = await guardedIdb('read stored content', () => get<Blob>(['b', file.sha256], this.db.files));
-    if (!blob) return false;
+    if (!blob) return 'missing';
     if (blob.size === file.size) {
       const hasher = await createSHA256();
       hasher.init();
@@ -101,11 +101,11 @@ export class IdbModelStore implements ModelStore {
         if (done) break;
         hasher.update(value);
       }
-      if (hasher.digest('hex') === file.sha256) return true;
+      if (hasher.digest('hex') === file.sha256) return 'verified';
     }
     await this.beforeWrite();
     await guardedIdb('remove damaged content', () => del(['b', file.sha256], this.db.files));
-    return false;
+    return 'discarded';
   }
 
   async discardStaging(version?: string): Promise<void> {

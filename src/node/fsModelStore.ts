@@ -14,7 +14,7 @@ import { chmod, link, lstat, mkdir, open, readdir, rename, rm, stat, statfs, unl
 import { dirname, join, resolve } from 'node:path';
 import { UpdateError } from '../core/errors.js';
 import type { FileDigest } from '../../machines/types.js';
-import type { ActivePointer, GarbageReport, ModelStore } from '../core/ports/modelStore.js';
+import type { ActivePointer, ContentCheck, GarbageReport, ModelStore } from '../core/ports/modelStore.js';
 import { storageError } from '../core/storageError.js';
 import { assertNoSymlinks, assertNoSymlinksBelow, mkdirNoFollow, NO_FOLLOW, readFileNoFollow, WRITE_NO_FOLLOW } from './noSymlinks.js';
 
@@ -149,16 +149,16 @@ export class FsModelStore implements ModelStore {
   }
 
   /** Hashes the stored blob; one that is not a plain file of these bytes is removed (and fetched again). */
-  async verifyContent(file: Pick<FileDigest, 'size' | 'sha256'>): Promise<boolean> {
+  async verifyContent(file: Pick<FileDigest, 'size' | 'sha256'>): Promise<ContentCheck> {
     const path = this.blobPath(file.sha256);
     // Never read through a linked blobs/ folder: the bytes hashed must be the ones in the model folder.
     await this.guard(join(this.location, 'blobs'), 'check stored content in');
     const info = await lstat(path).catch(() => null);
-    if (info === null) return false;
-    if (info.isFile() && info.size === file.size && (await hashFile(path).catch(() => null)) === file.sha256) return true;
+    if (info === null) return 'missing';
+    if (info.isFile() && info.size === file.size && (await hashFile(path).catch(() => null)) === file.sha256) return 'verified';
     // Planted or bit-rotted: versions linking it keep their copy; the next promote stores the good bytes.
-    if (!info.isDirectory()) await unlink(path).catch((error: unknown) => Promise.reject(storageError(error, `remove the damaged ${path}`)));
-    return false;
+    await rm(path, { recursive: true, force: true }).catch((error: unknown) => Promise.reject(storageError(error, `remove the damaged ${path}`)));
+    return 'discarded';
   }
 
   async discardStaging(version?: string): Promise<void> {

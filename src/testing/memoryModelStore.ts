@@ -16,7 +16,7 @@ import { createHash } from 'node:crypto';
 import type { FileDigest, InstalledVersion } from '../../machines/types.js';
 import { UpdateError } from '../core/errors.js';
 import type { ResumeRecord } from '../core/ports/stagingArea.js';
-import type { ActivePointer, GarbageReport, ModelStore } from '../core/ports/modelStore.js';
+import type { ActivePointer, ContentCheck, GarbageReport, ModelStore } from '../core/ports/modelStore.js';
 import { storageError } from '../core/storageError.js';
 import { MemoryStagingArea } from './memoryStagingArea.js';
 
@@ -176,12 +176,12 @@ export class MemoryModelStore implements ModelStore {
   }
 
   /** Hashes the stored bytes; a copy that does not match is removed, as the file store does. */
-  async verifyContent(file: Pick<FileDigest, 'size' | 'sha256'>): Promise<boolean> {
+  async verifyContent(file: Pick<FileDigest, 'size' | 'sha256'>): Promise<ContentCheck> {
     const blob = this.written.blobs.get(file.sha256);
-    if (!blob) return false;
-    if (blob.byteLength === file.size && sha256(blob) === file.sha256) return true;
+    if (!blob) return 'missing';
+    if (blob.byteLength === file.size && sha256(blob) === file.sha256) return 'verified';
     this.written.blobs.delete(file.sha256);
-    return false;
+    return 'discarded';
   }
 
   /** Replaces stored content with other bytes under the same name: a planted or bit-rotted blob, for tests. */

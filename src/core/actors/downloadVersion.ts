@@ -55,10 +55,14 @@ export function createDownloadVersion(options: DownloadVersionOptions) {
     };
 
     const digests = [];
+    /** Stored content that failed its hash and was removed: the audit trail says so (in this actor's output). */
+    const discarded: string[] = [];
     for (const file of candidate.files) {
       current = 0;
       // Content another version already holds is not downloaded again (promote links it), once proven.
-      if (await store.verifyContent(file)) {
+      const stored = await store.verifyContent(file);
+      if (stored === 'discarded') discarded.push(file.sha256);
+      if (stored === 'verified') {
         done += file.size;
         digests.push({ path: file.path, size: file.size, sha256: file.sha256 });
         continue;
@@ -88,6 +92,6 @@ export function createDownloadVersion(options: DownloadVersionOptions) {
       digests.push({ path: file.path, size: result.size, sha256: result.sha256 });
     }
     report(true);
-    return { digests };
+    return discarded.length === 0 ? { digests } : { digests, discardedContent: discarded };
   });
 }

@@ -24,6 +24,8 @@ export function summarize(record: LogRecord): string {
         data.output.rotated ? `, trusted keys rotated (${data.output.trust.keys.length}, threshold ${data.output.trust.threshold})` : '',
         data.output.unsigned ? ' WARNING: unsigned, accepted because allowUnsigned is set' : '',
       ].join('');
+    case 'xstate.done.actor.downloadVersion':
+      return data.output.discardedContent ? `removed stored content that did not match its SHA-256: ${data.output.discardedContent.join(', ')}` : '';
     case 'xstate.done.actor.switchActive':
     case 'xstate.done.actor.restoreVersion':
       return `active: ${data.output.active?.version ?? 'none'}`;

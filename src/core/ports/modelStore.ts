@@ -4,6 +4,9 @@
  */
 import type { FileDigest, InstalledVersion } from '../../../machines/types.js';
 
+/** What a stored copy of a file's content turned out to be (ModelStore.verifyContent). */
+export type ContentCheck = 'verified' | 'missing' | 'discarded';
+
 export interface ActivePointer {
   schemaVersion: 1;
   active: InstalledVersion;
@@ -30,8 +33,9 @@ export interface ModelStore {
    * Whether stored content with this name really holds these bytes, proven by hashing them: a version
    * that lists the same file reuses it instead of downloading. A copy whose bytes do not match (planted,
    * bit-rotted) is removed, so the file is fetched again and promote stores the good bytes.
+   * 'verified': reuse it; 'missing': none stored; 'discarded': one was stored and did not match.
    */
-  verifyContent(file: Pick<FileDigest, 'size' | 'sha256'>): Promise<boolean>;
+  verifyContent(file: Pick<FileDigest, 'size' | 'sha256'>): Promise<ContentCheck>;
   /** Deletes the staging area of one version, or all of it. */
   discardStaging(version?: string): Promise<void>;
   /** Moves a fully staged, verified version into the versioned store. Idempotent. */
