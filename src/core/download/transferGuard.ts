@@ -9,6 +9,7 @@
  */
 import { UpdateError } from '../errors.js';
 import { headersTimedOut, stalled, tooSlow } from './downloadErrors.js';
+import { systemTimers, type TimerSource } from '../backgroundTimers.js';
 
 /** Per-file limits of a download (`download` in the updater's options). */
 export interface DownloadLimits {
@@ -31,17 +32,12 @@ export const DEFAULT_LIMITS: Required<DownloadLimits> = {
 };
 
 /** Timer source: the real one, or a simulated clock (xstate's SimulatedClock plus its now()). */
-export interface Timers {
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(id: unknown): void;
+/** The updater's timer source plus the time the guards measure rates with. */
+export interface Timers extends TimerSource {
   now(): number;
 }
 
-export const REAL_TIMERS: Timers = {
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (id) => clearTimeout(id as ReturnType<typeof setTimeout>),
-  now: () => Date.now(),
-};
+export const REAL_TIMERS: Timers = { ...systemTimers, now: () => Date.now() };
 
 /** The window is kept as this many buckets: it slides by a tenth of its length. */
 const BUCKETS = 10;
