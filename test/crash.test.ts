@@ -23,6 +23,9 @@ it(`recovers from a SIGKILL at every kill point, each once (seed ${SEED})`, asyn
     expect(names).toContain(`update: ${step}`);
   }
   for (const call of [
+    'write in staging.writeRecord (after checkDiskSpace done)', // a download's resume record
+    'open in staging.open (after checkDiskSpace done)', // its staged bytes
+    'rm in staging.removeRecord (after checkDiskSpace done)', // the file is complete
     'rename in promote (after verifyStaged done)',
     'link in promote (after verifyStaged done)',
     'fsync in promote (after verifyStaged done)',

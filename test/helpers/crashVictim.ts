@@ -3,7 +3,8 @@
  *   - `after <record>`: each record the journal makes durable (the step it starts is under way);
  *   - `<fs call> in <store method> (after <record>)`: each mkdir / rename / link / unlink / rm / open /
  *     fsync / chmod / write the process makes under `dir`, named by the store method making it
- *     (`promote`, `writePointer`, `collectGarbage`, ...) or `outside the store` (lock, install id, log),
+ *     (`promote`, `writePointer`, `collectGarbage`, ...), by the staging area's (`staging.open`,
+ *     `staging.writeRecord`, ...) or `outside the store` (lock, install id, log),
  *     and by the last record, which says which step runs (the switch, a restore, gc, ...).
  * With CRASH_POINT and CRASH_OCCURRENCE set it SIGKILLs itself at that occurrence of that point, before
  * the call runs (or just after the record is durable). With CRASH_COUNT=1 it prints the counts as JSON.
@@ -14,6 +15,7 @@
  */
 import { createModelUpdater } from '../../src/node/createModelUpdater.js';
 import { FileEventLog } from '../../src/node/fileEventLog.js';
+import { FileStagingArea } from '../../src/node/fileStagingArea.js';
 import { FsModelStore } from '../../src/node/fsModelStore.js';
 import { watchFs } from './fsOps.js';
 
@@ -35,19 +37,25 @@ function recordName(type: string): string {
 
 let inStore: string | null = null;
 let lastRecord = 'nothing';
-const store = FsModelStore.prototype as unknown as Record<string, (...args: unknown[]) => unknown>;
-for (const name of Object.getOwnPropertyNames(FsModelStore.prototype)) {
-  const real = store[name];
-  if (name === 'constructor' || typeof real !== 'function') continue;
-  store[name] = function (this: unknown, ...args: unknown[]) {
-    const outer = inStore;
-    inStore = name;
-    const result = real.apply(this, args);
-    if (result instanceof Promise) return result.finally(() => (inStore = outer));
-    inStore = outer;
-    return result;
-  };
+/** Names every method of a class so its file-system calls can say which method made them. */
+function nameCallsOf(prototype: object, prefix: string): void {
+  const methods = prototype as Record<string, (...args: unknown[]) => unknown>;
+  for (const name of Object.getOwnPropertyNames(prototype)) {
+    const real = methods[name];
+    if (name === 'constructor' || typeof real !== 'function') continue;
+    methods[name] = function (this: unknown, ...args: unknown[]) {
+      const outer = inStore;
+      inStore = `${prefix}${name}`;
+      const result = real.apply(this, args);
+      if (result instanceof Promise) return result.finally(() => (inStore = outer));
+      inStore = outer;
+      return result;
+    };
+  }
 }
+nameCallsOf(FsModelStore.prototype, '');
+// The download's staged bytes and resume records (node/fileStagingArea.ts).
+nameCallsOf(FileStagingArea.prototype, 'staging.');
 const append = FileEventLog.prototype.append;
 FileEventLog.prototype.append = function (this: FileEventLog, ...args: Parameters<FileEventLog['append']>) {
   const record = append.apply(this, args);
