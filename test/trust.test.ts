@@ -9,6 +9,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SimulatedClock } from 'xstate';
 import type { ModelUpdater } from '../src/index.js';
 import { replay } from '../src/core/log/replay.js';
+import { quarantineLog } from '../src/node/quarantineLog.js';
 import { createSignedRepository, newKey, T0, type SignedRepository } from './helpers/signedRepository.js';
 import { startTestServer } from './helpers/testServer.js';
 
@@ -136,14 +137,14 @@ describe('key rotation', () => {
     expect(await restarted.check()).toMatchObject({ outcome: 'activated', version: '1.1.0' });
   });
 
-  it('a rotation not signed by the current keys is SIGNATURE_INVALID and trust.json is not written', async () => {
+  it('a rotation not signed by the current keys is SIGNATURE_INVALID and trust.json keeps the current keys', async () => {
     const updater = await installed();
     const attacker = newKey();
     repo.signed.trust = { keys: [attacker.publicKey], threshold: 1 };
     repo.signers = [attacker];
     await repo.publish();
     await expectRejected(updater, 'SIGNATURE_INVALID');
-    expect((await repo.trustedStateOnDisk()).trust).toBeNull();
+    expect(JSON.parse((await repo.trustedStateOnDisk()).trust!)).toMatchObject({ keys: [repo.rootKey.publicKey], threshold: 1, serial: 1 });
   });
 
   it('a rotation signed by the current keys but not by the new ones is refused', async () => {
@@ -188,6 +189,48 @@ describe('rollback attack', () => {
     expect(updater.getSnapshot().context.trust.serial).toBe(3);
     await repo.serveRaw(old);
     await expectRejected(updater, 'ROLLBACK_REJECTED');
+  });
+
+  /** Serial 2 offers 1.1.0, serial 3 pulls it again; the updater only ever checks at serial 3. Returns serial 2's bytes. */
+  async function pulledAfterwards(updater: ModelUpdater<any>): Promise<Buffer> {
+    await repo.addVersion('1.1.0');
+    await repo.publish();
+    const offering = await readFile(join(repo.site, 'manifest.json'));
+    repo.signed.versions.pop();
+    await repo.publish();
+    expect(await updater.check()).toMatchObject({ outcome: 'up-to-date' });
+    expect(updater.getSnapshot().context.trust.serial).toBe(3);
+    updater.stop();
+    return offering;
+  }
+
+  it('the highest serial survives a log cut back to an earlier record: the pulled version stays out', async () => {
+    const offering = await pulledAfterwards(await installed());
+    // Cut events.log back to a record boundary before serial 3 was accepted: a valid prefix of the chain.
+    const path = join(repo.dir, 'events.log');
+    const lines = (await readFile(path, 'utf8')).split('\n').filter((line) => line !== '');
+    const lastCheck = lines.map((line) => JSON.parse(line).type).lastIndexOf('CHECK');
+    await writeFile(path, lines.slice(0, lastCheck).map((line) => `${line}\n`).join(''));
+
+    const restarted = repo.updater();
+    await restarted.start();
+    expect(restarted.getSnapshot().context.trust.serial).toBe(3);
+    await repo.serveRaw(offering);
+    await expectRejected(restarted, 'ROLLBACK_REJECTED');
+    expect(restarted.active?.version).toBe('1.0.0');
+    restarted.stop();
+  });
+
+  it('the highest serial survives `log --quarantine`: the pulled version stays out', async () => {
+    const offering = await pulledAfterwards(await installed());
+    await quarantineLog(repo.dir, { force: true });
+
+    const restarted = repo.updater();
+    await restarted.start();
+    expect(restarted.getSnapshot().context.trust.serial).toBe(3);
+    await repo.serveRaw(offering);
+    await expectRejected(restarted, 'ROLLBACK_REJECTED');
+    restarted.stop();
   });
 
   it('an equal serial is a no-op: the held manifest stays, even if the bytes differ', async () => {
@@ -260,7 +303,11 @@ describe('endless data', () => {
     const result = await updater.check();
     expect(result).toMatchObject({ outcome: 'failed', error: { code: 'SIZE_MISMATCH' } });
     expect(updater.active?.version).toBe('1.0.0');
-    expect(await repo.trustedStateOnDisk()).toEqual(disk);
+    // The manifest itself was good and accepted (its serial is kept); only the file was refused.
+    const after = await repo.trustedStateOnDisk();
+    expect(after.active).toEqual(disk.active);
+    expect(JSON.parse(after.trust!)).toEqual(updater.getSnapshot().context.trust);
+    expect(updater.getSnapshot().context.trust.serial).toBe(2);
     const staged = await readdir(join(repo.dir, 'staging'), { recursive: true, withFileTypes: true });
     expect(staged.filter((entry) => entry.isFile())).toEqual([]);
   });

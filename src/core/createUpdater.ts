@@ -5,7 +5,7 @@
  */
 import { createActor, transition, type Actor, type InspectionEvent } from 'xstate';
 import { recoveryEvents } from '../../machines/recovery.js';
-import type { InstalledVersion, SessionResult, Trigger, UpdaterInput } from '../../machines/types.js';
+import type { InstalledVersion, SessionResult, Trigger, TrustState, UpdaterInput } from '../../machines/types.js';
 import { updaterMachine } from '../../machines/updater.machine.js';
 import { BackgroundTimers } from './backgroundTimers.js';
 import { UpdateError } from './errors.js';
@@ -186,11 +186,8 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
     });
 
   const bootstrapTrust = initialTrust(options.trustedKeys ?? [], options.threshold ?? 1);
-  /** The configured keys, or the rotated set kept in trust.json when it grew from the same configuration. */
-  const startingTrust = async () => {
-    const saved = await platform.trust?.read();
-    return saved && saved.anchor === bootstrapTrust.anchor ? saved : bootstrapTrust;
-  };
+  /** The configured keys, or the trust state kept in trust.json when it grew from the same configuration. */
+  const startingTrust = (saved: TrustState | null) => (saved && saved.anchor === bootstrapTrust.anchor ? saved : bootstrapTrust);
 
   const checkOnce = async (trigger: Trigger): Promise<UpdateResult> => {
     const current = running();
@@ -206,6 +203,7 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
   return {
     async start() {
       if (actor) return;
+      let saved: TrustState | null = null;
       await store.init();
       releaseLock = (await platform.lock?.()) ?? null;
       try {
@@ -213,7 +211,8 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
         journal = new Journal(await platform.openLog(now), store.location, options.checkpointEvery ?? 500);
         // A folder installed before it had a log (or whose log was set aside) keeps its versions.
         const pointer = await store.readPointer();
-        actor = restoreActor({ config, active: pointer?.active ?? null, retained: pointer?.retained ?? [], trust: await startingTrust() });
+        saved = (await platform.trust?.read()) ?? null;
+        actor = restoreActor({ config, active: pointer?.active ?? null, retained: pointer?.retained ?? [], trust: startingTrust(saved) });
       } catch (error) {
         releaseLock?.();
         releaseLock = null;
@@ -222,8 +221,12 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
       actor.subscribe({ next: onSnapshot, error: (error) => emit('error', error instanceof UpdateError ? error : new UpdateError('UNKNOWN', String(error))) });
       actor.start();
       // The host configured other keys than the trust state grew from: start over from them (journaled).
+      // The trust state kept outside the log wins where it is ahead: a log cut back to an earlier record,
+      // or set aside, must not lower the anti-rollback serial (journaled as a TRUST event).
       const configured = bootstrapTrust;
-      if (actor.getSnapshot().context.trust.anchor !== configured.anchor) actor.send({ type: 'TRUST', trust: configured });
+      const held = actor.getSnapshot().context.trust;
+      if (held.anchor !== configured.anchor) actor.send({ type: 'TRUST', trust: { ...configured, serial: saved?.serial ?? null } });
+      else if (saved && saved.anchor === held.anchor && (saved.serial ?? -1) > (held.serial ?? -1)) actor.send({ type: 'TRUST', trust: saved });
       // Journaled before the model loads: a start that dies loading it counts against a version on probation.
       actor.send({ type: 'STARTED', at: now() });
       if (journal.failure) throw journal.failure;

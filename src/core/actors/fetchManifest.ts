@@ -37,7 +37,7 @@ export interface FetchManifestOptions {
   clockSkewMs?: number;
   /** Sent with the request (e.g. Authorization); all of them are dropped when a redirect leaves the origin. */
   headers?: Record<string, string>;
-  /** Keeps a rotated key set (trust.json). */
+  /** Keeps the trust state (keys, threshold, highest serial) outside the log: trust.json on Node. */
   trustStore?: TrustStore;
   /** The fetch to use instead of the global one (an in-memory update service in tests). */
   fetch?: typeof fetch;
@@ -208,7 +208,9 @@ async function fromMirror(mirror: string, input: FetchManifestInput, options: Fe
   });
   // The same serial again: nothing new was published. Keep the manifest held, if there is one.
   if (accepted.sameSerial && input.held) return { notModified: true };
-  if (accepted.rotated && options.trustStore) await options.trustStore.write(accepted.trust);
+  // The anti-rollback serial and the key set are kept outside the log too, durably, before the chart
+  // records them: a log cut short or set aside must not let an older manifest in again.
+  if (options.trustStore && (accepted.rotated || accepted.trust.serial !== input.trust.serial)) await options.trustStore.write(accepted.trust);
   return {
     notModified: false,
     etag: fetched.etag,
