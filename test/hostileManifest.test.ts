@@ -11,6 +11,7 @@ import { createActor, toPromise } from 'xstate';
 import type { FetchManifestInput, FetchManifestOutput } from '../machines/types.js';
 import { createFetchManifest } from '../src/core/actors/fetchManifest.js';
 import { initialTrust } from '../src/core/trust/acceptManifest.js';
+import { canonicalJson } from '../src/core/trust/canonical.js';
 import { signEnvelope } from '../src/publish/sign.js';
 import { newKey, T0 } from './helpers/signedRepository.js';
 
@@ -75,6 +76,24 @@ function markAt(value: Json, choices: number[]): Json {
   return copy;
 }
 
+/** The value at the path chosen by `choices` (as markAt walks it). */
+function valueAt(value: Json, choices: number[]): Json {
+  if (choices.length === 0 || value === null || typeof value !== 'object') return value;
+  const [choice, ...rest] = choices;
+  const keys = Array.isArray(value) ? value.map((_, i) => i) : Object.keys(value);
+  if (keys.length === 0) return value;
+  return valueAt((value as any)[keys[choice! % keys.length]!], rest);
+}
+
+/** Whether the JSON text `fragment` denotes the same value as `value` once canonicalised. */
+function sameValue(value: Json, fragment: string): boolean {
+  try {
+    return canonicalJson(JSON.parse(fragment)) === canonicalJson(value);
+  } catch {
+    return false;
+  }
+}
+
 /** The served bytes: the document as text with the hostile fragment spliced in raw. */
 function served(document: Json, choices: number[], fragment: string): Uint8Array {
   return Buffer.from(JSON.stringify(markAt(document, choices)).replace(MARK_JSON, () => fragment), 'utf8');
@@ -131,8 +150,9 @@ describe('hostile manifests are bad manifests, never outages', () => {
       fc.asyncProperty(fc.boolean(), target, hostileFragment, async (signed, choices, fragment) => {
         const document = (signed ? envelope : manifest) as unknown as Json;
         const code = await outcome(served(document, choices, fragment), signed);
-        // Signed, nothing spliced into the document survives the signature check.
-        if (signed) expect(code).not.toBeNull();
+        // Signed, nothing spliced into the document survives the signature check, unless it spells the
+        // very value it replaced (`0.1e1` for 1): the canonical bytes, and so the document, are the same.
+        if (signed && !sameValue(valueAt(document, choices), fragment)) expect(code).not.toBeNull();
       }),
       { numRuns: 300 },
     );
