@@ -23,8 +23,7 @@ export function recoveryEvents(snapshot: Snapshot, config: UpdaterConfig): Updat
     (key) => JSON.stringify(snapshot.context.config[key]) !== JSON.stringify(config[key]),
   );
   if (changed) events.push({ type: 'CONFIGURE', config });
-  if (snapshot.matches('migrating') && !snapshot.matches({ migrating: 'switching' })) events.push({ type: 'INTERRUPTED' });
-  const waits = [{ idle: 'deferred' }, { downloading: 'retryWait' }, { downloading: 'waitingForConditions' }] as const;
-  if (waits.some((wait) => snapshot.matches(wait))) events.push({ type: 'RETRY_NOW' });
+  if (snapshot.hasTag('beforeSwitch')) events.push({ type: 'INTERRUPTED' });
+  if (snapshot.hasTag('waiting')) events.push({ type: 'RETRY_NOW' });
   return events;
 }

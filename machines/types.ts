@@ -213,6 +213,31 @@ export type UpdaterEvent =
   /** The host's download conditions may have changed (network, power, idle): look again. */
   | { type: 'CONDITIONS_CHANGED' };
 
+/**
+ * What the chart tells the outside world as a transition is taken (XState `emit`). Only a running actor
+ * emits: replaying the log through the pure `transition()` does not, so a restart repeats no old news.
+ */
+export type UpdaterEmitted =
+  /** A check found a version to install (it downloads next, or waits for approval). */
+  | { type: 'update-available'; version: string; notes: string | undefined }
+  | { type: 'update-not-available'; sessionId: string }
+  /** A switch made `version` active; `previous` was active before. */
+  | { type: 'activated'; version: string; previous: string | null }
+  /** A rollback made `version` active again, leaving `from`; `cause` is null when the host asked for it. */
+  | { type: 'rolled-back'; version: string | null; from: string | null; cause: UpdateErrorData | null }
+  /** A session failed. */
+  | { type: 'failed'; error: UpdateErrorData };
+
+/**
+ * State tags (`snapshot.hasTag(...)`), so code outside the chart asks what a state is, not which it is:
+ * - `settled`: nothing runs; the chart waits for the host (a deferred check waits for its timer too);
+ * - `checkpointable`: no actor is invoked and no timer runs, so a checkpoint of it restores exactly;
+ * - `waiting`: a timer ends the state, which a restart has lost;
+ * - `beforeSwitch`: an update step before the switch, which a restart does not trust;
+ * - `decidingActive`: a switch or rollback in flight decides which version is active.
+ */
+export type UpdaterTag = 'settled' | 'checkpointable' | 'waiting' | 'beforeSwitch' | 'decidingActive';
+
 /** Outputs of the invoked actors: the contract between the chart and the adapters. */
 export interface FetchManifestInput {
   etag: string | null;

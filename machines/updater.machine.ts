@@ -3,7 +3,7 @@
  * `machine.provide()`, time and identifiers arrive in events, so a journal of the events it received
  * replays to the same snapshot through xstate's `transition()`.
  */
-import { assign, fromPromise, setup } from 'xstate';
+import { assertEvent, assign, emit, enqueueActions, fromPromise, setup } from 'xstate';
 import { isTransientCode, type UpdateErrorData } from './errorCodes.js';
 import { actorErrorData } from './failureCodes.js';
 import { approvalFor } from './versionPolicy.js';
@@ -24,8 +24,10 @@ import type {
   RollbackPlan,
   SwitchOutput,
   UpdaterContext,
+  UpdaterEmitted,
   UpdaterEvent,
   UpdaterInput,
+  UpdaterTag,
   VerifyInput,
 } from './types.js';
 
@@ -74,6 +76,8 @@ export const updaterMachine = setup({
     context: {} as UpdaterContext,
     events: {} as UpdaterEvent,
     input: {} as UpdaterInput,
+    emitted: {} as UpdaterEmitted,
+    tags: {} as UpdaterTag,
   },
   actors: {
     fetchManifest: notProvided<FetchManifestOutput, FetchManifestInput>('fetchManifest'),
@@ -103,7 +107,7 @@ export const updaterMachine = setup({
   },
   actions: {
     beginSession: assign(({ event }) => {
-      if (event.type !== 'CHECK') return {};
+      assertEvent(event, 'CHECK');
       return {
         ...sessionCleared,
         session: {
@@ -116,9 +120,10 @@ export const updaterMachine = setup({
       };
     }),
     recordBlocked: assign((_, output: ConditionsOutput) => ({ blockedBy: output.unmet.length ? output.unmet : null })),
-    configure: assign(({ context, event }) =>
-      event.type === 'CONFIGURE' ? { config: { ...context.config, ...event.config } } : {},
-    ),
+    configure: assign(({ context, event }) => {
+      assertEvent(event, 'CONFIGURE');
+      return { config: { ...context.config, ...event.config } };
+    }),
     recordManifest: assign(({ context }, output: FetchManifestOutput) => {
       const manifest = output.notModified ? context.manifest : { etag: output.etag, body: output.manifest, url: output.url };
       const trust = output.notModified ? context.trust : output.trust;
@@ -127,11 +132,17 @@ export const updaterMachine = setup({
     }),
     // The host's keys changed: start over from them, but never forget the highest serial seen.
     resetTrust: assign(({ context, event }) => {
-      if (event.type !== 'TRUST') return {};
+      assertEvent(event, 'TRUST');
       const serials = [context.trust.serial, event.trust.serial].filter((serial): serial is number => serial !== null);
       return { trust: { ...event.trust, serial: serials.length ? Math.max(...serials) : null } };
     }),
-    finishUpToDate: assign(({ context }) => ({ lastResult: result(context, 'up-to-date') })),
+    // The outcome actions record the session's result and announce it; only a running actor emits.
+    finishUpToDate: enqueueActions(({ context, enqueue }) => {
+      const lastResult = result(context, 'up-to-date');
+      enqueue.assign({ lastResult });
+      enqueue.emit({ type: 'update-not-available', sessionId: lastResult.sessionId });
+    }),
+    announceCandidate: emit(({ context }) => ({ type: 'update-available' as const, version: context.candidate!.version, notes: context.candidate!.notes })),
     recordError: assign((_, error: UpdateErrorData) => ({ error })),
     countAttempt: assign(({ context }) => ({
       session: context.session ? { ...context.session, attempt: context.session.attempt + 1 } : null,
@@ -140,17 +151,19 @@ export const updaterMachine = setup({
       session: context.session ? { ...context.session, attempt: 1 } : null,
       error: null,
     })),
-    failSession: assign(({ context }, error: UpdateErrorData) => ({
-      error,
-      progress: null,
-      lastResult: result(context, 'failed', error),
-    })),
+    failSession: enqueueActions(({ context, enqueue }, error: UpdateErrorData) => {
+      enqueue.assign({ error, progress: null, lastResult: result(context, 'failed', error) });
+      enqueue.emit({ type: 'failed', error });
+    }),
     cancelSession: assign(({ context }) => ({
       progress: null,
       lastResult: result(context, 'cancelled', { code: 'CANCELLED', message: 'The update was cancelled.' }),
     })),
     declineCandidate: assign(({ context }) => ({ lastResult: result(context, 'declined') })),
-    recordProgress: assign(({ event }) => (event.type === 'PROGRESS' ? { progress: event.progress } : {})),
+    recordProgress: assign(({ event }) => {
+      assertEvent(event, 'PROGRESS');
+      return { progress: event.progress };
+    }),
     recordDigests: assign((_, output: DownloadOutput) => ({ digests: output.digests })),
     recordRetained: assign(({ context }, output: CheckDiskSpaceOutput) => ({ retained: output.retained ?? context.retained })),
     planFailureRollback: assign(({ context }, cause: UpdateErrorData) => ({
@@ -163,44 +176,52 @@ export const updaterMachine = setup({
       },
     })),
     planManualRollback: assign(({ context, event }) => {
-      if (event.type !== 'ROLLBACK') return {};
+      assertEvent(event, 'ROLLBACK');
       return {
         ...sessionCleared,
         session: { id: event.sessionId, trigger: 'rollback' as const, startedAt: event.at, attempt: 1 },
         rollback: { from: context.active, to: rollbackTarget(context, event.to), cause: null, manual: true },
       };
     }),
-    activateCandidate: assign(({ context }, { active, retained }: SwitchOutput) => ({
-      active,
-      retained,
-      progress: null,
-      // The load during the update is the first successful one.
-      probation: { version: active.version, previous: context.active, loads: 1, failedStarts: 0 },
-      lastResult: result(context, 'activated'),
-    })),
+    activateCandidate: enqueueActions(({ context, enqueue }, { active, retained }: SwitchOutput) => {
+      enqueue.assign({
+        active,
+        retained,
+        progress: null,
+        // The load during the update is the first successful one.
+        probation: { version: active.version, previous: context.active, loads: 1, failedStarts: 0 },
+        lastResult: result(context, 'activated'),
+      });
+      enqueue.emit({ type: 'activated', version: active.version, previous: context.active?.version ?? null });
+    }),
     countStart: assign(({ context }) => ({
       probation: context.probation && { ...context.probation, failedStarts: context.probation.failedStarts + 1 },
     })),
     countLoad: assign(({ context, event }) => {
+      assertEvent(event, 'LOADED');
       const { probation } = context;
-      if (event.type !== 'LOADED' || !probation || probation.version !== event.version) return {};
+      if (!probation || probation.version !== event.version) return {};
       const loads = probation.loads + 1;
       return { probation: loads >= context.config.confirmAfterLoads ? null : { ...probation, loads, failedStarts: 0 } };
     }),
     confirm: assign({ probation: null }),
-    planProbationRollback: assign(({ context, event }) => ({
-      ...sessionCleared,
-      session: { id: `probation-${context.probation!.version}`, trigger: 'rollback' as const, startedAt: event.type === 'STARTED' ? event.at : 0, attempt: 1 },
-      rollback: {
-        from: context.active,
-        to: context.probation!.previous,
-        cause: {
-          code: 'PROBATION_FAILED' as const,
-          message: `Version ${context.probation!.version} failed to start ${context.probation!.failedStarts + 1} times before it was confirmed; the previous version was restored.`,
+    planProbationRollback: assign(({ context, event }) => {
+      assertEvent(event, 'STARTED');
+      const { version, previous, failedStarts } = context.probation!;
+      return {
+        ...sessionCleared,
+        session: { id: `probation-${version}`, trigger: 'rollback' as const, startedAt: event.at, attempt: 1 },
+        rollback: {
+          from: context.active,
+          to: previous,
+          cause: {
+            code: 'PROBATION_FAILED' as const,
+            message: `Version ${version} failed to start ${failedStarts + 1} times before it was confirmed; the previous version was restored.`,
+          },
+          manual: false,
         },
-        manual: false,
-      },
-    })),
+      };
+    }),
     planInterruptedRollback: assign(({ context }) => ({
       rollback: {
         from: context.candidate ? toInstalled(context.candidate) : null,
@@ -209,14 +230,18 @@ export const updaterMachine = setup({
         manual: false,
       },
     })),
-    finishRollback: assign(({ context }, { active, retained }: RestoreOutput) => ({
-      active,
-      retained,
-      progress: null,
-      probation: context.probation?.version === active?.version ? context.probation : null,
-      quarantine: quarantineAfterRollback(context),
-      lastResult: result(context, 'rolled-back', context.rollback?.cause ?? null),
-    })),
+    finishRollback: enqueueActions(({ context, enqueue }, { active, retained }: RestoreOutput) => {
+      const cause = context.rollback?.cause ?? null;
+      enqueue.assign({
+        active,
+        retained,
+        progress: null,
+        probation: context.probation?.version === active?.version ? context.probation : null,
+        quarantine: quarantineAfterRollback(context),
+        lastResult: result(context, 'rolled-back', cause),
+      });
+      enqueue.emit({ type: 'rolled-back', version: active?.version ?? null, from: context.rollback?.from?.version ?? null, cause });
+    }),
   },
   delays: {
     retryDelay: ({ context }) => retryDelayMs(context),
@@ -247,11 +272,13 @@ export const updaterMachine = setup({
   states: {
     idle: {
       initial: 'ready',
+      tags: ['settled'],
       on: restingHandlers(),
       states: {
-        ready: {},
+        ready: { tags: ['checkpointable'] },
         // The service or the network was down: the same session checks again after a back-off.
         deferred: {
+          tags: ['waiting'],
           after: { retryDelay: { target: '#updater.checking', actions: 'countAttempt' } },
           on: { RETRY_NOW: { target: '#updater.checking', actions: 'countAttempt' } },
         },
@@ -282,11 +309,12 @@ export const updaterMachine = setup({
     deciding: {
       always: [
         { guard: 'upToDate', target: 'idle', actions: 'finishUpToDate' },
-        { guard: 'needsApproval', target: 'awaitingApproval' },
-        { target: 'downloading' },
+        { guard: 'needsApproval', target: 'awaitingApproval', actions: 'announceCandidate' },
+        { target: 'downloading', actions: 'announceCandidate' },
       ],
     },
     awaitingApproval: {
+      tags: ['settled', 'checkpointable'],
       on: {
         APPROVE: { target: 'downloading' },
         CANCEL: { target: 'idle', actions: 'declineCandidate' },
@@ -320,6 +348,7 @@ export const updaterMachine = setup({
           },
         },
         waitingForConditions: {
+          tags: ['waiting'],
           after: { conditionsPoll: 'checkingConditions' },
           on: { CONDITIONS_CHANGED: 'checkingConditions', RETRY_NOW: 'checkingConditions' },
         },
@@ -362,6 +391,7 @@ export const updaterMachine = setup({
           },
         },
         retryWait: {
+          tags: ['waiting'],
           after: { retryDelay: { target: 'fetching', actions: 'countAttempt' } },
           on: { RETRY_NOW: { target: 'fetching', actions: 'countAttempt' } },
         },
@@ -391,6 +421,7 @@ export const updaterMachine = setup({
         loading: modelStep('loadModel', 'checkingHealth'),
         checkingHealth: modelStep('checkHealth', 'switching'),
         switching: {
+          tags: ['decidingActive'],
           invoke: {
             id: 'switchActive',
             src: 'switchActive',
@@ -405,6 +436,7 @@ export const updaterMachine = setup({
       },
     },
     rollingBack: {
+      tags: ['decidingActive'],
       invoke: {
         id: 'restoreVersion',
         src: 'restoreVersion',
@@ -416,8 +448,8 @@ export const updaterMachine = setup({
         },
       },
     },
-    active: { on: restingHandlers() },
-    rolledBack: { on: restingHandlers() },
+    active: { tags: ['settled', 'checkpointable'], on: restingHandlers() },
+    rolledBack: { tags: ['settled', 'checkpointable'], on: restingHandlers() },
   },
 });
 
@@ -443,6 +475,7 @@ function modelStep(
   next: 'migratingData' | 'loading' | 'checkingHealth' | 'switching',
 ) {
   return {
+    tags: ['beforeSwitch'],
     invoke: {
       id: src,
       src,

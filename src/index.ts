@@ -9,6 +9,8 @@ export {
   type UpdatePolicy,
   type UpdateResult,
   type UpdaterEvents,
+  type UpdaterActor,
+  type Unsubscribe,
 } from './node/createModelUpdater.js';
 export { UpdateError, isUpdateError, ERROR_CODES, type UpdateErrorCode, type UpdateErrorData } from './core/errors.js';
 export type { ModelLoader, ModelRef } from './core/modelRef.js';
@@ -51,6 +53,8 @@ export type {
   Outcome,
   UpdaterContext,
   UpdaterEvent,
+  UpdaterEmitted,
+  UpdaterTag,
   UpdaterConfig,
   TrustState,
 } from '../machines/types.js';

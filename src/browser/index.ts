@@ -18,6 +18,8 @@ export {
   type UpdatePolicy,
   type UpdateResult,
   type UpdaterEvents,
+  type UpdaterActor,
+  type Unsubscribe,
   type Platform,
 } from '../core/createUpdater.js';
 export type { EventLog } from '../core/ports/eventLog.js';

@@ -3,19 +3,19 @@
  * event log, and gives the host a small promise-based API. `createModelUpdater` (Node) and the other
  * adapters call it with their platform.
  */
-import { createActor, transition, type Actor, type InspectionEvent } from 'xstate';
+import { createActor, initialTransition, transition, type Actor, type InspectionEvent } from 'xstate';
 import { recoveryEvents } from '../../machines/recovery.js';
 import type { InstalledVersion, SessionResult, Trigger, TrustState, UpdaterInput } from '../../machines/types.js';
 import { updaterMachine } from '../../machines/updater.machine.js';
 import { BackgroundTimers } from './backgroundTimers.js';
 import { UpdateError } from './errors.js';
-import { hostEvents } from './hostEvents.js';
+import { hostEvent } from './hostEvents.js';
 import { Journal } from './log/journal.js';
 import { META_PREFIX } from './log/record.js';
 import { eventData, INIT_EVENT, replay, type UpdaterSnapshot } from './log/replay.js';
 import { logStats } from './log/stats.js';
 import { LoadedModels } from './modelRef.js';
-import { isSettled, type ModelUpdater, type UpdateResult, type UpdaterEvents } from './updaterApi.js';
+import { isSettled, unsubscriber, type ModelUpdater, type UpdateResult, type UpdaterEvents } from './updaterApi.js';
 import { validateOptions } from './validateOptions.js';
 import { resolvePolicy } from './updatePolicy.js';
 import { provideActors } from './provideActors.js';
@@ -89,16 +89,22 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
     else user?.next?.(inspection);
   };
 
-  let previous: UpdaterSnapshot | undefined;
+  /**
+   * Follows the chart's snapshots: checkpoints, spans, the `state` event and what follows a session's end.
+   * `previous` starts at the snapshot the log restored, so what the log already holds is not news.
+   */
+  let previous: UpdaterSnapshot;
   const onSnapshot = (snapshot: UpdaterSnapshot) => {
     const before = previous;
     previous = snapshot;
     if (journal && !journal.checkpoint(snapshot)) haltOnJournalFailure();
-    const session = snapshot.context.session;
-    if (spans && session && (!before || statePath(before) !== statePath(snapshot))) spans.state(session.id, session.trigger, statePath(snapshot));
-    for (const [name, payload] of hostEvents(before, snapshot, (installed) => models.ref(installed))) emit(name, payload as never);
+    if (statePath(before) !== statePath(snapshot)) {
+      const session = snapshot.context.session;
+      if (spans && session) spans.state(session.id, session.trigger, statePath(snapshot));
+      emit('state', { state: statePath(snapshot) });
+    }
     const { lastResult } = snapshot.context;
-    if (!lastResult || lastResult === before?.context.lastResult) return;
+    if (!lastResult || lastResult === before.context.lastResult) return;
     scheduleAfter(lastResult);
     spans?.end(lastResult);
     if (lastResult.outcome === 'activated') queueMicrotask(armProbationTimer);
@@ -186,6 +192,10 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
     });
 
   const bootstrapTrust = initialTrust(options.trustedKeys ?? [], options.threshold ?? 1);
+  /** Before start(): the chart's first snapshot for these options (the store is not read yet). */
+  const initialSnapshot = () => initialTransition(updaterMachine, { config, active: null, retained: [], trust: bootstrapTrust })[0];
+  /** After stop(): the snapshot the chart stopped in. */
+  let stoppedIn: UpdaterSnapshot | undefined;
   /** The configured keys, or the trust state kept in trust.json when it grew from the same configuration. */
   const startingTrust = (saved: TrustState | null) => (saved && saved.anchor === bootstrapTrust.anchor ? saved : bootstrapTrust);
 
@@ -218,7 +228,11 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
         releaseLock = null;
         throw error;
       }
+      previous = actor.getSnapshot();
       actor.subscribe({ next: onSnapshot, error: (error) => emit('error', error instanceof UpdateError ? error : new UpdateError('UNKNOWN', String(error))) });
+      // Outcomes are news only when the running chart reaches them: replaying the log emits nothing.
+      const started = actor;
+      started.on('*', (emitted) => emit(...(hostEvent(emitted, started.getSnapshot(), (installed) => models.ref(installed)) as [never, never])));
       actor.start();
       // The host configured other keys than the trust state grew from: start over from them (journaled).
       // The trust state kept outside the log wins where it is ahead: a log cut back to an earlier record,
@@ -298,6 +312,7 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
     },
     stop() {
       actor?.stop();
+      stoppedIn = actor?.getSnapshot() ?? stoppedIn;
       journal?.log.close();
       actor = undefined;
       journal = undefined;
@@ -306,16 +321,22 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
       releaseLock?.();
       releaseLock = null;
     },
-    getSnapshot: () => running().getSnapshot(),
+    getSnapshot() {
+      if (journal?.failure) throw journal.failure;
+      return actor?.getSnapshot() ?? stoppedIn ?? initialSnapshot();
+    },
     subscribe(listener) {
       const subscription = running().subscribe(listener);
-      return () => subscription.unsubscribe();
+      return unsubscriber(() => subscription.unsubscribe());
     },
     on(event, listener) {
       const set = listeners.get(event) ?? new Set();
       set.add(listener as (payload: never) => void);
       listeners.set(event, set);
-      return () => set.delete(listener as (payload: never) => void);
+      return unsubscriber(() => void set.delete(listener as (payload: never) => void));
+    },
+    get actor() {
+      return actor;
     },
     get active() {
       const active: InstalledVersion | null | undefined = actor?.getSnapshot().context.active;

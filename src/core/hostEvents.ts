@@ -1,49 +1,32 @@
 /**
- * The typed events a host hears (`updater.on(...)`), read off two consecutive snapshots of the chart.
+ * The typed events a host hears (`updater.on(...)`), translated from what the running chart emits
+ * (`UpdaterEmitted`). A replayed log emits nothing, so a restart repeats no old outcome.
  */
-import type { InstalledVersion } from '../../machines/types.js';
+import type { UpdaterEmitted } from '../../machines/types.js';
 import { fromErrorData } from './errors.js';
 import type { UpdaterSnapshot } from './log/replay.js';
 import type { ModelRef } from './modelRef.js';
 import type { UpdaterEvents } from './updaterApi.js';
-import { statePath } from './statePath.js';
+import type { InstalledVersion } from '../../machines/types.js';
 
 export type HostEvent = { [E in keyof UpdaterEvents]: [E, UpdaterEvents[E]] }[keyof UpdaterEvents];
 
 /**
+ * The host event for one emitted by the chart; `snapshot` is the one the emitting transition led to.
  * @example
- * for (const [name, payload] of hostEvents(before, after, refOf)) emit(name, payload)
+ * actor.on('*', (emitted) => emit(...hostEvent(emitted, actor.getSnapshot(), refOf)))
  */
-export function hostEvents(before: UpdaterSnapshot | undefined, after: UpdaterSnapshot, refOf: (installed: InstalledVersion) => ModelRef): HostEvent[] {
-  const events: HostEvent[] = [];
-  if (!before || statePath(before) !== statePath(after)) events.push(['state', { state: statePath(after) }]);
-  const { lastResult, candidate } = after.context;
-  if (candidate && before?.context.candidate?.version !== candidate.version && !after.matches('checking')) {
-    events.push(['update-available', { version: candidate.version, notes: candidate.notes }]);
-  }
-  if (!lastResult || lastResult === before?.context.lastResult) return events;
-  switch (lastResult.outcome) {
-    case 'up-to-date':
-      events.push(['update-not-available', { sessionId: lastResult.sessionId }]);
-      break;
-    case 'activated': {
-      const active = after.context.active!;
-      events.push(['activated', { version: active.version, previous: before?.context.active?.version ?? null, model: refOf(active) }]);
-      break;
-    }
+export function hostEvent(emitted: UpdaterEmitted, snapshot: UpdaterSnapshot, refOf: (installed: InstalledVersion) => ModelRef): HostEvent {
+  switch (emitted.type) {
+    case 'update-available':
+      return ['update-available', { version: emitted.version, notes: emitted.notes }];
+    case 'update-not-available':
+      return ['update-not-available', { sessionId: emitted.sessionId }];
+    case 'activated':
+      return ['activated', { version: emitted.version, previous: emitted.previous, model: refOf(snapshot.context.active!) }];
     case 'rolled-back':
-      events.push([
-        'rolled-back',
-        {
-          version: after.context.active?.version ?? null,
-          from: after.context.rollback?.from?.version ?? null,
-          cause: lastResult.error ? fromErrorData(lastResult.error) : null,
-        },
-      ]);
-      break;
+      return ['rolled-back', { version: emitted.version, from: emitted.from, cause: emitted.cause ? fromErrorData(emitted.cause) : null }];
     case 'failed':
-      if (lastResult.error) events.push(['error', fromErrorData(lastResult.error)]);
-      break;
+      return ['error', fromErrorData(emitted.error)];
   }
-  return events;
 }

@@ -1,7 +1,9 @@
 /**
  * The updater as a host sees it: its methods, its events, and what a check comes to.
  */
+import type { Actor } from 'xstate';
 import type { DownloadProgress, SessionResult, Trigger } from '../../machines/types.js';
+import type { UpdaterMachine } from '../../machines/updater.machine.js';
 import type { UpdateError } from './errors.js';
 import type { EventLog } from './ports/eventLog.js';
 import type { UpdaterSnapshot } from './log/replay.js';
@@ -18,6 +20,20 @@ export interface UpdaterEvents {
   activated: { version: string; previous: string | null; model: ModelRef };
   'rolled-back': { version: string | null; from: string | null; cause: UpdateError | null };
   error: UpdateError;
+}
+
+export type UpdaterActor = Actor<UpdaterMachine>;
+
+/** Ends a subscription: call it, or call its `unsubscribe()` (the shape of an XState subscription). */
+export type Unsubscribe = (() => void) & { unsubscribe(): void };
+
+/**
+ * Wraps an ending function as an `Unsubscribe`.
+ * @example
+ * return unsubscriber(() => listeners.delete(listener))
+ */
+export function unsubscriber(end: () => void): Unsubscribe {
+  return Object.assign(() => end(), { unsubscribe: () => end() });
 }
 
 /** What a check (or approve, or rollback) came to. */
@@ -44,9 +60,27 @@ export interface ModelUpdater<Handle = unknown> {
   /** Makes a retained version active again (the newest retained, or `to`). */
   rollback(to?: string): Promise<UpdateResult>;
   stop(): void;
+  /**
+   * The chart's snapshot. Before start() it is the chart's first snapshot for the options given (nothing
+   * installed is read yet); after stop() the one it stopped in.
+   */
   getSnapshot(): UpdaterSnapshot;
-  subscribe(listener: (snapshot: UpdaterSnapshot) => void): () => void;
-  on<E extends keyof UpdaterEvents>(event: E, listener: (payload: UpdaterEvents[E]) => void): () => void;
+  /**
+   * Calls `listener` with every snapshot from now on (the updater must be started). Returns a
+   * subscription as an XState actor does: `sub.unsubscribe()`; calling `sub()` works too.
+   */
+  subscribe(listener: (snapshot: UpdaterSnapshot) => void): Unsubscribe;
+  /**
+   * Listens to one host event. Events report what the running updater does now: restarting on a log
+   * whose last session activated, rolled back or failed emits none of them again.
+   */
+  on<E extends keyof UpdaterEvents>(event: E, listener: (payload: UpdaterEvents[E]) => void): Unsubscribe;
+  /**
+   * The XState actor running the chart, for inspection (`actor.system`, `actor.on('activated', ...)` for
+   * the chart's emitted events); undefined before start() and after stop(). Send events through the
+   * updater's methods, not to the actor.
+   */
+  readonly actor: UpdaterActor | undefined;
   /** The active version, with the folder to load it from; null before the first install. */
   readonly active: ModelRef | null;
   /** The host's handle of the active version, when a load hook is given. */
@@ -54,7 +88,7 @@ export interface ModelUpdater<Handle = unknown> {
   readonly log: EventLog;
 }
 
-/** States where nothing runs and the chart waits for a host event. */
+/** States where nothing runs and the chart waits for a host event (tagged `settled`). */
 export function isSettled(snapshot: UpdaterSnapshot): boolean {
-  return ['idle', 'active', 'rolledBack', 'awaitingApproval'].some((state) => snapshot.matches(state as never));
+  return snapshot.hasTag('settled');
 }

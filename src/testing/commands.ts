@@ -161,7 +161,7 @@ export class GcCommand extends Step {
     const updater = world.updater;
     if (!updater || world.halted || world.process.stalls > 0 || world.startState === 'starting') return;
     const snapshot = updater.getSnapshot();
-    if (!['idle', 'active', 'rolledBack'].some((s) => snapshot.matches(s as never)) || world.store.stagedVersions().length) return;
+    if (!snapshot.hasTag('settled') || world.store.stagedVersions().length) return;
     const kept = [snapshot.context.active, ...snapshot.context.retained].filter((v) => v !== null).map((v) => v.version).sort();
     const stored = (await world.store.listVersions()).sort();
     if (world.store.failed.length === 0 && JSON.stringify(kept) !== JSON.stringify(stored)) {

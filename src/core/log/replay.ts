@@ -32,12 +32,9 @@ export function isMachineRecord(record: LogRecord): boolean {
 /** Bumped whenever the chart's states or context change shape: older checkpoints are then ignored. */
 export const SNAPSHOT_SCHEMA_VERSION = 1;
 
-/** States a checkpoint may be taken in: nothing is invoked and no timer runs there. */
+/** States a checkpoint may be taken in (tagged `checkpointable`): nothing is invoked and no timer runs there. */
 export function isCheckpointable(snapshot: UpdaterSnapshot): boolean {
-  return ['idle.ready', 'active', 'rolledBack', 'awaitingApproval'].some((path) => {
-    const [top, sub] = path.split('.');
-    return snapshot.matches((sub ? { [top!]: sub } : top) as never);
-  });
+  return snapshot.hasTag('checkpointable');
 }
 
 export function checkpointData(snapshot: UpdaterSnapshot): Record<string, unknown> {
