@@ -232,7 +232,10 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
       actor.subscribe({ next: onSnapshot, error: (error) => emit('error', error instanceof UpdateError ? error : new UpdateError('UNKNOWN', String(error))) });
       // Outcomes are news only when the running chart reaches them: replaying the log emits nothing.
       const started = actor;
-      started.on('*', (emitted) => emit(...(hostEvent(emitted, started.getSnapshot(), (installed) => models.ref(installed)) as [never, never])));
+      started.on('*', (emitted) => {
+        const [name, payload] = hostEvent(emitted, started.getSnapshot(), (installed) => models.ref(installed));
+        emit(name, payload as never);
+      });
       actor.start();
       // The host configured other keys than the trust state grew from: start over from them (journaled).
       // The trust state kept outside the log wins where it is ahead: a log cut back to an earlier record,
@@ -246,7 +249,7 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
       if (journal.failure) throw journal.failure;
       // A restored switch or rollback decides which version is active: let it finish before loading one.
       const deciding = actor.getSnapshot();
-      if (deciding.matches('rollingBack') || deciding.matches({ migrating: 'switching' })) await settled(deciding.context.session!.id);
+      if (deciding.hasTag('decidingActive')) await settled(deciding.context.session!.id);
       const active = actor.getSnapshot().context.active;
       if (active) {
         await store.checkVersion?.(active.version);

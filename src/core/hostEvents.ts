@@ -2,12 +2,11 @@
  * The typed events a host hears (`updater.on(...)`), translated from what the running chart emits
  * (`UpdaterEmitted`). A replayed log emits nothing, so a restart repeats no old outcome.
  */
-import type { UpdaterEmitted } from '../../machines/types.js';
+import type { InstalledVersion, UpdaterEmitted } from '../../machines/types.js';
 import { fromErrorData } from './errors.js';
 import type { UpdaterSnapshot } from './log/replay.js';
 import type { ModelRef } from './modelRef.js';
 import type { UpdaterEvents } from './updaterApi.js';
-import type { InstalledVersion } from '../../machines/types.js';
 
 export type HostEvent = { [E in keyof UpdaterEvents]: [E, UpdaterEvents[E]] }[keyof UpdaterEvents];
 
