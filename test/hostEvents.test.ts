@@ -3,8 +3,10 @@
  * (and folds its recovery events) without emitting the outcomes of earlier runs again; the live path
  * emits each outcome exactly once. Real folders, a real loopback HTTP server.
  */
+import { cp, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { ModelUpdater, UpdaterEvents } from '../src/index.js';
+import { createModelUpdater, type ModelUpdater, type UpdaterEvents } from '../src/index.js';
 import { createWorld, type World } from './helpers/fixtures.js';
 
 let world: World;
@@ -119,6 +121,21 @@ describe('restarts emit no old outcome', () => {
     expect(outcomes(heard).map(([name, payload]) => [name, (payload as { code: string }).code])).toEqual([['error', 'INTEGRITY_MISMATCH']]);
 
     for (const restarted of await restartThreeTimes()) expect(restarted).toEqual([]);
+  });
+  it('the golden 0.1.0 install (its last outcome a rollback() to 1.0.0) opens three times in rolledBack without a word', async () => {
+    const golden = 'test/golden/v0.1.0';
+    await cp(join(golden, 'install'), world.dir, { recursive: true });
+    const trustedKeys = [(await readFile(join(golden, 'release.pub'), 'utf8')).trim()];
+    for (let restart = 0; restart < 3; restart++) {
+      const updater = createModelUpdater({ dir: world.dir, trustedKeys, appVersion: '1.0.0' });
+      const heard = listen(updater);
+      await updater.start();
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(updater.getSnapshot().value).toBe('rolledBack');
+      expect(updater.active?.version).toBe('1.0.0');
+      updater.stop();
+      expect(heard).toEqual([]);
+    }
   });
 });
 
