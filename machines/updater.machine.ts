@@ -102,8 +102,10 @@ export const updaterMachine = setup({
       isTransientCode(error.code) && (context.session?.attempt ?? 1) < context.config.maxDownloadAttempts,
     probationExhausted: ({ context }) =>
       context.probation !== null && context.probation.failedStarts + 1 > context.config.maxFailedStarts,
-    canRollBack: ({ context, event }) =>
-      event.type === 'ROLLBACK' && context.active !== null && rollbackTarget(context, event.to) !== null,
+    canRollBack: ({ context, event }) => {
+      assertEvent(event, 'ROLLBACK');
+      return context.active !== null && rollbackTarget(context, event.to) !== null;
+    },
   },
   actions: {
     beginSession: assign(({ event }) => {
