@@ -122,6 +122,29 @@ describe('restarts emit no old outcome', () => {
 
     for (const restarted of await restartThreeTimes()) expect(restarted).toEqual([]);
   });
+  it('an update cut off before its switch is undone by the next start, which says so once; the starts after it say nothing', async () => {
+    await world.install('1.0.0');
+    await world.publishVersion('1.1.0');
+    const first = world.updater({ loader: { load: (m) => (m.version === '1.1.0' ? new Promise(() => {}) : m.version) } });
+    await first.start();
+    const cut = first.check().catch((error: unknown) => error);
+    await new Promise<void>((resolve) => {
+      const sub = first.subscribe((s) => s.matches({ migrating: 'loading' }) && (sub.unsubscribe(), resolve()));
+    });
+    first.stop(); // the process dies while the host loads 1.1.0
+    expect(await cut).toMatchObject({ code: 'CANCELLED' });
+
+    // The undo happens in this run: news, once.
+    const second = world.updater();
+    const heard = listen(second);
+    await second.start();
+    expect(second.getSnapshot().matches('rolledBack')).toBe(true);
+    expect(outcomes(heard)).toEqual([['rolled-back', { version: '1.0.0', from: '1.1.0', cause: expect.objectContaining({ code: 'INTERRUPTED' }) }]]);
+    second.stop();
+
+    for (const restarted of await restartThreeTimes()) expect(restarted).toEqual([]);
+  });
+
   it('the golden 0.1.0 install (its last outcome a rollback() to 1.0.0) opens three times in rolledBack without a word', async () => {
     const golden = 'test/golden/v0.1.0';
     await cp(join(golden, 'install'), world.dir, { recursive: true });
