@@ -11,8 +11,12 @@ import type { UpdateStats } from './log/stats.js';
 import type { ModelRef } from './modelRef.js';
 import type { GarbageReport } from './ports/modelStore.js';
 
+/**
+ * What the host hears through `on(...)`: what the running updater does now. The outcomes come from the
+ * chart's emitted events (`UpdaterEmitted`), so replaying the log at start() repeats none of them.
+ */
 export interface UpdaterEvents {
-  /** The chart moved; `state` is the dotted state path, e.g. 'downloading.fetching'. */
+  /** The chart moved; `state` is the dotted state path, e.g. 'downloading.fetching'. Not sent for the state start() restores. */
   state: { state: string };
   'update-available': { version: string; notes: string | undefined };
   'update-not-available': { sessionId: string };
