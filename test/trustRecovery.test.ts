@@ -333,15 +333,29 @@ describe('acceptManifest on rotations', () => {
     expect(accepted).toMatchObject({ rotated: true, sameSerial: false, trust: { keys: [gen1.publicKey], serial: 7, rotation: 1 } });
   });
 
-  it('a host configured with the current keys learns its place in the chain from a manifest that re-declares them', async () => {
+  it('a re-declaration of the current keys does not move the rotation number (a leaked key cannot block the recovery)', async () => {
     const gen1 = newKey();
-    const declared = base(8, { keys: [gen1.publicKey], threshold: 1, version: 3, previous: keySetId([gen0.publicKey], 1) });
-    const accepted = await acceptManifest(signEnvelope(declared, [gen1.privateKey]), policy({ ...state([gen1], 2), anchor: `1:${gen1.publicKey}` }), 'the manifest');
-    expect(accepted).toMatchObject({ rotated: false, trust: { keys: [gen1.publicKey], serial: 8, rotation: 3 } });
-    // From then on, a rotation must be the fourth.
+    const pushed = base(8, { keys: [gen0.publicKey], threshold: 1, version: 1_000_000, previous: keySetId([gen1.publicKey], 1) });
+    const accepted = await acceptManifest(signEnvelope(pushed, [gen0.privateKey]), policy(state([gen0], 2)), 'the manifest');
+    expect(accepted).toMatchObject({ rotated: false, trust: { keys: [gen0.publicKey], serial: 8 } });
+    expect(accepted.trust.rotation).toBeUndefined();
+    const rotation = base(3, { keys: [gen1.publicKey], threshold: 1, version: 1, previous: keySetId([gen0.publicKey], 1) });
+    expect(await acceptManifest(signEnvelope(rotation, [gen0.privateKey, gen1.privateKey]), policy(accepted.trust), 'the manifest')).toMatchObject({
+      rotated: true,
+      trust: { keys: [gen1.publicKey], serial: 3, rotation: 1 },
+    });
+  });
+
+  it('a host configured with the keys of a later rotation follows the next one; from then on they come one by one', async () => {
+    const gen1 = newKey();
     const gen2 = newKey();
-    const skipping = base(9, { keys: [gen2.publicKey], threshold: 1, version: 5, previous: keySetId([gen1.publicKey], 1) });
-    await expect(acceptManifest(signEnvelope(skipping, [gen1.privateKey, gen2.privateKey]), policy(accepted.trust), 'the manifest')).rejects.toMatchObject({
+    const configured = { ...state([gen1], 2), anchor: `1:${gen1.publicKey}` };
+    const third = base(9, { keys: [gen2.publicKey], threshold: 1, version: 3, previous: keySetId([gen1.publicKey], 1) });
+    const accepted = await acceptManifest(signEnvelope(third, [gen1.privateKey, gen2.privateKey]), policy(configured), 'the manifest');
+    expect(accepted).toMatchObject({ rotated: true, trust: { keys: [gen2.publicKey], serial: 9, rotation: 3 } });
+    const gen3 = newKey();
+    const skipping = base(10, { keys: [gen3.publicKey], threshold: 1, version: 5, previous: keySetId([gen2.publicKey], 1) });
+    await expect(acceptManifest(signEnvelope(skipping, [gen2.privateKey, gen3.privateKey]), policy(accepted.trust), 'the manifest')).rejects.toMatchObject({
       code: 'SIGNATURE_INVALID',
       message: expect.stringContaining('rotation 4 was skipped'),
     });

@@ -209,7 +209,7 @@ async function fromMirror(mirror: string, input: FetchManifestInput, options: Fe
   if (accepted.sameSerial && input.held) return { notModified: true };
   // The anti-rollback serial and the key set are kept outside the log too, durably, before the chart
   // records them: a log cut short or set aside must not let an older manifest in again.
-  if (options.trustStore && (accepted.rotated || accepted.trust.serial !== input.trust.serial || accepted.trust.rotation !== input.trust.rotation)) await options.trustStore.write(accepted.trust);
+  if (options.trustStore && (accepted.rotated || accepted.trust.serial !== input.trust.serial)) await options.trustStore.write(accepted.trust);
   return {
     notModified: false,
     etag: fetched.etag,

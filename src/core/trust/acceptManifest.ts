@@ -61,11 +61,9 @@ export async function acceptManifest(document: unknown, policy: TrustPolicy, sou
   }
   const declared = manifest.trust;
   if (!declared) return afterSignatures(manifest, trust, policy, source, { unsigned: false, rotated: false, chained: false });
-  if (sameKeySet(declared, trust)) {
-    // The current set, re-declared: a chained one tells a host configured with these keys its place in the chain.
-    const rotation = Math.max(trust.rotation ?? 0, declared.version ?? 0);
-    return afterSignatures(manifest, rotation === (trust.rotation ?? 0) ? trust : { ...trust, rotation }, policy, source, { unsigned: false, rotated: false, chained: false });
-  }
+  // The current set, re-declared (every manifest after a rotation carries it): no rotation, and its number
+  // is not taken either, so that a leaked key cannot push it up and have the publisher's recovery refused.
+  if (sameKeySet(declared, trust)) return afterSignatures(manifest, trust, policy, source, { unsigned: false, rotated: false, chained: false });
   // A rotation: the current keys vouch for the new set, and the new set proves it holds its keys.
   const chained = declared.version !== undefined;
   if (chained) checkRotationChain(declared as ChainedTrust, trust, source);
@@ -89,6 +87,8 @@ type ChainedTrust = { keys: string[]; threshold: number; version: number; previo
  * installed them (`version`): one that skips a rotation, or replays an old one, is refused.
  */
 function checkRotationChain(declared: ChainedTrust, trust: TrustState, source: string): void {
+  // 0: the configured keys, whose place in the chain is not known (a host may ship the keys of a later
+  // rotation); from the first rotation taken on, each must be the next.
   const current = trust.rotation ?? 0;
   if (declared.version <= current) {
     throw new UpdateError(
