@@ -11,6 +11,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { missingTail } from '../src/core/log/logAnchor.js';
 import { GENESIS, sealRecord, type LogRecord } from '../src/core/log/record.js';
 import { createModelUpdater } from '../src/node/createModelUpdater.js';
+import type { SavedTrust, TrustStore } from '../src/core/ports/trustStore.js';
+import { TrustKeeper } from '../src/core/trust/trustKeeper.js';
 import { runCli } from './helpers/runCli.js';
 import { createSignedRepository, type SignedRepository } from './helpers/signedRepository.js';
 import { startTestServer } from './helpers/testServer.js';
@@ -166,6 +168,35 @@ describe('missingTail', () => {
     expect(missingTail(held, [{ head: { seq: 12, hash: 'f'.repeat(64) }, where: 'the pointer' }])).toMatch(/another record 12 than the pointer names/);
     expect(missingTail(held, [{ head: { seq: 15, hash: 'f'.repeat(64) }, where: 'the pointer' }])).toMatch(/ends at record 14, but the pointer says it reached record 15/);
     expect(missingTail([], [null, undefined])).toBeNull();
+  });
+});
+
+describe('TrustKeeper', () => {
+  it('writes through one queue: an anchor and a newer trust state never overtake each other, and the last write has both', async () => {
+    const writes: SavedTrust[] = [];
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const store: TrustStore = {
+      read: async () => ({ keys: [], threshold: 1, serial: 1, anchor: '', logHead: { seq: 1, hash: 'a'.repeat(64) } }),
+      write: async (saved) => {
+        await gate;
+        writes.push(saved);
+      },
+    };
+    let seq = 5;
+    const keeper = new TrustKeeper(store, async () => ({ seq, hash: 'b'.repeat(64) }));
+    await keeper.read();
+    const anchored = keeper.anchor();
+    const saved = keeper.save({ keys: [], threshold: 1, serial: 2, anchor: '' });
+    seq = 9;
+    open();
+    await Promise.all([anchored, saved]);
+    expect(writes).toHaveLength(2);
+    expect(writes.at(-1)).toEqual({ keys: [], threshold: 1, serial: 2, anchor: '', logHead: { seq: 9, hash: 'b'.repeat(64) } });
+    // Stopped: no more anchors (another process may own the folder), but nothing is lost that was saved.
+    keeper.close();
+    await keeper.anchor();
+    expect(writes).toHaveLength(2);
   });
 });
 
