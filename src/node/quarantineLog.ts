@@ -7,7 +7,7 @@ import { UpdateError } from '../core/errors.js';
 import { FileEventLog, readLogFile } from './fileEventLog.js';
 import { META_PREFIX, verifyLog } from '../core/log/record.js';
 import { fsyncFolder, LOG_FILE } from './fsModelStore.js';
-import { missingTail } from '../core/log/logAnchor.js';
+import { missingTail, type PlacedAnchor } from '../core/log/logAnchor.js';
 import { clearLogAnchors, readLogAnchors } from './logAnchors.js';
 
 export interface QuarantineReport {
@@ -18,12 +18,12 @@ export interface QuarantineReport {
 }
 
 /** Why a log cannot be used (a broken chain, or a tail cut off below its anchors), or null when it verifies. */
-async function damage(dir: string, path: string): Promise<string | null> {
+function damage(path: string, anchors: PlacedAnchor[]): string | null {
   try {
     const { records } = readLogFile(path);
     const result = verifyLog(records);
     if (!result.ok) return `record ${result.seq} ${result.reason}`;
-    const cut = missingTail(records, await readLogAnchors(dir));
+    const cut = missingTail(records, anchors);
     return cut === null ? null : `the log ${cut}`;
   } catch (error) {
     return (error as Error).message;
@@ -41,7 +41,9 @@ async function damage(dir: string, path: string): Promise<string | null> {
 export async function quarantineLog(dir: string, options: { force?: boolean; now?: () => number } = {}): Promise<QuarantineReport> {
   const now = options.now ?? Date.now;
   const path = join(dir, LOG_FILE);
-  const reason = await damage(dir, path);
+  // Read first: a link planted at active.json or trust.json is refused before anything moves.
+  const anchors = await readLogAnchors(dir);
+  const reason = damage(path, anchors);
   if (reason === null && !options.force) {
     throw new UpdateError('INVALID_ARGUMENT', `The event log in ${dir} verifies; there is nothing to quarantine. Pass --force to set it aside anyway.`);
   }
@@ -50,10 +52,11 @@ export async function quarantineLog(dir: string, options: { force?: boolean; now
   const present = await lstat(path).then(() => true, () => false);
   if (present) await rename(path, movedTo);
   else movedTo = `nowhere (${path} was missing)`;
-  await clearLogAnchors(dir);
   await fsyncFolder(dir);
   const log = FileEventLog.open(path, now);
   log.append(`${META_PREFIX}quarantined`, null, { previous: movedTo, reason: reason ?? 'set aside on request' });
   log.close();
+  // Last: cut off before this, the new log is refused as cut short, and quarantining again finishes the job.
+  if (anchors.length) await clearLogAnchors(dir);
   return { movedTo, reason: reason ?? 'set aside on request' };
 }
