@@ -31,8 +31,13 @@ export interface Manifest {
   serial?: number;
   /** Signed manifests: ISO 8601 instant after which the manifest is refused (freeze defense). */
   expires?: string;
-  /** Signed manifests: the key set that signs from this manifest on (key rotation). */
-  trust?: { keys: string[]; threshold: number };
+  /**
+   * Signed manifests: the key set that signs from this manifest on (key rotation). A rotation made by
+   * this version of `publish` also carries `version` (1 for the first rotation, then 2, ...) and
+   * `previous` (the id of the key set it rotates from, see keySetId): rotations chain one after the
+   * other, and such a rotation resets the anti-rollback serial (fast-forward recovery).
+   */
+  trust?: { keys: string[]; threshold: number; version?: number; previous?: string };
   versions: ManifestVersion[];
 }
 
@@ -49,6 +54,11 @@ export interface TrustState {
   serial: number | null;
   /** The key set the host configured ("threshold:key,key"), so a change of configuration is noticed. */
   anchor: string;
+  /**
+   * The `trust.version` of the chained rotation that installed the current keys; absent (0) for the
+   * configured keys and after rotations published without a chain. The next rotation must come after it.
+   */
+  rotation?: number;
 }
 
 /** A version that is on disk, complete and verified. */

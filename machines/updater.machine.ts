@@ -132,9 +132,12 @@ export const updaterMachine = setup({
       const candidate = manifest ? selectCandidate(manifest.body, context.config, context.active, context.quarantine) : null;
       return { manifest, trust, candidate, error: null };
     }),
-    // The host's keys changed: start over from them, but never forget the highest serial seen.
+    // The host's keys changed: start over from them, but never forget the highest serial seen. A trust
+    // state a later chained rotation produced (kept outside the log) is taken whole: its serial floor was
+    // reset by that rotation (fast-forward recovery).
     resetTrust: assign(({ context, event }) => {
       assertEvent(event, 'TRUST');
+      if ((event.trust.rotation ?? 0) > (context.trust.rotation ?? 0) && event.trust.anchor === context.trust.anchor) return { trust: event.trust };
       const serials = [context.trust.serial, event.trust.serial].filter((serial): serial is number => serial !== null);
       return { trust: { ...event.trust, serial: serials.length ? Math.max(...serials) : null } };
     }),

@@ -10,6 +10,7 @@ import { SimulatedClock } from 'xstate';
 import type { ModelUpdater } from '../src/index.js';
 import { replay } from '../src/core/log/replay.js';
 import { quarantineLog } from '../src/node/quarantineLog.js';
+import { createModelUpdater } from '../src/node/createModelUpdater.js';
 import { createSignedRepository, newKey, T0, type SignedRepository } from './helpers/signedRepository.js';
 import { startTestServer } from './helpers/testServer.js';
 
@@ -174,6 +175,30 @@ describe('configured keys', () => {
     await repo.publish({ bump: false });
     await expectRejected(restarted, 'ROLLBACK_REJECTED');
   });
+
+  it('an updater that checks nothing (no manifestUrl, no keys: the CLI\'s rollback, status, gc) leaves the trust state alone', async () => {
+    const updater = await installed();
+    await repo.addVersion('1.1.0');
+    await repo.publish();
+    expect(await updater.check()).toMatchObject({ outcome: 'activated', version: '1.1.0' });
+    updater.stop();
+    const trust = { keys: [repo.rootKey.publicKey], threshold: 1, serial: 2 };
+    const { trust: keptBefore } = await repo.trustedStateOnDisk();
+
+    const offline = createModelUpdater({ dir: repo.dir, policy: { checkOnStart: false, schedule: false } });
+    await offline.start();
+    expect(await offline.rollback()).toMatchObject({ outcome: 'rolled-back', version: '1.0.0' });
+    expect(offline.log.records().filter((record) => record.type === 'TRUST')).toEqual([]);
+    expect(offline.getSnapshot().context.trust).toMatchObject(trust);
+    offline.stop();
+    expect((await repo.trustedStateOnDisk()).trust).toBe(keptBefore);
+
+    // The checking updater finds the trust state it left: nothing to re-configure, no TRUST record.
+    const restarted = repo.updater();
+    await restarted.start();
+    expect(restarted.getSnapshot().context.trust).toMatchObject(trust);
+    expect(restarted.log.records().filter((record) => record.type === 'TRUST')).toEqual([]);
+  });
 });
 
 describe('rollback attack', () => {
@@ -212,6 +237,9 @@ describe('rollback attack', () => {
     const lastCheck = lines.map((line) => JSON.parse(line).type).lastIndexOf('CHECK');
     await writeFile(path, lines.slice(0, lastCheck).map((line) => `${line}\n`).join(''));
 
+    // The cut is noticed (the chain-end anchor); set aside, the new log starts from the kept serial.
+    await expect(repo.updater().start()).rejects.toMatchObject({ code: 'LOG_CORRUPT' });
+    await quarantineLog(repo.dir);
     const restarted = repo.updater();
     await restarted.start();
     expect(restarted.getSnapshot().context.trust.serial).toBe(3);
@@ -306,7 +334,8 @@ describe('endless data', () => {
     // The manifest itself was good and accepted (its serial is kept); only the file was refused.
     const after = await repo.trustedStateOnDisk();
     expect(after.active).toEqual(disk.active);
-    expect(JSON.parse(after.trust!)).toEqual(updater.getSnapshot().context.trust);
+    const { logHead: _anchor, ...kept } = JSON.parse(after.trust!);
+    expect(kept).toEqual(updater.getSnapshot().context.trust);
     expect(updater.getSnapshot().context.trust.serial).toBe(2);
     const staged = await readdir(join(repo.dir, 'staging'), { recursive: true, withFileTypes: true });
     expect(staged.filter((entry) => entry.isFile())).toEqual([]);

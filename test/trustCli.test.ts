@@ -10,6 +10,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from './helpers/testServer.js';
+import { keySetId } from '../src/core/trust/keySet.js';
+import { generateKeyPair } from '../src/publish/keys.js';
 
 
 
@@ -76,6 +78,35 @@ describe('CLI trust', () => {
     expect(check.code).toBe(1);
     expect(check.json.error.code).toBe('SIGNATURE_INVALID');
   });
+
+  it('publish --rotate-key writes chained rotations (version, previous) that update follows, one after the other', async () => {
+    const keys = path.join(tmp, 'keys-rotate');
+    await mkdir(keys, { recursive: true });
+    for (const name of ['a', 'b', 'c']) {
+      const pair = generateKeyPair();
+      await writeFile(path.join(keys, `${name}.pub`), `${pair.publicKey}\n`);
+      await writeFile(path.join(keys, `${name}.key`), pair.privateKeyPem, { mode: 0o600 });
+    }
+    const pub = async (name: string) => (await readFile(path.join(keys, `${name}.pub`), 'utf8')).trim();
+    const key = (name: string) => path.join(keys, `${name}.key`);
+    const out = path.join(www(), 'rotating');
+    const url = `${server.url}rotating/manifest.json`;
+    const dir = path.join(tmp, 'models-rotating');
+    const signed = async () => JSON.parse(await readFile(path.join(out, 'manifest.json'), 'utf8')).signed;
+    const update = () => runCli(['update', '--manifest', url, '--dir', dir, '--trusted-key', path.join(keys, 'a.pub'), '--json']);
+
+    expect((await runCli(['publish', '--out', out, '--version', '1.0.0', '--key', key('a'), await model('r1')])).code).toBe(0);
+    expect((await update()).json).toMatchObject({ ok: true, outcome: 'activated' });
+    const first = await runCli(['publish', '--out', out, '--key', key('a'), '--key', key('b'), '--rotate-key', path.join(keys, 'b.pub'), '--json']);
+    expect(first.code, first.stdout + first.stderr).toBe(0);
+    expect((await signed()).trust).toEqual({ keys: [await pub('b')], threshold: 1, version: 1, previous: keySetId([await pub('a')], 1) });
+    expect((await update()).json).toMatchObject({ ok: true, outcome: 'up-to-date' });
+    // The next rotation is the second, from b.
+    expect((await runCli(['publish', '--out', out, '--key', key('b'), '--key', key('c'), '--rotate-key', path.join(keys, 'c.pub')])).code).toBe(0);
+    expect((await signed()).trust).toEqual({ keys: [await pub('c')], threshold: 1, version: 2, previous: keySetId([await pub('b')], 1) });
+    expect((await update()).json).toMatchObject({ ok: true, outcome: 'up-to-date' });
+    expect(JSON.parse(await readFile(path.join(dir, 'trust.json'), 'utf8'))).toMatchObject({ keys: [await pub('c')], rotation: 2 });
+  }, 120_000);
 
   it('without keys the CLI refuses unless --allow-unsigned, which it warns about on every run; with keys it refuses an unsigned manifest', async () => {
     const out = path.join(www(), 'unsigned');

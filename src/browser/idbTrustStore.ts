@@ -2,8 +2,7 @@
  * The trust state (a rotated key set) beside the event log, in the store's IndexedDB meta database.
  */
 import { get, set } from 'idb-keyval';
-import type { TrustState } from '../../machines/types.js';
-import type { TrustStore } from '../core/ports/trustStore.js';
+import type { SavedTrust, TrustStore } from '../core/ports/trustStore.js';
 import { openDatabases } from './idbLayout.js';
 
 const TRUST_KEY = 'trust';
@@ -19,11 +18,11 @@ export class IdbTrustStore implements TrustStore {
     this.meta = openDatabases(name).meta;
   }
 
-  async read(): Promise<TrustState | null> {
-    return (await get<TrustState>(TRUST_KEY, this.meta)) ?? null;
+  async read(): Promise<SavedTrust | null> {
+    return (await get<SavedTrust>(TRUST_KEY, this.meta)) ?? null;
   }
 
-  async write(trust: TrustState): Promise<void> {
-    await set(TRUST_KEY, trust, this.meta);
+  async write(saved: SavedTrust): Promise<void> {
+    await set(TRUST_KEY, saved, this.meta);
   }
 }

@@ -11,7 +11,8 @@ import { BackgroundTimers } from './backgroundTimers.js';
 import { UpdateError } from './errors.js';
 import { hostEvent } from './hostEvents.js';
 import { Journal } from './log/journal.js';
-import { META_PREFIX } from './log/record.js';
+import { CHECKPOINT, META_PREFIX } from './log/record.js';
+import { headOf, missingTail, type LogHead } from './log/logAnchor.js';
 import { eventData, INIT_EVENT, replay, type UpdaterSnapshot } from './log/replay.js';
 import { logStats } from './log/stats.js';
 import { LoadedModels } from './modelRef.js';
@@ -23,6 +24,8 @@ import { nextCheckDelay, startupDelay } from './schedule.js';
 import { statePath } from './statePath.js';
 import { SessionSpans } from './telemetry.js';
 import { initialTrust } from './trust/acceptManifest.js';
+import { TrustKeeper, trustOf } from './trust/trustKeeper.js';
+import type { SavedTrust } from './ports/trustStore.js';
 import { typedStore } from './typedStore.js';
 import type { Platform, UpdaterOptions } from './updaterOptions.js';
 
@@ -55,6 +58,17 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
   let journal: Journal | undefined;
   let restored = false;
 
+  /** The log's last record, made durable first: what an anchor written outside the log names. */
+  const logHead = async (): Promise<LogHead | null> => {
+    const log = journal?.log;
+    if (!log) return null;
+    const head = headOf(log.records());
+    await log.flush?.();
+    return head;
+  };
+  /** The one writer of the trust state kept outside the log (and of its chain-end anchor); one per run. */
+  let keeper = new TrustKeeper(platform.trust, logHead);
+
   const machine = provideActors({
     options,
     platform,
@@ -63,6 +77,8 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
     config,
     policy,
     now,
+    saveTrust: (trust) => keeper.save(trust),
+    logHead,
     onProgress: (progress) => {
       emit('progress', progress);
       // A transfer still winding down after a stop must not reach the stopped chart.
@@ -97,7 +113,15 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
   const onSnapshot = (snapshot: UpdaterSnapshot) => {
     const before = previous;
     previous = snapshot;
-    if (journal && !journal.checkpoint(snapshot)) haltOnJournalFailure();
+    if (journal) {
+      const records = journal.log.records();
+      const last = records[records.length - 1];
+      if (!journal.checkpoint(snapshot)) haltOnJournalFailure();
+      // A checkpoint was chained in: anchor the log's new end outside it too (best effort; an older anchor still holds).
+      const written = journal.log.records();
+      const head = written[written.length - 1];
+      if (head && head !== last && head.type === CHECKPOINT) void keeper.anchor().catch(() => undefined);
+    }
     if (statePath(before) !== statePath(snapshot)) {
       const session = snapshot.context.session;
       if (spans && session) spans.state(session.id, session.trigger, statePath(snapshot));
@@ -196,8 +220,19 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
   const initialSnapshot = () => initialTransition(updaterMachine, { config, active: null, retained: [], trust: bootstrapTrust })[0];
   /** After stop(): the snapshot the chart stopped in. */
   let stoppedIn: UpdaterSnapshot | undefined;
+  // An updater with no manifest URL and no keys (the CLI's rollback, status, gc) checks nothing: it must
+  // not replace the trust state with its empty configuration.
+  const checksManifests = [options.manifestUrl ?? []].flat().length > 0 || (options.trustedKeys?.length ?? 0) > 0;
   /** The configured keys, or the trust state kept in trust.json when it grew from the same configuration. */
-  const startingTrust = (saved: TrustState | null) => (saved && saved.anchor === bootstrapTrust.anchor ? saved : bootstrapTrust);
+  const startingTrust = (saved: SavedTrust | null): TrustState =>
+    saved && (saved.anchor === bootstrapTrust.anchor || !checksManifests) ? trustOf(saved) : bootstrapTrust;
+  /** Whether the kept trust state is ahead of the log's: a later chained rotation, or a higher serial. */
+  const aheadOf = (saved: TrustState, held: TrustState): boolean => {
+    if (saved.anchor !== held.anchor) return false;
+    const [savedRotation, heldRotation] = [saved.rotation ?? 0, held.rotation ?? 0];
+    if (savedRotation !== heldRotation) return savedRotation > heldRotation;
+    return (saved.serial ?? -1) > (held.serial ?? -1);
+  };
 
   const checkOnce = async (trigger: Trigger): Promise<UpdateResult> => {
     const current = running();
@@ -216,14 +251,31 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
       let saved: TrustState | null = null;
       await store.init();
       releaseLock = (await platform.lock?.()) ?? null;
+      keeper = new TrustKeeper(platform.trust, logHead);
       try {
         config.installId = (await platform.installId?.()) ?? null;
         journal = new Journal(await platform.openLog(now), store.location, options.checkpointEvery ?? 500);
         // A folder installed before it had a log (or whose log was set aside) keeps its versions.
         const pointer = await store.readPointer();
-        saved = (await platform.trust?.read()) ?? null;
-        actor = restoreActor({ config, active: pointer?.active ?? null, retained: pointer?.retained ?? [], trust: startingTrust(saved) });
+        const kept = await keeper.read();
+        // The log must reach the ends anchored outside it; checked before anything is appended.
+        const damage = missingTail(journal.log.records(), [
+          pointer?.logHead && { head: pointer.logHead, where: 'the active pointer' },
+          kept?.logHead && { head: kept.logHead, where: 'the trust state kept beside it' },
+        ]);
+        if (damage) {
+          throw new UpdateError(
+            'LOG_CORRUPT',
+            `The event log in ${store.location} ${damage}. Nothing was changed. Run \`model-updater log --quarantine --dir <dir>\` to set it aside and start a new log; the installed models, the trusted keys and the anti-rollback serial are kept.`,
+          );
+        }
+        saved = kept && trustOf(kept);
+        actor = restoreActor({ config, active: pointer?.active ?? null, retained: pointer?.retained ?? [], trust: startingTrust(kept) });
       } catch (error) {
+        journal?.log.close();
+        journal = undefined;
+        actor = undefined;
+        keeper.close();
         releaseLock?.();
         releaseLock = null;
         throw error;
@@ -242,8 +294,8 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
       // or set aside, must not lower the anti-rollback serial (journaled as a TRUST event).
       const configured = bootstrapTrust;
       const held = actor.getSnapshot().context.trust;
-      if (held.anchor !== configured.anchor) actor.send({ type: 'TRUST', trust: { ...configured, serial: saved?.serial ?? null } });
-      else if (saved && saved.anchor === held.anchor && (saved.serial ?? -1) > (held.serial ?? -1)) actor.send({ type: 'TRUST', trust: saved });
+      if (checksManifests && held.anchor !== configured.anchor) actor.send({ type: 'TRUST', trust: { ...configured, serial: saved?.serial ?? null } });
+      else if (saved && aheadOf(saved, held)) actor.send({ type: 'TRUST', trust: saved });
       // Journaled before the model loads: a start that dies loading it counts against a version on probation.
       actor.send({ type: 'STARTED', at: now() });
       if (journal.failure) throw journal.failure;
@@ -314,6 +366,7 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
       return settled(event.sessionId);
     },
     stop() {
+      keeper.close();
       actor?.stop();
       stoppedIn = actor?.getSnapshot() ?? stoppedIn;
       journal?.log.close();

@@ -2,7 +2,8 @@
  * The chart with its actors: network, storage and the host's hooks, as one platform provides them.
  */
 import { updaterMachine } from '../../machines/updater.machine.js';
-import type { DownloadProgress, UpdaterConfig } from '../../machines/types.js';
+import type { DownloadProgress, TrustState, UpdaterConfig } from '../../machines/types.js';
+import type { LogHead } from './log/logAnchor.js';
 import { createCheckConditions } from './actors/checkConditions.js';
 import { createCheckDiskSpace } from './actors/checkDiskSpace.js';
 import { createCheckHealth } from './actors/checkHealth.js';
@@ -45,13 +46,17 @@ export interface ActorDependencies {
   now: () => number;
   /** Sampled download progress, for the host and the chart. */
   onProgress: (progress: DownloadProgress) => void;
+  /** Keeps an accepted trust state outside the log (with the chain-end anchor). */
+  saveTrust?: (trust: TrustState) => Promise<void>;
+  /** The log's last record, durable, for the anchor written with the active pointer. */
+  logHead?: () => Promise<LogHead | null>;
 }
 
 /**
  * @example
  * const machine = provideActors({ options, platform, store, models, config, policy, now, onProgress })
  */
-export function provideActors({ options, platform, store, models, config, policy, now, onProgress }: ActorDependencies) {
+export function provideActors({ options, platform, store, models, config, policy, now, onProgress, saveTrust, logHead }: ActorDependencies) {
   return updaterMachine.provide({
     actors: {
       fetchManifest: createFetchManifest({
@@ -63,7 +68,7 @@ export function provideActors({ options, platform, store, models, config, policy
         allowUnsigned: options.allowUnsigned ?? false,
         clockSkewMs: options.clockSkewMs ?? 0,
         ...(options.headers ? { headers: options.headers } : {}),
-        ...(platform.trust ? { trustStore: platform.trust } : {}),
+        ...(platform.trust ? { trustStore: { write: saveTrust ?? ((trust: TrustState) => platform.trust!.write(trust)) } } : {}),
         ...(platform.fetch ? { fetch: platform.fetch } : {}),
       }),
       checkConditions: createCheckConditions(policy.downloadWhen, policy.avoidMeteredConnection),
@@ -84,8 +89,8 @@ export function provideActors({ options, platform, store, models, config, policy
       runMigration: createRunMigration(options.loader ?? {}, models),
       loadModel: createLoadModel(models),
       checkHealth: createCheckHealth(models),
-      switchActive: createSwitchActive(store, models, config, now),
-      restoreVersion: createRestoreVersion(store, models, now),
+      switchActive: createSwitchActive(store, models, config, now, logHead),
+      restoreVersion: createRestoreVersion(store, models, now, logHead),
     },
   });
 }

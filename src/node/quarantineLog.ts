@@ -1,12 +1,14 @@
 /**
  * The way out of a damaged event log: set it aside and start a new chain, keeping the verified models.
  */
-import { rename } from 'node:fs/promises';
+import { lstat, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UpdateError } from '../core/errors.js';
 import { FileEventLog, readLogFile } from './fileEventLog.js';
 import { META_PREFIX, verifyLog } from '../core/log/record.js';
 import { fsyncFolder, LOG_FILE } from './fsModelStore.js';
+import { missingTail, type PlacedAnchor } from '../core/log/logAnchor.js';
+import { clearLogAnchors, readLogAnchors } from './logAnchors.js';
 
 export interface QuarantineReport {
   /** Where the damaged log now is. */
@@ -15,11 +17,14 @@ export interface QuarantineReport {
   reason: string;
 }
 
-/** Why a log cannot be used, or null when it verifies. */
-function damage(path: string): string | null {
+/** Why a log cannot be used (a broken chain, or a tail cut off below its anchors), or null when it verifies. */
+function damage(path: string, anchors: PlacedAnchor[]): string | null {
   try {
-    const result = verifyLog(readLogFile(path).records);
-    return result.ok ? null : `record ${result.seq} ${result.reason}`;
+    const { records } = readLogFile(path);
+    const result = verifyLog(records);
+    if (!result.ok) return `record ${result.seq} ${result.reason}`;
+    const cut = missingTail(records, anchors);
+    return cut === null ? null : `the log ${cut}`;
   } catch (error) {
     return (error as Error).message;
   }
@@ -28,22 +33,30 @@ function damage(path: string): string | null {
 /**
  * Moves `<dir>/events.log` aside (to `events.log.quarantined-<time>`) and starts a new log whose first
  * record names it. The next start adopts the active version from the pointer; the quarantine list and
- * probation state of the old log are not carried over. Refuses a log that verifies unless `force`.
+ * probation state of the old log are not carried over; the trust state (keys, serial, rotation) is, and the
+ * chain-end anchors are cleared (the new log starts again). Refuses a log that verifies unless `force`.
  * @example
  * await quarantineLog('/var/lib/app/models') // then start the updater again
  */
 export async function quarantineLog(dir: string, options: { force?: boolean; now?: () => number } = {}): Promise<QuarantineReport> {
   const now = options.now ?? Date.now;
   const path = join(dir, LOG_FILE);
-  const reason = damage(path);
+  // Read first: a link planted at active.json or trust.json is refused before anything moves.
+  const anchors = await readLogAnchors(dir);
+  const reason = damage(path, anchors);
   if (reason === null && !options.force) {
     throw new UpdateError('INVALID_ARGUMENT', `The event log in ${dir} verifies; there is nothing to quarantine. Pass --force to set it aside anyway.`);
   }
-  const movedTo = `${path}.quarantined-${new Date(now()).toISOString().replace(/[:.]/g, '-')}`;
-  await rename(path, movedTo);
+  let movedTo = `${path}.quarantined-${new Date(now()).toISOString().replace(/[:.]/g, '-')}`;
+  // A log deleted outright has nothing to move aside.
+  const present = await lstat(path).then(() => true, () => false);
+  if (present) await rename(path, movedTo);
+  else movedTo = `nowhere (${path} was missing)`;
   await fsyncFolder(dir);
   const log = FileEventLog.open(path, now);
   log.append(`${META_PREFIX}quarantined`, null, { previous: movedTo, reason: reason ?? 'set aside on request' });
   log.close();
+  // Last: cut off before this, the new log is refused as cut short, and quarantining again finishes the job.
+  if (anchors.length) await clearLogAnchors(dir);
   return { movedTo, reason: reason ?? 'set aside on request' };
 }

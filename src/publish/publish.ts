@@ -15,6 +15,8 @@ import { parseManifest } from '../core/manifest/schema.js';
 import type { KeyObject } from 'node:crypto';
 import { looksSigned, parseEnvelope } from '../core/trust/envelope.js';
 import { signEnvelope } from './sign.js';
+import { rawPublicKey } from './keys.js';
+import { keySetId, keySetName } from '../core/trust/keySet.js';
 import { parseExpires } from '../core/trust/expires.js';
 import { parseStrictJson } from '../core/trust/strictJson.js';
 
@@ -33,8 +35,17 @@ export interface PublishOptions {
   keys?: KeyObject[];
   /** When the signed manifest expires: an ISO date or a duration from now like `30d`, `12h`. Default 30d when signing. */
   expires?: string;
-  /** Rotates to this key set (base64 raw public keys and threshold); sign with the old and the new keys. */
+  /**
+   * Rotates to this key set (base64 raw public keys and threshold); sign with the old and the new keys.
+   * The manifest names the rotation (`trust.version`, one more than the last) and the set it rotates
+   * from (`trust.previous`), so clients take rotations in order and reset their serial floor.
+   */
   rotateTo?: { keys: string[]; threshold: number };
+  /**
+   * The key set clients trust now, for a first rotation: default the manifest's current `trust`, else the
+   * signing keys that are not in the new set, threshold 1.
+   */
+  rotateFrom?: { keys: string[]; threshold: number };
 }
 
 export async function sha256File(path: string): Promise<string> {
@@ -80,11 +91,24 @@ function finish(manifest: Manifest, options: PublishOptions): { signed: Manifest
   const signed: Manifest = { ...rest, versions };
   if (signing || serial !== undefined) signed.serial = (serial ?? 0) + 1;
   if (signing || options.expires !== undefined) signed.expires = parseExpires(options.expires ?? '30d', (options.now ?? Date.now)());
-  const trust = options.rotateTo ?? manifest.trust;
+  const trust = options.rotateTo ? rotation(manifest, options, options.rotateTo) : manifest.trust;
   if (trust) signed.trust = trust;
   const checked = parseManifest(signed, 'the new manifest');
   const document = signing ? signEnvelope(checked, options.keys!) : checked;
   return { signed: checked, text: `${JSON.stringify(document, null, 2)}\n` };
+}
+
+/** The `trust` of a rotating manifest: the new set, chained to the one it rotates from. */
+function rotation(manifest: Manifest, options: PublishOptions, to: { keys: string[]; threshold: number }): NonNullable<Manifest['trust']> {
+  const current = manifest.trust;
+  // Rotating again to the set already declared is no new rotation.
+  if (current && keySetName(current.keys, current.threshold) === keySetName(to.keys, to.threshold)) return current;
+  const newKeys = new Set(to.keys);
+  const from = options.rotateFrom ?? current ?? { keys: (options.keys ?? []).map(rawPublicKey).filter((key) => !newKeys.has(key)), threshold: 1 };
+  if (from.keys.length === 0) {
+    throw new UpdateError('INVALID_ARGUMENT', 'Cannot tell which keys clients trust now: sign with the current key(s) too (--key), or name them with --rotate-from.');
+  }
+  return { keys: to.keys, threshold: to.threshold, version: (current?.version ?? 0) + 1, previous: keySetId(from.keys, from.threshold) };
 }
 
 /**

@@ -5,6 +5,8 @@ import { verifyLog } from '../../core/log/record.js';
 import { formatRecord } from '../../core/log/describe.js';
 import { LOG_FILE } from '../../node/fsModelStore.js';
 import { quarantineLog } from '../../node/quarantineLog.js';
+import { readLogAnchors } from '../../node/logAnchors.js';
+import { missingTail } from '../../core/log/logAnchor.js';
 import { parsed, required } from '../args.js';
 import { CliOutput } from '../output.js';
 import { inspectLog, normalizeInspectFlag } from '../inspectLog.js';
@@ -38,6 +40,13 @@ export async function run(argv: string[]): Promise<number> {
         output.result({ ok: false, error: { code: 'LOG_CORRUPT', message: `record ${result.seq} ${result.reason}` }, seq: result.seq }, [
           `log BROKEN at record ${result.seq}: ${result.reason}`,
         ]);
+        return 1;
+      }
+      // A log cut back at a record boundary still chains: it must also reach the ends anchored outside it.
+      const cut = missingTail(records, await readLogAnchors(dir));
+      if (cut !== null) {
+        const message = `The event log ${cut}. Run \`model-updater log --quarantine --dir ${dir}\` to set it aside and start a new log; the models, keys and serial are kept.`;
+        output.result({ ok: false, error: { code: 'LOG_CORRUPT', message } }, [`log BROKEN at its end: ${message}`]);
         return 1;
       }
       output.result({ ok: true, records: result.count, head: result.head, tornTailBytes }, [

@@ -6,7 +6,7 @@ import { CliOutput } from '../output.js';
 import { UpdateError } from '../../core/errors.js';
 
 export const usage =
-  'publish --out <folder> --version <v> [--channel c] [--requires-app <range>] [--notes <text>] [--model-id <id>] [--key <private key file>]... [--expires <ISO date | 30d>] [--rotate-key <public key file>... --rotate-threshold n] [--json] <files or folders...>';
+  'publish --out <folder> --version <v> [--channel c] [--requires-app <range>] [--notes <text>] [--model-id <id>] [--key <private key file>]... [--expires <ISO date | 30d>] [--rotate-key <public key file>... --rotate-threshold n [--rotate-from <public key file>... --rotate-from-threshold n]] [--json] <files or folders...>';
 
 export async function run(argv: string[]): Promise<number> {
   const { values, positionals } = parsed(() =>
@@ -24,6 +24,8 @@ export async function run(argv: string[]): Promise<number> {
       expires: { type: 'string' },
       'rotate-key': { type: 'string', multiple: true },
       'rotate-threshold': { type: 'string' },
+      'rotate-from': { type: 'string', multiple: true },
+      'rotate-from-threshold': { type: 'string' },
       json: { type: 'boolean' },
       },
     }),
@@ -32,8 +34,10 @@ export async function run(argv: string[]): Promise<number> {
   try {
     const keys = await Promise.all((values.key ?? []).map(readPrivateKeyFile));
     const rotateKeys = await Promise.all((values['rotate-key'] ?? []).map(readPublicKeyFile));
-    const rotateThreshold = values['rotate-threshold'] === undefined ? 1 : Number(values['rotate-threshold']);
-    if (!Number.isInteger(rotateThreshold) || rotateThreshold < 1) throw new UpdateError('INVALID_ARGUMENT', `--rotate-threshold must be a whole number >= 1, got "${values['rotate-threshold']}".`);
+    const rotateThreshold = wholeNumber(values['rotate-threshold'], '--rotate-threshold');
+    const rotateFrom = await Promise.all((values['rotate-from'] ?? []).map(readPublicKeyFile));
+    const rotateFromThreshold = wholeNumber(values['rotate-from-threshold'], '--rotate-from-threshold');
+    if (rotateFrom.length > 0 && rotateKeys.length === 0) throw new UpdateError('INVALID_ARGUMENT', '--rotate-from needs --rotate-key: it names the keys a rotation rotates from.');
     if (values.expires !== undefined && keys.length === 0) throw new UpdateError('INVALID_ARGUMENT', '--expires needs --key: only a signed manifest can be trusted to expire.');
     if (rotateKeys.length > 0 && keys.length === 0) throw new UpdateError('INVALID_ARGUMENT', '--rotate-key needs --key: a rotation must be signed by the current keys (and the new ones).');
     // Without --version and files: re-sign only (new serial and expiry), e.g. before the old one expires.
@@ -45,6 +49,7 @@ export async function run(argv: string[]): Promise<number> {
       ...(keys.length ? { keys } : {}),
       ...(values.expires !== undefined ? { expires: values.expires } : {}),
       ...(rotateKeys.length ? { rotateTo: { keys: rotateKeys, threshold: rotateThreshold } } : {}),
+      ...(rotateFrom.length ? { rotateFrom: { keys: rotateFrom, threshold: rotateFromThreshold } } : {}),
       ...(values.channel ? { channel: values.channel } : {}),
       ...(values['requires-app'] ? { requiresApp: values['requires-app'] } : {}),
       ...(values.notes ? { notes: values.notes } : {}),
@@ -63,4 +68,10 @@ export async function run(argv: string[]): Promise<number> {
   } catch (error) {
     return output.failure(error);
   }
+}
+
+function wholeNumber(value: string | undefined, flag: string): number {
+  const number = value === undefined ? 1 : Number(value);
+  if (!Number.isInteger(number) || number < 1) throw new UpdateError('INVALID_ARGUMENT', `${flag} must be a whole number >= 1, got "${value}".`);
+  return number;
 }

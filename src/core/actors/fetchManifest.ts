@@ -9,13 +9,12 @@
  */
 import ky, { HTTPError } from 'ky';
 import { fromPromise } from 'xstate';
-import type { FetchManifestInput, FetchManifestOutput } from '../../../machines/types.js';
+import type { FetchManifestInput, FetchManifestOutput, TrustState } from '../../../machines/types.js';
 import { systemTimers, type TimerSource } from '../backgroundTimers.js';
 import { isTransientCode, UpdateError } from '../errors.js';
 import { parseRetryAfter } from '../retryAfter.js';
 import { acceptManifest, expired } from '../trust/acceptManifest.js';
 import { parseStrictJson } from '../trust/strictJson.js';
-import type { TrustStore } from '../ports/trustStore.js';
 
 export interface FetchManifestOptions {
   /** The manifest's URL, or several mirrors tried in order; a mirror that fails or serves bad data is skipped. */
@@ -37,8 +36,8 @@ export interface FetchManifestOptions {
   clockSkewMs?: number;
   /** Sent with the request (e.g. Authorization); all of them are dropped when a redirect leaves the origin. */
   headers?: Record<string, string>;
-  /** Keeps the trust state (keys, threshold, highest serial) outside the log: trust.json on Node. */
-  trustStore?: TrustStore;
+  /** Keeps the trust state (keys, threshold, highest serial, rotation) outside the log: trust.json on Node. */
+  trustStore?: { write(trust: TrustState): Promise<void> };
   /** The fetch to use instead of the global one (an in-memory update service in tests). */
   fetch?: typeof fetch;
 }

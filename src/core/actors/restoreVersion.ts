@@ -7,8 +7,9 @@ import type { RestoreOutput, RollbackPlan } from '../../../machines/types.js';
 import { UpdateError } from '../errors.js';
 import type { LoadedModels } from '../modelRef.js';
 import type { ModelStore } from '../ports/modelStore.js';
+import type { LogHead } from '../log/logAnchor.js';
 
-export function createRestoreVersion(store: ModelStore, models: LoadedModels<any>, now: () => number) {
+export function createRestoreVersion(store: ModelStore, models: LoadedModels<any>, now: () => number, logHead?: () => Promise<LogHead | null>) {
   return fromPromise<RestoreOutput, RollbackPlan>(async ({ input }) => {
     const { from, to } = input;
     const current = await store.readPointer();
@@ -37,7 +38,9 @@ export function createRestoreVersion(store: ModelStore, models: LoadedModels<any
     if (to) await models.load(to);
     const retained = input.manual && from ? [from, ...others] : others;
     if (to && (current?.active.version !== to.version || input.manual)) {
-      await store.writePointer({ schemaVersion: 1, active: to, retained, switchedAt: new Date(now()).toISOString() });
+      // The pointer also anchors the end of the log as it is now (see logAnchor.ts).
+      const head = await logHead?.();
+      await store.writePointer({ schemaVersion: 1, active: to, retained, switchedAt: new Date(now()).toISOString(), ...(head ? { logHead: head } : {}) });
     }
     if (!input.manual && from) {
       // The failed version is not kept: it is not a rollback target. Cleaning up is best effort (as after a

@@ -85,8 +85,13 @@ export const manifestSchema = z
       .strictObject({
         keys: z.array(z.string().refine(isRawPublicKey, 'must be the base64 of a 32-byte Ed25519 public key')).min(1),
         threshold: z.number().int().min(1),
+        /** Chained rotations: 1, 2, ...; each rotation's comes right after the one before. */
+        version: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).optional(),
+        /** Chained rotations: the id (keySetId) of the key set this one rotates from. */
+        previous: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex characters (a key set id)').optional(),
       })
       .refine((trust) => trust.threshold <= new Set(trust.keys).size, 'threshold is more than the number of distinct keys')
+      .refine((trust) => (trust.version === undefined) === (trust.previous === undefined), 'version and previous come together (a chained rotation names both)')
       .optional(),
     versions: z.array(versionSchema),
   })

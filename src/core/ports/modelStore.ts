@@ -3,6 +3,7 @@
  * them in IndexedDB. The active pointer is the one commit point of an update.
  */
 import type { FileDigest, InstalledVersion } from '../../../machines/types.js';
+import type { LogHead } from '../log/logAnchor.js';
 
 /** What a stored copy of a file's content turned out to be (ModelStore.verifyContent). */
 export type ContentCheck = 'verified' | 'missing' | 'discarded';
@@ -13,6 +14,8 @@ export interface ActivePointer {
   /** Older complete versions kept for rollback, newest first. */
   retained: InstalledVersion[];
   switchedAt: string;
+  /** The event log's last record when the pointer was written: the chain-end anchor (absent in folders written by 0.1.0). */
+  logHead?: LogHead;
 }
 
 export interface GarbageReport {

@@ -3,8 +3,12 @@
  * keeps `<dir>/trust.json`, the browser adapter an IndexedDB record. Optional for a platform.
  */
 import type { TrustState } from '../../../machines/types.js';
+import type { LogHead } from '../log/logAnchor.js';
+
+/** The trust state as kept, with the log's last record when it was written (the chain-end anchor). */
+export type SavedTrust = TrustState & { logHead?: LogHead };
 
 export interface TrustStore {
-  read(): Promise<TrustState | null>;
-  write(trust: TrustState): Promise<void>;
+  read(): Promise<SavedTrust | null>;
+  write(saved: SavedTrust): Promise<void>;
 }

@@ -6,6 +6,7 @@ import type { Manifest, TrustState } from '../../../machines/types.js';
 import { UpdateError } from '../errors.js';
 import { parseManifest } from '../manifest/schema.js';
 import { looksSigned, parseEnvelope } from './envelope.js';
+import { keySetId, keySetName } from './keySet.js';
 import { validSigners } from './verifySignatures.js';
 
 export interface TrustPolicy {
@@ -51,36 +52,85 @@ export async function acceptManifest(document: unknown, policy: TrustPolicy, sou
   if (signers.size < trust.threshold) {
     throw new UpdateError(
       'SIGNATURE_INVALID',
-      `${source} has ${signers.size} valid signature(s) by trusted keys, ${trust.threshold} needed. It was not signed by the trusted keys, or it was altered; nothing was downloaded and the active model is unchanged.`,
+      `${source} has ${signers.size} valid signature(s) by trusted keys, ${trust.threshold} needed. ${unsignedRotationHint(envelope.signed, trust) ?? 'It was not signed by the trusted keys, or it was altered'}; nothing was downloaded and the active model is unchanged.`,
     );
   }
   const manifest = parseManifest(envelope.signed, source);
   if (manifest.serial === undefined || manifest.expires === undefined) {
     throw new UpdateError('MANIFEST_INVALID', `${source} is signed but has no ${manifest.serial === undefined ? '"serial"' : '"expires"'}; re-publish it with \`model-updater publish --key\`.`);
   }
-  let next = trust;
-  let rotated = false;
-  if (manifest.trust && !sameKeySet(manifest.trust, trust)) {
-    // A rotation: the current keys vouch for the new set, and the new set proves it holds its keys.
-    const newKeys = [...new Set(manifest.trust.keys)].sort();
-    const newSigners = await validSigners(envelope, newKeys);
-    if (newSigners.size < manifest.trust.threshold) {
-      throw new UpdateError(
-        'SIGNATURE_INVALID',
-        `${source} rotates to new keys but is signed by ${newSigners.size} of them, ${manifest.trust.threshold} needed. Sign the rotating manifest with both the old and the new keys.`,
-      );
-    }
-    next = { ...trust, keys: newKeys, threshold: manifest.trust.threshold };
-    rotated = true;
+  const declared = manifest.trust;
+  if (!declared) return afterSignatures(manifest, trust, policy, source, { unsigned: false, rotated: false, chained: false });
+  // The current set, re-declared (every manifest after a rotation carries it): no rotation, and its number
+  // is not taken either, so that a leaked key cannot push it up and have the publisher's recovery refused.
+  if (sameKeySet(declared, trust)) return afterSignatures(manifest, trust, policy, source, { unsigned: false, rotated: false, chained: false });
+  // A rotation: the current keys vouch for the new set, and the new set proves it holds its keys.
+  const chained = declared.version !== undefined;
+  if (chained) checkRotationChain(declared as ChainedTrust, trust, source);
+  const newKeys = [...new Set(declared.keys)].sort();
+  const newSigners = await validSigners(envelope, newKeys);
+  if (newSigners.size < declared.threshold) {
+    throw new UpdateError(
+      'SIGNATURE_INVALID',
+      `${source} rotates to new keys but is signed by ${newSigners.size} of them, ${declared.threshold} needed. Sign the rotating manifest with both the old and the new keys.`,
+    );
   }
-  return afterSignatures(manifest, next, policy, source, { unsigned: false, rotated });
+  // A rotation published without a chain (before chains existed) keeps the current rotation number.
+  const next: TrustState = { ...trust, keys: newKeys, threshold: declared.threshold, ...(chained ? { rotation: declared.version! } : {}) };
+  return afterSignatures(manifest, next, policy, source, { unsigned: false, rotated: true, chained });
+}
+
+type ChainedTrust = { keys: string[]; threshold: number; version: number; previous: string };
+
+/**
+ * A chained rotation must rotate from the keys trusted now (`previous`) and come after the rotation that
+ * installed them (`version`): one that skips a rotation, or replays an old one, is refused.
+ */
+function checkRotationChain(declared: ChainedTrust, trust: TrustState, source: string): void {
+  // 0: the configured keys, whose place in the chain is not known (a host may ship the keys of a later
+  // rotation); from the first rotation taken on, each must be the next.
+  const current = trust.rotation ?? 0;
+  if (declared.version <= current) {
+    throw new UpdateError(
+      'ROLLBACK_REJECTED',
+      `${source} replays key rotation ${declared.version}, but this updater already follows rotation ${current}: an old rotation is being replayed (an attack, or a stale mirror). Nothing was downloaded; publish a new manifest (\`model-updater publish --key\`) signed by the current keys.`,
+    );
+  }
+  if (declared.previous !== keySetId(trust.keys, trust.threshold)) {
+    throw new UpdateError(
+      'SIGNATURE_INVALID',
+      `${source} is key rotation ${declared.version}, which rotates from another key set than the one this updater trusts (at rotation ${current}): a rotation in between was skipped. Serve each rotating manifest until clients have taken it, or configure the current keys (trustedKeys); nothing was downloaded.`,
+    );
+  }
+  if (current > 0 && declared.version !== current + 1) {
+    throw new UpdateError(
+      'SIGNATURE_INVALID',
+      `${source} is key rotation ${declared.version}, but this updater follows rotation ${current}: rotation ${current + 1} was skipped. Serve each rotating manifest until clients have taken it; nothing was downloaded.`,
+    );
+  }
+}
+
+/** Why an insufficiently signed document that announces a chained rotation cannot be taken, for the message. */
+function unsignedRotationHint(signed: unknown, trust: TrustState): string | null {
+  const declared = (signed as { trust?: { version?: unknown; previous?: unknown } }).trust;
+  if (typeof declared !== 'object' || declared === null || typeof declared.version !== 'number') return null;
+  const current = trust.rotation ?? 0;
+  if (declared.version <= current) return `It is key rotation ${declared.version}, older than rotation ${current} this updater follows: an old rotation is being replayed`;
+  if (declared.previous !== keySetId(trust.keys, trust.threshold)) {
+    return `It is key rotation ${declared.version}, which rotates from keys this updater does not trust: a rotation in between was skipped (serve each rotating manifest until clients have taken it)`;
+  }
+  return null;
 }
 
 /** Rollback and freeze checks, once the content is trusted (or explicitly accepted unsigned). */
-function afterSignatures(manifest: Manifest, next: TrustState, policy: TrustPolicy, source: string, flags: { unsigned: boolean; rotated: boolean }): Accepted {
+function afterSignatures(manifest: Manifest, next: TrustState, policy: TrustPolicy, source: string, flags: { unsigned: boolean; rotated: boolean; chained?: boolean }): Accepted {
   const highest = policy.trust.serial;
   let sameSerial = false;
-  if (manifest.serial !== undefined && highest !== null) {
+  // Fast-forward recovery: a chained rotation, signed by the current threshold and the new keys, sets the
+  // serial floor to its own serial, even below a serial a leaked key pushed up.
+  if (flags.chained) {
+    if (manifest.serial === undefined) throw new UpdateError('MANIFEST_INVALID', `${source} rotates keys but has no "serial"; re-publish it with \`model-updater publish --key\`.`);
+  } else if (manifest.serial !== undefined && highest !== null) {
     if (manifest.serial < highest) {
       throw new UpdateError(
         'ROLLBACK_REJECTED',
@@ -95,9 +145,10 @@ function afterSignatures(manifest: Manifest, next: TrustState, policy: TrustPoli
       throw expired(source, manifest.expires, policy.now);
     }
   }
-  if (sameSerial) return { manifest, trust: policy.trust, sameSerial, unsigned: flags.unsigned, rotated: false };
+  // A rotation at the serial already accepted still rotates.
+  if (sameSerial && !flags.rotated) return { manifest, trust: next, sameSerial, unsigned: flags.unsigned, rotated: false };
   const serial = manifest.serial ?? highest;
-  return { manifest, trust: { ...next, serial }, sameSerial, ...flags };
+  return { manifest, trust: { ...next, serial }, sameSerial: false, unsigned: flags.unsigned, rotated: flags.rotated };
 }
 
 export function expired(source: string, expires: string, now: number): UpdateError {
@@ -119,6 +170,5 @@ function sameKeySet(declared: { keys: string[]; threshold: number }, trust: Trus
  * initialTrust(['base64 key'], 1) // { keys: [...], threshold: 1, serial: null, anchor: '1:...' }
  */
 export function initialTrust(keys: readonly string[], threshold: number): TrustState {
-  const sorted = [...new Set(keys)].sort();
-  return { keys: sorted, threshold, serial: null, anchor: sorted.length ? `${threshold}:${sorted.join(',')}` : '' };
+  return { keys: [...new Set(keys)].sort(), threshold, serial: null, anchor: keySetName(keys, threshold) };
 }
