@@ -144,7 +144,7 @@ describe('trial activation', () => {
     expect(updater.getSnapshot().context.probation).not.toBeNull();
     clock.increment(1);
     expect(updater.getSnapshot().context.probation).toBeNull();
-    expect(updater.log.records().at(-1)).toMatchObject({ type: 'CONFIRM', data: { reason: 'time' } });
+    expect(updater.log.records().at(-1)).toMatchObject({ type: 'version.confirmed', data: { reason: 'time' } });
 
     await world.publishVersion('1.2.0');
     await updater.check();
@@ -234,6 +234,6 @@ describe('two processes on one folder', () => {
     await updater.start();
     expect(updater.active?.version).toBe('1.0.0');
     expect(verifyLog(updater.log.records()).ok).toBe(true);
-    expect(updater.log.records().filter((r) => r.type === 'xstate.done.actor.switchActive')).toHaveLength(1);
+    expect(updater.log.records().filter((r) => r.type === 'version.activated')).toHaveLength(1);
   });
 });

@@ -104,7 +104,7 @@ describe('signatures', () => {
     await updater.start();
     expect(await updater.check()).toMatchObject({ outcome: 'activated' });
     const { summarize } = await import('../src/core/log/describe.js');
-    const fetched = updater.log.records().find((r) => r.type === 'xstate.done.actor.fetchManifest')!;
+    const fetched = updater.log.records().find((r) => r.type === 'manifest.accepted')!;
     expect(summarize(fetched)).toContain('WARNING: unsigned');
   });
 });
@@ -164,7 +164,7 @@ describe('configured keys', () => {
     const restarted = repo.updater({ trustedKeys: [replacement.publicKey] });
     await restarted.start();
     expect(restarted.getSnapshot().context.trust).toMatchObject({ keys: [replacement.publicKey], serial: 1 });
-    expect(restarted.log.records().some((r) => r.type === 'TRUST')).toBe(true);
+    expect(restarted.log.records().some((r) => r.type === 'trust.reset')).toBe(true);
     // The old key no longer counts, and the serial still does.
     await repo.addVersion('1.1.0');
     await repo.publish();
@@ -209,7 +209,7 @@ describe('rollback attack', () => {
     // Cut events.log back to a record boundary before serial 3 was accepted: a valid prefix of the chain.
     const path = join(repo.dir, 'events.log');
     const lines = (await readFile(path, 'utf8')).split('\n').filter((line) => line !== '');
-    const lastCheck = lines.map((line) => JSON.parse(line).type).lastIndexOf('CHECK');
+    const lastCheck = lines.map((line) => JSON.parse(line).type).lastIndexOf('check.requested');
     await writeFile(path, lines.slice(0, lastCheck).map((line) => `${line}\n`).join(''));
 
     const restarted = repo.updater();
