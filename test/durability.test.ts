@@ -188,13 +188,13 @@ describe('a damaged log', () => {
     await world.install('1.0.0');
     const path = join(world.dir, 'events.log');
     const lines = (await readFile(path, 'utf8')).split('\n');
-    lines[2] = lines[2]!.replace('"CHECK"', '"CHECKED"');
+    lines[2] = lines[2]!.replace('"check.requested"', '"check.done"');
     await writeFile(path, lines.join('\n'));
 
     await expect(world.updater().start()).rejects.toMatchObject({ code: 'LOG_CORRUPT', message: expect.stringContaining('record 2') });
     const report = await quarantineLog(world.dir);
     expect(report.reason).toContain('record 2');
-    expect(await readFile(report.movedTo, 'utf8')).toContain('CHECKED');
+    expect(await readFile(report.movedTo, 'utf8')).toContain('check.done');
 
     const after = world.updater();
     await after.start();

@@ -253,7 +253,8 @@ function dataOf(spec: Spec, payload: Payload): Payload {
 function fromPayload(type: DomainEventType, payload: Payload, describe: () => string): DomainEvent {
   const bound = BOUND.get(type);
   if (!bound) throw new UpdateError('UNKNOWN', `${describe()} maps to the domain event "${type}", which the chart has no place for (a bug in model-updater; please report it).`);
-  return { type, data: JSON.parse(JSON.stringify(dataOf(bound.spec, payload))) as Payload };
+  // The payload is JSON-safe already (eventData, or a parsed record): so is what is built from it.
+  return { type, data: dataOf(bound.spec, payload) };
 }
 
 /**
