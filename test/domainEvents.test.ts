@@ -23,6 +23,7 @@ import {
 } from '../src/core/log/domainEvents.js';
 import { GENESIS, RECORD_VERSION, recordHash, sealLegacyRecord, sealRecord, verifyLog, type LogRecord } from '../src/core/log/record.js';
 import { replay } from '../src/core/log/replay.js';
+import { formatRecord } from '../src/core/log/describe.js';
 import { readLogFile } from '../src/node/fileEventLog.js';
 import { LOG_FILE } from '../src/node/fsModelStore.js';
 
@@ -153,6 +154,8 @@ describe('records this code does not know are refused, not ignored', () => {
     const unknown = thrown(() => replay([renamed]));
     expect(isUpdateError(unknown) && unknown.code).toBe('LOG_TOO_NEW');
     expect((unknown as Error).message).toMatch(/newer model-updater/);
+    // The audit trail still shows it, as written.
+    expect(formatRecord(renamed)).toContain('version.promoted (unknown to this model-updater)');
 
     const newer = sealWith(RECORD_VERSION + 1, { seq: 0, ts: '2026-01-01T00:00:00.000Z', session: null, type: 'check.requested', data: {}, prev: GENESIS });
     for (const run of [() => verifyLog([newer]), () => replay([newer]), () => domainEventOf(newer)]) {

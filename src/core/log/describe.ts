@@ -7,7 +7,13 @@ import type { LogRecord } from './record.js';
 
 /** The record as the trail names it: its domain event, or the record itself for `log.*` bookkeeping. */
 function readable(record: LogRecord): { type: string; data: Record<string, any> } {
-  return isMachineRecord(record) ? domainEventOf(record) : record;
+  if (!isMachineRecord(record)) return record;
+  try {
+    return domainEventOf(record);
+  } catch {
+    // Shown as written: the trail stays readable; replay is what refuses such a record.
+    return { type: `${record.type} (unknown to this model-updater)`, data: record.data };
+  }
 }
 
 /** A short human reading of one record's data. */
