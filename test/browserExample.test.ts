@@ -107,7 +107,7 @@ describe('browser example in Chromium', () => {
     expect(resumedFrom).toBeLessThanOrEqual(150_000);
     expect(requests[1]!.status).toBe(206);
     expect(requests[1]!.bytesSent).toBe(300_000 - resumedFrom);
-    await waitForText('#log', /downloadVersion/);
+    await waitForText('#log', /download\.completed/);
   });
 
   it('rolls back a version whose weights fail the health check', async () => {
