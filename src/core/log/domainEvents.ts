@@ -308,24 +308,18 @@ export function chartEventOf(record: LogRecord): EventObject & Record<string, un
   const { type, data } = domainEventOf(record);
   const bound = BOUND.get(type);
   if (!bound) throw new UpdateError('UNKNOWN', `Record ${record.seq} is a "${type}" event, which the chart has no place for (a bug in model-updater; please report it).`);
-  return { ...toChartPayload(bound, data), type: bound.chartType };
-}
-
-function toChartPayload({ spec, actorId }: Bound, data: Payload): Payload {
-  const payload = spec.toPayload ? spec.toPayload(data) : defaultPayload(spec, data);
-  return actorId === undefined ? payload : { ...payload, actorId };
-}
-
-function defaultPayload(spec: Spec, data: Payload): Payload {
+  // Built in one object: replay runs this for every record of the log.
+  const { spec, actorId, chartType } = bound;
+  if (spec.toPayload) return { ...spec.toPayload(data), ...(actorId === undefined ? {} : { actorId }), type: chartType };
   switch (spec.on.kind) {
     case 'done':
-      return spec.on.void ? {} : { output: data };
+      return spec.on.void ? { actorId, type: chartType } : { output: data, actorId, type: chartType };
     case 'error':
-      return { error: data.error };
+      return { error: data.error, actorId, type: chartType };
     case 'after':
-      return {};
+      return { type: chartType };
     default:
-      return data;
+      return { ...data, type: chartType };
   }
 }
 
