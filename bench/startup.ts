@@ -36,7 +36,7 @@ try {
   const log = FileEventLog.open(join(dir, LOG_FILE));
   while (log.records().length < RECORDS) {
     const session = crypto.randomUUID();
-    for (const { type, data } of check) log.append(type, session, type === 'CHECK' ? { ...data, sessionId: session } : data);
+    for (const { type, data } of check) log.append(type, session, type === 'check.requested' ? { ...data, sessionId: session } : data);
   }
   log.close();
 

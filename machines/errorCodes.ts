@@ -26,6 +26,8 @@ export const ERROR_CODES = [
   'LOCKED',
   'STORAGE_FAILED',
   'LOG_CORRUPT',
+  /** The log holds records in a format (or of a kind) only a newer model-updater writes. */
+  'LOG_TOO_NEW',
   'CANCELLED',
   'INVALID_ARGUMENT',
   'UNKNOWN',

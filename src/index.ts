@@ -23,6 +23,7 @@ export { signEnvelope } from './publish/sign.js';
 export { canonicalJson } from './core/trust/canonical.js';
 export { replay, type UpdaterSnapshot } from './core/log/replay.js';
 export { verifyLog, type LogRecord, type LogVerification } from './core/log/record.js';
+export { domainEventOf, type DomainEvent, type DomainEventType } from './core/log/domainEvents.js';
 export { readLogFile, FileEventLog } from './node/fileEventLog.js';
 export { logStats, type UpdateStats, type SessionStats, type DownloadStats } from './core/log/stats.js';
 export { quarantineLog, type QuarantineReport } from './node/quarantineLog.js';

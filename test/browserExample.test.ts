@@ -107,7 +107,7 @@ describe('browser example in Chromium', () => {
     expect(resumedFrom).toBeLessThanOrEqual(150_000);
     expect(requests[1]!.status).toBe(206);
     expect(requests[1]!.bytesSent).toBe(300_000 - resumedFrom);
-    await waitForText('#log', /downloadVersion/);
+    await waitForText('#log', /download\.completed/);
   });
 
   it('rolls back a version whose weights fail the health check', async () => {
@@ -155,7 +155,7 @@ describe('browser example in Chromium', () => {
     expect(snapshot.value).toBe('rolledBack');
     expect(snapshot.context.active?.version).toBe('1.1.0');
     // Two page loads (the reload continued the same log) and three downloads: 1.0.0, 1.1.0 (resumed), 1.2.0.
-    expect(records.filter((r) => r.type === 'STARTED')).toHaveLength(2);
-    expect(records.filter((r) => r.type === 'xstate.done.actor.downloadVersion')).toHaveLength(3);
+    expect(records.filter((r) => r.type === 'updater.started')).toHaveLength(2);
+    expect(records.filter((r) => r.type === 'download.completed')).toHaveLength(3);
   });
 });

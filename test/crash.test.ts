@@ -19,25 +19,25 @@ afterAll(async () => {
 it(`recovers from a SIGKILL at every kill point, each once (seed ${SEED})`, async () => {
   // The points must cover the delicate middle, not only the edges of an update.
   const names = world.points.map(pointName);
-  for (const step of ['after stageVersion done', 'after runMigration done', 'after loadModel done', 'after checkHealth done', 'after switchActive done', 'after restoreVersion done']) {
+  for (const step of ['after version.staged', 'after migration.completed', 'after model.loaded', 'after health.passed', 'after version.activated', 'after rollback.completed']) {
     expect(names).toContain(`update: ${step}`);
   }
   for (const call of [
-    'write in staging.writeRecord (after checkDiskSpace done)', // a download's resume record
-    'open in staging.open (after checkDiskSpace done)', // its staged bytes
-    'rm in staging.removeRecord (after checkDiskSpace done)', // the file is complete
-    'rename in promote (after verifyStaged done)',
-    'link in promote (after verifyStaged done)',
-    'fsync in promote (after verifyStaged done)',
-    'rename in writePointer (after checkHealth done)', // the switch
-    'rm in collectGarbage (after checkHealth done)', // gc after the switch
-    'unlink in collectGarbage (after checkHealth done)',
-    'rename in writePointer (after ROLLBACK)', // a rollback's restore
+    'write in staging.writeRecord (after preflight.passed)', // a download's resume record
+    'open in staging.open (after preflight.passed)', // its staged bytes
+    'rm in staging.removeRecord (after preflight.passed)', // the file is complete
+    'rename in promote (after version.verified)',
+    'link in promote (after version.verified)',
+    'fsync in promote (after version.verified)',
+    'rename in writePointer (after health.passed)', // the switch
+    'rm in collectGarbage (after health.passed)', // gc after the switch
+    'unlink in collectGarbage (after health.passed)',
+    'rename in writePointer (after rollback.requested)', // a rollback's restore
   ]) {
     expect(names).toContain(`update: ${call}`);
   }
-  expect(names).toContain('unhealthy: after checkHealth failed');
-  expect(names).toContain('unhealthy: unlink in collectGarbage (after checkHealth failed)'); // a failed update's restore
+  expect(names).toContain('unhealthy: after health.failed');
+  expect(names).toContain('unhealthy: unlink in collectGarbage (after health.failed)'); // a failed update's restore
 
   // Two at a time: each victim is its own process, and most of a run is waiting for it or for fsync.
   const runs: CrashRun[] = await runKills(world, planKills(world.points, 1, seededRandom(SEED)), 2);

@@ -144,7 +144,7 @@ describe('trial activation', () => {
     expect(updater.getSnapshot().context.probation).not.toBeNull();
     clock.increment(1);
     expect(updater.getSnapshot().context.probation).toBeNull();
-    expect(updater.log.records().at(-1)).toMatchObject({ type: 'CONFIRM', data: { reason: 'time' } });
+    expect(updater.log.records().at(-1)).toMatchObject({ type: 'version.confirmed', data: { reason: 'time' } });
 
     await world.publishVersion('1.2.0');
     await updater.check();
@@ -188,13 +188,13 @@ describe('a damaged log', () => {
     await world.install('1.0.0');
     const path = join(world.dir, 'events.log');
     const lines = (await readFile(path, 'utf8')).split('\n');
-    lines[2] = lines[2]!.replace('"CHECK"', '"CHECKED"');
+    lines[2] = lines[2]!.replace('"check.requested"', '"check.done"');
     await writeFile(path, lines.join('\n'));
 
     await expect(world.updater().start()).rejects.toMatchObject({ code: 'LOG_CORRUPT', message: expect.stringContaining('record 2') });
     const report = await quarantineLog(world.dir);
     expect(report.reason).toContain('record 2');
-    expect(await readFile(report.movedTo, 'utf8')).toContain('CHECKED');
+    expect(await readFile(report.movedTo, 'utf8')).toContain('check.done');
 
     const after = world.updater();
     await after.start();
@@ -234,6 +234,6 @@ describe('two processes on one folder', () => {
     await updater.start();
     expect(updater.active?.version).toBe('1.0.0');
     expect(verifyLog(updater.log.records()).ok).toBe(true);
-    expect(updater.log.records().filter((r) => r.type === 'xstate.done.actor.switchActive')).toHaveLength(1);
+    expect(updater.log.records().filter((r) => r.type === 'version.activated')).toHaveLength(1);
   });
 });

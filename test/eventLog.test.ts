@@ -109,11 +109,11 @@ describe('verifyLog', () => {
     const result = verifyLog(records);
     expect(result).toEqual({ ok: true, count: records.length, head: records.at(-1)!.hash });
     expect(records.map((record) => record.seq)).toEqual(records.map((_, i) => i));
-    expect(records[0]!.type).toBe('xstate.init');
+    expect(records[0]).toMatchObject({ v: 2, type: 'updater.created' });
   });
 
   it('names the record whose data was edited', () => {
-    const index = records.findIndex((record) => record.type === 'CHECK');
+    const index = records.findIndex((record) => record.type === 'check.requested');
     expect(index).toBeGreaterThan(0);
     const edited = withRecord(index, (record) => ({ ...record, data: { ...record.data, trigger: 'scheduled' } }));
     const result = verifyLog(edited.map((line) => JSON.parse(line) as LogRecord));
@@ -159,7 +159,7 @@ describe('verifyLog', () => {
 
 describe('FileEventLog.open', () => {
   it('cuts a torn last line, records the cut, and the chain verifies', async () => {
-    const next = JSON.stringify({ seq: records.length, ts: new Date().toISOString(), session: null, type: 'CHECK', data: {}, prev: records.at(-1)!.hash, hash: 'x' });
+    const next = JSON.stringify({ seq: records.length, ts: new Date().toISOString(), session: null, type: 'check.requested', data: {}, prev: records.at(-1)!.hash, hash: 'x' });
     const torn = next.slice(0, Math.floor(next.length / 2));
     const folder = await scratchLog(lines);
     const file = path.join(folder, LOG_FILE);
@@ -210,7 +210,7 @@ describe('FileEventLog.open', () => {
   });
 
   it('throws LOG_CORRUPT on a log whose chain is broken', async () => {
-    const file = path.join(await scratchLog(withRecord(2, (record) => ({ ...record, type: 'CANCEL' }))), LOG_FILE);
+    const file = path.join(await scratchLog(withRecord(2, (record) => ({ ...record, type: 'cancel.requested' }))), LOG_FILE);
     const error = thrown(() => FileEventLog.open(file));
     expect(error).toBeInstanceOf(UpdateError);
     expect((error as UpdateError).code).toBe('LOG_CORRUPT');
@@ -251,7 +251,7 @@ describe('replay', () => {
       await updater.start();
       const restored = plain(updater.getSnapshot());
       expect(restored.value).toEqual(live.value);
-      // The start itself is journaled (STARTED, then LOADED), and the load ends the version's probation.
+      // The start itself is journaled (updater.started, then active.loaded), and the load ends the version's probation.
       expect(live.context.probation).toMatchObject({ version: '1.0.0', loads: 1 });
       expect(restored.context).toEqual({ ...live.context, probation: null });
       expect(liveActive).toBe('1.0.0');
@@ -259,7 +259,7 @@ describe('replay', () => {
       expect(updater.active?.path).toBe(path.join(dir, 'versions', '1.0.0'));
       const added = updater.log.records().slice(records.length);
       expect(updater.log.records().slice(0, records.length)).toEqual(records);
-      expect(added.map((record) => record.type)).toEqual(['STARTED', 'LOADED']);
+      expect(added.map((record) => record.type)).toEqual(['updater.started', 'active.loaded']);
       expect(plain(replay(updater.log.records())!)).toEqual(restored);
     } finally {
       updater?.stop();

@@ -12,6 +12,7 @@ import { WebSocket, WebSocketServer } from 'ws';
 import type { InspectionEvent } from 'xstate';
 import { replayIntoInspector, isUpdateError, connectWebSocketInspector } from '../src/index.js';
 import { replay, isMachineRecord } from '../src/core/log/replay.js';
+import { chartEventOf } from '../src/core/log/domainEvents.js';
 import { createWorld, plain, type World } from './helpers/fixtures.js';
 import { freePort } from './helpers/freePort.js';
 
@@ -43,8 +44,10 @@ describe('live inspection', () => {
     const updater = await updateAndRollBack((event) => seen.push(event));
     const root = seen.find((e) => e.type === '@xstate.actor')!.actorRef;
     const rootEvents = seen.filter((e) => e.type === '@xstate.event' && e.actorRef === root).map((e) => (e as { event: { type: string } }).event.type);
-    const journaled = updater.log.records().filter(isMachineRecord).map((r) => r.type);
-    expect(rootEvents).toEqual(journaled);
+    // The log holds domain events; each stands for exactly the chart event the inspector saw.
+    const journaled = updater.log.records().filter(isMachineRecord);
+    expect(rootEvents).toEqual(journaled.map((r) => chartEventOf(r).type));
+    expect(journaled.map((r) => r.type)).toContain('health.failed');
     const states = seen.filter((e) => e.type === '@xstate.snapshot' && e.actorRef === root).map((e) => JSON.stringify((e as any).snapshot.value));
     expect(states).toContain('"rolledBack"');
   });
@@ -73,7 +76,9 @@ describe('replay into the inspector', () => {
     // Every journaled event was delivered to the root actor, in order, and no actor touched the network.
     const root = seen.find((e) => e.type === '@xstate.actor')!.actorRef;
     const delivered = seen.filter((e) => e.type === '@xstate.event' && e.actorRef === root).map((e) => (e as { event: { type: string } }).event.type);
-    expect(delivered).toEqual(records.filter(isMachineRecord).map((r) => r.type));
+    // The inspector is sent the chart's own events, translated from the log's domain events.
+    expect(delivered).toEqual(records.filter(isMachineRecord).map((r) => chartEventOf(r).type));
+    expect(delivered).toContain('xstate.error.actor.checkHealth');
     expect(world.server.requests.length).toBe(requestsBefore);
   });
 

@@ -125,7 +125,7 @@ describe('schedule', () => {
     const updater = world.updater({ clock, random: () => 0.5, policy: { checkOnStart: true, schedule } });
     await updater.start();
     await waitForSnapshot(updater, (s) => s.context.lastResult?.outcome === 'activated');
-    const checks = () => updater.log.records().filter((r) => r.type === 'CHECK').map((r) => r.data.trigger);
+    const checks = () => updater.log.records().filter((r) => r.type === 'check.requested').map((r) => r.data.trigger);
     expect(checks()).toEqual(['startup']);
     clock.increment(3_599_999);
     expect(checks()).toEqual(['startup']);
@@ -156,11 +156,11 @@ describe('schedule', () => {
     await world.publishVersion('1.0.0');
     // The folder's log is shared by the updaters below: count the start-up checks of the current one.
     let earlier = 0;
-    const allStartupChecks = (updater: ReturnType<World['updater']>) => updater.log.records().filter((r) => r.type === 'CHECK' && r.data.trigger === 'startup').length;
+    const allStartupChecks = (updater: ReturnType<World['updater']>) => updater.log.records().filter((r) => r.type === 'check.requested' && r.data.trigger === 'startup').length;
     const startupChecks = (updater: ReturnType<World['updater']>) => allStartupChecks(updater) - earlier;
     /** The session of the latest CHECK has ended (lastResult alone may be an earlier updater's, restored from the log). */
     const settled = (updater: ReturnType<World['updater']>) =>
-      waitForSnapshot(updater, (s) => s.context.lastResult !== null && s.context.lastResult.sessionId === updater.log.records().filter((r) => r.type === 'CHECK').at(-1)?.session);
+      waitForSnapshot(updater, (s) => s.context.lastResult !== null && s.context.lastResult.sessionId === updater.log.records().filter((r) => r.type === 'check.requested').at(-1)?.session);
     const stop = (updater: ReturnType<World['updater']>) => {
       earlier = allStartupChecks(updater);
       updater.stop();

@@ -124,7 +124,7 @@ describe('races', () => {
           expect(results).toHaveLength(n);
           expect(new Set(results.map((r) => r.result.sessionId)).size).toBe(1);
           expect(results.every((r) => r.result.outcome === 'activated')).toBe(true);
-          expect(world.logDisk.records.filter((r) => r.type === 'xstate.done.actor.switchActive')).toHaveLength(2);
+          expect(world.logDisk.records.filter((r) => r.type === 'version.activated')).toHaveLength(2);
         } finally {
           world.crash({ dropUnsynced: false });
         }

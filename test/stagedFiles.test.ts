@@ -49,8 +49,8 @@ describe('content reused from blobs/ is proven by its bytes', () => {
     expect((await readFile(planted)).equals(model)).toBe(true);
     expect(world.modelRequests().filter((r) => r.path === '/1.1.0/model.bin')).toHaveLength(1);
     // The audit trail names what was removed.
-    const downloaded = readLogFile(join(world.dir, 'events.log')).records.filter((record) => record.type === 'xstate.done.actor.downloadVersion');
-    expect(downloaded.map((record) => (record.data as { output: DownloadOutput }).output.discardedContent)).toEqual([undefined, [sha256(model)]]);
+    const downloaded = readLogFile(join(world.dir, 'events.log')).records.filter((record) => record.type === 'download.completed');
+    expect(downloaded.map((record) => (record.data as unknown as DownloadOutput).discardedContent)).toEqual([undefined, [sha256(model)]]);
   });
 
   it('a bit-rotted blob shared with the installed version is downloaded again for the new one', async () => {

@@ -105,7 +105,7 @@ describe('signatures', () => {
     await updater.start();
     expect(await updater.check()).toMatchObject({ outcome: 'activated' });
     const { summarize } = await import('../src/core/log/describe.js');
-    const fetched = updater.log.records().find((r) => r.type === 'xstate.done.actor.fetchManifest')!;
+    const fetched = updater.log.records().find((r) => r.type === 'manifest.accepted')!;
     expect(summarize(fetched)).toContain('WARNING: unsigned');
   });
 });
@@ -165,7 +165,7 @@ describe('configured keys', () => {
     const restarted = repo.updater({ trustedKeys: [replacement.publicKey] });
     await restarted.start();
     expect(restarted.getSnapshot().context.trust).toMatchObject({ keys: [replacement.publicKey], serial: 1 });
-    expect(restarted.log.records().some((r) => r.type === 'TRUST')).toBe(true);
+    expect(restarted.log.records().some((r) => r.type === 'trust.reset')).toBe(true);
     // The old key no longer counts, and the serial still does.
     await repo.addVersion('1.1.0');
     await repo.publish();
@@ -188,7 +188,7 @@ describe('configured keys', () => {
     const offline = createModelUpdater({ dir: repo.dir, policy: { checkOnStart: false, schedule: false } });
     await offline.start();
     expect(await offline.rollback()).toMatchObject({ outcome: 'rolled-back', version: '1.0.0' });
-    expect(offline.log.records().filter((record) => record.type === 'TRUST')).toEqual([]);
+    expect(offline.log.records().filter((record) => record.type === 'trust.reset')).toEqual([]);
     expect(offline.getSnapshot().context.trust).toMatchObject(trust);
     offline.stop();
     expect((await repo.trustedStateOnDisk()).trust).toBe(keptBefore);
@@ -197,7 +197,7 @@ describe('configured keys', () => {
     const restarted = repo.updater();
     await restarted.start();
     expect(restarted.getSnapshot().context.trust).toMatchObject(trust);
-    expect(restarted.log.records().filter((record) => record.type === 'TRUST')).toEqual([]);
+    expect(restarted.log.records().filter((record) => record.type === 'trust.reset')).toEqual([]);
   });
 });
 
@@ -234,7 +234,7 @@ describe('rollback attack', () => {
     // Cut events.log back to a record boundary before serial 3 was accepted: a valid prefix of the chain.
     const path = join(repo.dir, 'events.log');
     const lines = (await readFile(path, 'utf8')).split('\n').filter((line) => line !== '');
-    const lastCheck = lines.map((line) => JSON.parse(line).type).lastIndexOf('CHECK');
+    const lastCheck = lines.map((line) => JSON.parse(line).type).lastIndexOf('check.requested');
     await writeFile(path, lines.slice(0, lastCheck).map((line) => `${line}\n`).join(''));
 
     // The cut is noticed (the chain-end anchor); set aside, the new log starts from the kept serial.

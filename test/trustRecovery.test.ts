@@ -178,7 +178,7 @@ describe('fast-forward recovery', () => {
     // Cut the log back to before the rotation was accepted, then set it aside as the error says.
     const path = join(dir, 'events.log');
     const lines = (await readFile(path, 'utf8')).split('\n').filter(Boolean);
-    const lastCheck = lines.map((line) => JSON.parse(line).type).lastIndexOf('CHECK');
+    const lastCheck = lines.map((line) => JSON.parse(line).type).lastIndexOf('check.requested');
     await writeFile(path, lines.slice(0, lastCheck).map((line) => `${line}\n`).join(''));
     await expect(client().start()).rejects.toMatchObject({ code: 'LOG_CORRUPT' });
     await quarantineLog(dir);
@@ -198,7 +198,7 @@ describe('fast-forward recovery', () => {
     // A log that ends before the rotation, with no chain-end anchors (as a 0.1.0 folder has none).
     const path = join(dir, 'events.log');
     const lines = (await readFile(path, 'utf8')).split('\n').filter(Boolean);
-    const lastCheck = lines.map((line) => JSON.parse(line).type).lastIndexOf('CHECK');
+    const lastCheck = lines.map((line) => JSON.parse(line).type).lastIndexOf('check.requested');
     await writeFile(path, lines.slice(0, lastCheck).map((line) => `${line}\n`).join(''));
     const { logHead: _t, ...trust } = await trustOnDisk();
     await writeFile(join(dir, 'trust.json'), JSON.stringify(trust));
@@ -208,7 +208,7 @@ describe('fast-forward recovery', () => {
     const restarted = client();
     await restarted.start();
     expect(restarted.getSnapshot().context.trust).toMatchObject({ keys: [gen1.publicKey], serial: 2, rotation: 1 });
-    expect(restarted.log.records().filter((r) => r.type === 'TRUST')).toHaveLength(1);
+    expect(restarted.log.records().filter((r) => r.type === 'trust.reset')).toHaveLength(1);
     await forge([gen0], (signed) => (signed.serial = FROZEN + 1));
     await expectRefused(restarted, 'SIGNATURE_INVALID');
   });

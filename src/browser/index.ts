@@ -27,6 +27,7 @@ export { UpdateError, isUpdateError, ERROR_CODES, type UpdateErrorCode, type Upd
 export type { ModelLoader, ModelRef } from '../core/modelRef.js';
 export { replay, type UpdaterSnapshot } from '../core/log/replay.js';
 export { verifyLog, type LogRecord, type LogVerification } from '../core/log/record.js';
+export { domainEventOf, type DomainEvent, type DomainEventType } from '../core/log/domainEvents.js';
 export { formatRecord, summarize } from '../core/log/describe.js';
 export type { ModelStore, ActivePointer } from '../core/ports/modelStore.js';
 export { updaterMachine } from '../../machines/updater.machine.js';

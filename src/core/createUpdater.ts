@@ -13,7 +13,7 @@ import { hostEvent } from './hostEvents.js';
 import { Journal } from './log/journal.js';
 import { CHECKPOINT, META_PREFIX } from './log/record.js';
 import { headOf, missingTail, type LogHead } from './log/logAnchor.js';
-import { eventData, INIT_EVENT, replay, type UpdaterSnapshot } from './log/replay.js';
+import { INIT_EVENT, replay, type UpdaterSnapshot } from './log/replay.js';
 import { logStats } from './log/stats.js';
 import { LoadedModels } from './modelRef.js';
 import { isSettled, unsubscriber, type ModelUpdater, type UpdateResult, type UpdaterEvents } from './updaterApi.js';
@@ -146,7 +146,7 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
       throw new UpdateError('LOG_CORRUPT', `The event log in ${store.location} replays to an unusable state (${snapshot.status}). Run \`model-updater log --quarantine --dir <dir>\` to set it aside and start a new log; the installed models stay.`);
     }
     for (const event of recoveryEvents(snapshot, config)) {
-      journal!.append(event.type, snapshot.context.session?.id ?? null, eventData(event));
+      journal!.appendEvent(event, snapshot.context.session?.id ?? null);
       [snapshot] = transition(updaterMachine, snapshot, event);
     }
     // Restoring re-runs the invoked actor of the state the log ended in (every actor is idempotent).

@@ -8,7 +8,8 @@ import { createActor, fromPromise, SimulatedClock, type Actor, type InspectionEv
 import { updaterMachine } from '../../machines/updater.machine.js';
 import type { UpdaterInput } from '../../machines/types.js';
 import type { LogRecord } from '../core/log/record.js';
-import { INIT_EVENT, isMachineRecord, recordEvent, type UpdaterSnapshot } from '../core/log/replay.js';
+import { chartEventOf, INIT_EVENT, isMachineRecord } from '../core/log/domainEvents.js';
+import type { UpdaterSnapshot } from '../core/log/replay.js';
 
 export type InspectTarget = Observer<InspectionEvent> | ((event: InspectionEvent) => void);
 
@@ -21,7 +22,7 @@ function inertMachine(machine: typeof updaterMachine): typeof updaterMachine {
 
 /**
  * Feeds the records through the machine with `inspect` attached and returns the final snapshot (the
- * same as `replay(records)`), or null for a log that was never started. Each `xstate.init` record starts
+ * same as `replay(records)`), or null for a log that was never started. Each `updater.created` record starts
  * a new root actor, as a new process did. Inspectors that deliver later (`@statelyai/inspect` does, a
  * tick late) still receive everything after this returns.
  * @example
@@ -35,12 +36,14 @@ export function replayIntoInspector(records: readonly LogRecord[], inspect: Insp
   let last: UpdaterSnapshot | null = null;
   for (const record of records) {
     if (!isMachineRecord(record)) continue;
-    if (record.type === INIT_EVENT) {
+    // The inspector sees the chart's own events: each domain event is translated back, as replay does.
+    const event = chartEventOf(record);
+    if (event.type === INIT_EVENT) {
       actor?.stop();
-      actor = createActor(inert, { input: record.data.input as UpdaterInput, inspect, clock: new SimulatedClock() });
+      actor = createActor(inert, { input: event.input as UpdaterInput, inspect, clock: new SimulatedClock() });
       actor.start();
     } else {
-      actor?.send(recordEvent(record) as never);
+      actor?.send(event as never);
     }
     last = actor?.getSnapshot() ?? null;
   }

@@ -6,6 +6,7 @@
 import { exclusiveBytes } from '../../machines/retention.js';
 import { isSettled } from '../core/createUpdater.js';
 import { ERROR_CODES, UpdateError } from '../core/errors.js';
+import { domainTypeOf } from '../core/log/domainEvents.js';
 import { verifyLog } from '../core/log/record.js';
 import { replay, type UpdaterSnapshot } from '../core/log/replay.js';
 import type { SimulatedWorld } from './simulatedWorld.js';
@@ -28,7 +29,7 @@ export interface Observation {
 export const FIRST_OBSERVATION: Observation = { active: null, records: 0, everInstalled: false, errors: 0 };
 
 /** Events after which the active version may differ: a completed switch or rollback. */
-const CHANGES_ACTIVE = ['xstate.done.actor.switchActive', 'xstate.done.actor.restoreVersion'];
+const CHANGES_ACTIVE = ['version.activated', 'rollback.completed'];
 
 function plain(snapshot: Pick<UpdaterSnapshot, 'value' | 'context'>): string {
   return JSON.stringify({ value: snapshot.value, context: snapshot.context });
@@ -101,7 +102,7 @@ export async function checkInvariants(world: SimulatedWorld<any>, previous: Obse
   const active = live ? (live.context.active?.version ?? null) : previous.active;
   if (live && active !== previous.active) {
     const since = updater!.log.records().slice(Math.min(previous.records, updater!.log.records().length));
-    if (!since.some((record) => CHANGES_ACTIVE.includes(record.type)) && previous.records <= updater!.log.records().length) {
+    if (!since.some((record) => CHANGES_ACTIVE.includes(domainTypeOf(record))) && previous.records <= updater!.log.records().length) {
       fail(`the active version changed from ${previous.active} to ${active} without a completed switch or rollback in the log`);
     }
   }

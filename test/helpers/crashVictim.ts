@@ -29,12 +29,6 @@ function reach(point: string) {
   if (point === target && n === occurrence) process.kill(process.pid, 'SIGKILL');
 }
 
-/** `xstate.done.actor.stageVersion` reads better as `stageVersion done`. */
-function recordName(type: string): string {
-  const actor = /^xstate\.(done|error)\.actor\.(.+)$/.exec(type);
-  return actor ? `${actor[2]} ${actor[1] === 'done' ? 'done' : 'failed'}` : type;
-}
-
 let inStore: string | null = null;
 let lastRecord = 'nothing';
 /** Names every method of a class so its file-system calls can say which method made them. */
@@ -59,14 +53,15 @@ nameCallsOf(FileStagingArea.prototype, 'staging.');
 const append = FileEventLog.prototype.append;
 FileEventLog.prototype.append = function (this: FileEventLog, ...args: Parameters<FileEventLog['append']>) {
   const record = append.apply(this, args);
-  lastRecord = recordName(args[0]);
+  // Kill points are named after the domain event just journaled (`after version.staged`).
+  lastRecord = args[0];
   reach(`after ${lastRecord}`);
   return record;
 };
 await watchFs((op) => {
   if (!op.path.startsWith(dir) && !op.to?.startsWith(dir)) return;
-  // The last record says which step is running: `rename in writePointer (after checkHealth done)` is
-  // the switch, `(after ROLLBACK)` the rollback.
+  // The last record says which step is running: `rename in writePointer (after health.passed)` is
+  // the switch, `(after rollback.requested)` the rollback.
   reach(`${op.kind} ${inStore ? `in ${inStore}` : 'outside the store'} (after ${lastRecord})`);
 });
 

@@ -1,36 +1,52 @@
 /**
- * The audit trail in words: one line per record, for the CLI and for hosts that show it.
+ * The audit trail in words: one line per record, for the CLI and for hosts that show it. Records are read
+ * as domain events (0.1.0 records upcast), so old and new parts of a log read alike.
  */
+import { domainEventOf, isMachineRecord } from './domainEvents.js';
 import type { LogRecord } from './record.js';
+
+/** The record as the trail names it: its domain event, or the record itself for `log.*` bookkeeping. */
+function readable(record: LogRecord): { type: string; data: Record<string, any> } {
+  if (!isMachineRecord(record)) return record;
+  try {
+    return domainEventOf(record);
+  } catch {
+    // Shown as written: the trail stays readable; replay is what refuses such a record.
+    return { type: `${record.type} (unknown to this model-updater)`, data: record.data };
+  }
+}
 
 /** A short human reading of one record's data. */
 export function summarize(record: LogRecord): string {
-  const data = record.data as Record<string, any>;
+  const { type, data } = readable(record);
   if (data.error) return `${data.error.code}: ${data.error.message}`;
-  switch (record.type) {
+  switch (type) {
     case 'log.gc':
       return `gc: removed ${data.removedVersions.join(', ') || 'no versions'}, freed ${data.freedBytes} bytes`;
-    case 'CHECK':
+    case 'log.format':
+      return `records from ${data.firstSeq} on are versioned domain events (format ${data.to}); earlier ones are 0.1.0 records`;
+    case 'check.requested':
       return `check (${data.trigger})`;
-    case 'ROLLBACK':
+    case 'rollback.requested':
       return `rollback${data.to ? ` to ${data.to}` : ''}`;
-    case 'PROGRESS':
+    case 'download.progressed':
       return `${data.progress.version}: ${data.progress.bytes}/${data.progress.total} bytes, ${data.progress.bytesPerSecond} B/s`;
-    case 'xstate.done.actor.fetchManifest':
-      if (data.output.notModified) return 'manifest unchanged (304 or same serial)';
+    case 'manifest.unchanged':
+      return 'manifest unchanged (304 or same serial)';
+    case 'manifest.accepted':
       return [
-        `manifest: ${data.output.manifest.versions.length} version(s)`,
-        data.output.manifest.serial === undefined ? '' : `, serial ${data.output.manifest.serial}`,
-        data.output.rotated ? `, trusted keys rotated (${data.output.trust.keys.length}, threshold ${data.output.trust.threshold})` : '',
-        data.output.unsigned ? ' WARNING: unsigned, accepted because allowUnsigned is set' : '',
+        `manifest: ${data.versions.length} version(s)`,
+        data.serial === null ? '' : `, serial ${data.serial}`,
+        data.rotated ? `, trusted keys rotated (${data.trust.keys.length}, threshold ${data.trust.threshold})` : '',
+        data.unsigned ? ' WARNING: unsigned, accepted because allowUnsigned is set' : '',
       ].join('');
-    case 'xstate.done.actor.downloadVersion':
-      return data.output.discardedContent ? `removed stored content that did not match its SHA-256: ${data.output.discardedContent.join(', ')}` : '';
-    case 'xstate.done.actor.switchActive':
-    case 'xstate.done.actor.restoreVersion':
-      return `active: ${data.output.active?.version ?? 'none'}`;
-    case 'xstate.init':
-      return `log started (app ${data.input.config.appVersion ?? 'any'}, channel ${data.input.config.channel})`;
+    case 'download.completed':
+      return data.discardedContent ? `removed stored content that did not match its SHA-256: ${data.discardedContent.join(', ')}` : '';
+    case 'version.activated':
+    case 'rollback.completed':
+      return `active: ${data.active?.version ?? 'none'}`;
+    case 'updater.created':
+      return `log started (app ${data.config.appVersion ?? 'any'}, channel ${data.config.channel})`;
     default:
       return '';
   }
@@ -42,5 +58,5 @@ export function summarize(record: LogRecord): string {
  */
 export function formatRecord(record: LogRecord): string {
   const session = record.session ? record.session.slice(0, 8) : '-'.repeat(8);
-  return `${String(record.seq).padStart(5)}  ${record.ts}  ${session}  ${record.type.replace('xstate.', '')}  ${summarize(record)}`.trimEnd();
+  return `${String(record.seq).padStart(5)}  ${record.ts}  ${session}  ${readable(record).type}  ${summarize(record)}`.trimEnd();
 }

@@ -6,13 +6,16 @@
 import type { EventObject } from 'xstate';
 import { UpdateError } from '../errors.js';
 import type { EventLog } from '../ports/eventLog.js';
-import { CHECKPOINT, lastCheckpoint, type LogRecord } from './record.js';
-import { checkpointData, eventData, isCheckpointable, type UpdaterSnapshot } from './replay.js';
+import { FORMAT_UPGRADED, toDomainEvent } from './domainEvents.js';
+import { CHECKPOINT, lastCheckpoint, RECORD_VERSION, recordVersion, type LogRecord } from './record.js';
+import { checkpointData, isCheckpointable, type UpdaterSnapshot } from './replay.js';
 
 export class Journal {
   /** Set by the first failed append; from then on nothing more is written. */
   failure: UpdateError | undefined;
   private checkpointAt: number;
+  /** Whether this journal has looked for 0.1.0 records to note the format change after. */
+  private formatNoted = false;
 
   constructor(
     readonly log: EventLog,
@@ -26,6 +29,7 @@ export class Journal {
   append(type: string, session: string | null, data: Record<string, unknown>): LogRecord {
     if (this.failure) throw this.failure;
     try {
+      if (!this.formatNoted) this.noteFormatUpgrade();
       return this.log.append(type, session, data);
     } catch (error) {
       this.failure = new UpdateError(
@@ -43,7 +47,13 @@ export class Journal {
    */
   record(event: EventObject, current: UpdaterSnapshot | undefined): boolean {
     const session = 'sessionId' in event && typeof event.sessionId === 'string' ? event.sessionId : (current?.context.session?.id ?? null);
-    return this.tryAppend(event.type, session, eventData(event));
+    return this.tryAppendEvent(event, session);
+  }
+
+  /** Journals a chart event (as its domain event) outside the inspection hook, e.g. a recovery event; throws on failure. */
+  appendEvent(event: EventObject, session: string | null): LogRecord {
+    const { type, data } = toDomainEvent(event);
+    return this.append(type, session, data);
   }
 
   /** Writes `snapshot` as a checkpoint when enough records follow the last one. False on failure. */
@@ -53,6 +63,37 @@ export class Journal {
     const ok = this.tryAppend(CHECKPOINT, null, checkpointData(snapshot));
     if (ok) this.checkpointAt = this.log.records().length - 1;
     return ok;
+  }
+
+  private tryAppendEvent(event: EventObject, session: string | null): boolean {
+    let domain: ReturnType<typeof toDomainEvent>;
+    try {
+      domain = toDomainEvent(event);
+    } catch (error) {
+      // No way to journal it: the chart must not act on an event the log cannot hold.
+      this.failure ??= error as UpdateError;
+      return false;
+    }
+    return this.tryAppend(domain.type, session, domain.data);
+  }
+
+  /**
+   * The first record this code appends after 0.1.0 records is preceded by an audit record saying from
+   * which record on the log holds versioned domain events. Only the open's own cut of a torn tail
+   * (`log.truncated`) can have been written in the new format before it.
+   */
+  private noteFormatUpgrade(): void {
+    this.formatNoted = true;
+    const records = this.log.records();
+    let index = records.length - 1;
+    while (index >= 0 && recordVersion(records[index]!) > 1 && records[index]!.type === 'log.truncated') index--;
+    if (index < 0 || recordVersion(records[index]!) > 1) return;
+    this.log.append(FORMAT_UPGRADED, null, {
+      from: 1,
+      to: RECORD_VERSION,
+      firstSeq: index + 1,
+      reason: 'records from firstSeq on are versioned domain events; the ones before it were written by model-updater 0.1.0 and are upcast when replayed',
+    });
   }
 
   private tryAppend(type: string, session: string | null, data: Record<string, unknown>): boolean {

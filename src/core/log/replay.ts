@@ -1,33 +1,16 @@
 /**
- * Rebuilds the statechart's snapshot from the log: a pure fold of the journaled events through xstate's
- * `initialTransition` / `transition`. No actor runs.
+ * Rebuilds the statechart's snapshot from the log: a pure fold of the journaled domain events, translated
+ * to chart events (domainEvents.ts), through xstate's `initialTransition` / `transition`. No actor runs.
  */
-import { initialTransition, transition, type EventObject, type SnapshotFrom } from 'xstate';
-import { actorErrorData } from '../../../machines/failureCodes.js';
+import { initialTransition, transition, type SnapshotFrom } from 'xstate';
 import { updaterMachine } from '../../../machines/updater.machine.js';
 import type { UpdaterInput } from '../../../machines/types.js';
-import { CHECKPOINT, META_PREFIX, type LogRecord } from './record.js';
+import { CHECKPOINT, type LogRecord } from './record.js';
+import { chartEventOf, INIT_EVENT, isMachineRecord } from './domainEvents.js';
+
+export { eventData, INIT_EVENT, isMachineRecord } from './domainEvents.js';
 
 export type UpdaterSnapshot = SnapshotFrom<typeof updaterMachine>;
-
-export const INIT_EVENT = 'xstate.init';
-
-/** The JSON-safe record data of an event: errors become their plain `{ code, message }` form. */
-export function eventData(event: EventObject): Record<string, unknown> {
-  const { type: _type, ...rest } = event as EventObject & Record<string, unknown>;
-  // Typed by the failing actor, as the chart types it: no journaled error is UNKNOWN where the chart is not.
-  if ('error' in rest) rest.error = actorErrorData(event as EventObject & { error?: unknown });
-  return JSON.parse(JSON.stringify(rest)) as Record<string, unknown>;
-}
-
-export function recordEvent(record: LogRecord): EventObject {
-  return { ...record.data, type: record.type };
-}
-
-/** Whether a record is a machine event (as opposed to the log's own bookkeeping). */
-export function isMachineRecord(record: LogRecord): boolean {
-  return !record.type.startsWith(META_PREFIX);
-}
 
 /** Bumped whenever the chart's states or context change shape: older checkpoints are then ignored. */
 export const SNAPSHOT_SCHEMA_VERSION = 1;
@@ -80,10 +63,12 @@ export function replay(
   for (let index = start; index < records.length; index++) {
     const record = records[index]!;
     if (!isMachineRecord(record)) continue;
-    if (record.type === INIT_EVENT) {
-      [snapshot] = initialTransition(machine, record.data.input as UpdaterInput);
+    // Domain events (0.1.0 records upcast) become chart events in one place; an unknown one throws.
+    const event = chartEventOf(record);
+    if (event.type === INIT_EVENT) {
+      [snapshot] = initialTransition(machine, event.input as UpdaterInput);
     } else if (snapshot) {
-      [snapshot] = transition(machine, snapshot, recordEvent(record) as never);
+      [snapshot] = transition(machine, snapshot, event as never);
     }
   }
   return snapshot;

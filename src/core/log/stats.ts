@@ -8,7 +8,8 @@ import { totalSize } from '../../../machines/selectCandidate.js';
 import type { UpdaterInput } from '../../../machines/types.js';
 import { statePath } from '../statePath.js';
 import type { LogRecord } from './record.js';
-import { INIT_EVENT, isMachineRecord, recordEvent, type UpdaterSnapshot } from './replay.js';
+import { chartEventOf, INIT_EVENT, isMachineRecord } from './domainEvents.js';
+import type { UpdaterSnapshot } from './replay.js';
 
 export interface SessionStats {
   sessionId: string;
@@ -56,8 +57,9 @@ export function logStats(records: readonly LogRecord[]): UpdateStats {
     if (!isMachineRecord(record)) continue;
     const at = Date.parse(record.ts);
     const before: UpdaterSnapshot | null = snapshot;
-    if (record.type === INIT_EVENT) [snapshot] = initialTransition(updaterMachine, record.data.input as UpdaterInput);
-    else if (snapshot) [snapshot] = transition(updaterMachine, snapshot, recordEvent(record) as never);
+    const event = chartEventOf(record);
+    if (event.type === INIT_EVENT) [snapshot] = initialTransition(updaterMachine, event.input as UpdaterInput);
+    else if (snapshot) [snapshot] = transition(updaterMachine, snapshot, event as never);
     if (!snapshot) continue;
 
     if (before) {
