@@ -128,7 +128,7 @@ describe('the chain-end anchor', () => {
     const { pointer, trust } = await anchors();
     const last = pointer.seq > trust.seq ? pointer : trust;
     const records = (await logLines()).map((line) => JSON.parse(line) as LogRecord).slice(0, last.seq);
-    const forged = sealRecord({ seq: last.seq, ts: new Date(0).toISOString(), session: null, type: 'CONDITIONS_CHANGED', data: {}, prev: records[records.length - 1]?.hash ?? GENESIS });
+    const forged = sealRecord({ seq: last.seq, ts: new Date(0).toISOString(), session: null, type: 'conditions.changed', data: {}, prev: records[records.length - 1]?.hash ?? GENESIS });
     await writeLines([...records, forged].map((record) => JSON.stringify(record)));
     await expectStartRefused();
     const verified = await runCli(['log', '--dir', repo.dir, '--verify', '--json']);
@@ -153,7 +153,7 @@ describe('missingTail', () => {
     const records: LogRecord[] = [];
     let prev = GENESIS;
     for (let seq = from; seq < from + count; seq++) {
-      const record = sealRecord({ seq, ts: new Date(seq).toISOString(), session: null, type: 'CONDITIONS_CHANGED', data: {}, prev });
+      const record = sealRecord({ seq, ts: new Date(seq).toISOString(), session: null, type: 'conditions.changed', data: {}, prev });
       records.push(record);
       prev = record.hash;
     }
