@@ -36,7 +36,7 @@ export function createModelUpdater<Handle = unknown>(
     store: new FsModelStore(options.dir),
     transport: createNodeTransport({ proxy: options.proxy }),
     staging: new FileStagingArea(options.dir),
-    openLog: (now) => FileEventLog.open(join(options.dir, LOG_FILE), now),
+    openLog: (now) => FileEventLog.open(join(options.dir, LOG_FILE), now, options.log),
     trust: new FileTrustStore(join(options.dir, TRUST_FILE)),
     lock: () => acquireDirLock(options.dir, { waitMs: options.lockWaitMs ?? 0 }),
     installId: () => installId(options.dir),
