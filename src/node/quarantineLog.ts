@@ -4,21 +4,24 @@
 import { rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UpdateError } from '../core/errors.js';
-import { FileEventLog, readLogFile } from './fileEventLog.js';
-import { META_PREFIX, verifyLog } from '../core/log/record.js';
+import { FileEventLog } from './fileEventLog.js';
+import { META_PREFIX } from '../core/log/record.js';
 import { fsyncFolder, LOG_FILE } from './fsModelStore.js';
+import { listArchivedSegments, NEXT_SEGMENT, verifyLogFolder } from './logSegments.js';
 
 export interface QuarantineReport {
   /** Where the damaged log now is. */
   movedTo: string;
   /** Why it was set aside. */
   reason: string;
+  /** Where its archived segments now are (same suffix), oldest first. */
+  archivedMovedTo?: string[];
 }
 
 /** Why a log cannot be used, or null when it verifies. */
-function damage(path: string): string | null {
+function damage(dir: string): string | null {
   try {
-    const result = verifyLog(readLogFile(path).records);
+    const result = verifyLogFolder(dir).verification;
     return result.ok ? null : `record ${result.seq} ${result.reason}`;
   } catch (error) {
     return (error as Error).message;
@@ -26,7 +29,7 @@ function damage(path: string): string | null {
 }
 
 /**
- * Moves `<dir>/events.log` aside (to `events.log.quarantined-<time>`) and starts a new log whose first
+ * Moves `<dir>/events.log` aside (to `events.log.quarantined-<time>`, its archived segments likewise) and starts a new log whose first
  * record names it. The next start adopts the active version from the pointer; the quarantine list and
  * probation state of the old log are not carried over. Refuses a log that verifies unless `force`.
  * @example
@@ -35,15 +38,28 @@ function damage(path: string): string | null {
 export async function quarantineLog(dir: string, options: { force?: boolean; now?: () => number } = {}): Promise<QuarantineReport> {
   const now = options.now ?? Date.now;
   const path = join(dir, LOG_FILE);
-  const reason = damage(path);
+  const reason = damage(dir);
   if (reason === null && !options.force) {
     throw new UpdateError('INVALID_ARGUMENT', `The event log in ${dir} verifies; there is nothing to quarantine. Pass --force to set it aside anyway.`);
   }
-  const movedTo = `${path}.quarantined-${new Date(now()).toISOString().replace(/[:.]/g, '-')}`;
-  await rename(path, movedTo);
+  const suffix = `.quarantined-${new Date(now()).toISOString().replace(/[:.]/g, '-')}`;
+  const movedTo = `${path}${suffix}`;
+  // Every segment of the chain goes aside with it (and a rotation's unfinished next segment).
+  const archivedMovedTo: string[] = [];
+  for (const segment of listArchivedSegments(dir)) {
+    await rename(segment.path, `${segment.path}${suffix}`);
+    archivedMovedTo.push(`${segment.path}${suffix}`);
+  }
+  await rename(join(dir, NEXT_SEGMENT), `${join(dir, NEXT_SEGMENT)}${suffix}`).catch((error: NodeJS.ErrnoException) => {
+    if (error.code !== 'ENOENT') throw error;
+  });
+  await rename(path, movedTo).catch((error: NodeJS.ErrnoException) => {
+    if (error.code !== 'ENOENT' || archivedMovedTo.length === 0) throw error;
+  });
   await fsyncFolder(dir);
   const log = FileEventLog.open(path, now);
-  log.append(`${META_PREFIX}quarantined`, null, { previous: movedTo, reason: reason ?? 'set aside on request' });
+  log.append(`${META_PREFIX}quarantined`, null, { previous: movedTo, ...(archivedMovedTo.length ? { archived: archivedMovedTo } : {}), reason: reason ?? 'set aside on request' });
+  await log.flush();
   log.close();
-  return { movedTo, reason: reason ?? 'set aside on request' };
+  return { movedTo, reason: reason ?? 'set aside on request', ...(archivedMovedTo.length ? { archivedMovedTo } : {}) };
 }
