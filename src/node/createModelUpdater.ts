@@ -4,7 +4,7 @@
 import { join } from 'node:path';
 import { createUpdater, type ModelUpdater, type ModelUpdaterOptions } from '../core/createUpdater.js';
 import { UpdateError } from '../core/errors.js';
-import { FileEventLog } from './fileEventLog.js';
+import { FileEventLog, type FileEventLogOptions } from './fileEventLog.js';
 import { FsModelStore, LOG_FILE } from './fsModelStore.js';
 import { FileTrustStore, TRUST_FILE } from './fileTrustStore.js';
 import { acquireDirLock } from './dirLock.js';
@@ -27,6 +27,8 @@ export function createModelUpdater<Handle = unknown>(
   options: ModelUpdaterOptions<Handle> & {
     /** How long start() waits for another updater holding the folder before LOCKED. Default 0. */
     lockWaitMs?: number;
+    /** The event log's segments and retention (see LogSegmentOptions), and `sync`, how it fsyncs (a seam for a slow disk). */
+    log?: FileEventLogOptions;
   },
 ): ModelUpdater<Handle> {
   if (!options.dir) throw new UpdateError('INVALID_ARGUMENT', 'dir is required: the folder for model versions and the event log.');
