@@ -5,6 +5,7 @@
  */
 import { cp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { CHECKPOINT, type LogRecord } from '../src/core/log/record.js';
 import { RETENTION, type RetentionData } from '../src/core/log/chain.js';
@@ -14,6 +15,10 @@ import { LOG_FILE } from '../src/node/fsModelStore.js';
 import { listArchivedSegments, readAllRecords, verifyLogFolder } from '../src/node/logSegments.js';
 import { quarantineLog } from '../src/node/quarantineLog.js';
 import { createWorld, plain, type World } from './helpers/fixtures.js';
+import { startTestServer } from './helpers/testServer.js';
+import { createModelUpdater } from '../src/node/createModelUpdater.js';
+import { readPrivateKeyFile, readPublicKeyFile } from '../src/publish/keyFiles.js';
+import { publish } from '../src/publish/publish.js';
 import { runCli } from './helpers/runCli.js';
 
 const SEGMENT = { segmentRecords: 8 };
@@ -143,6 +148,40 @@ it('retention drops the oldest segments with an audit record naming them and whe
   expect(report.archivedMovedTo).toHaveLength(2);
   expect(listArchivedSegments(quarantined)).toEqual([]);
   expect(verifyLogFolder(quarantined).verification).toMatchObject({ ok: true, count: 1 });
+}, 60_000);
+
+it('a 0.1.0 install (one log file) opens in the same state, rotates into segments, verifies and updates', async () => {
+  const golden = fileURLToPath(new URL('./golden/v0.1.0/', import.meta.url));
+  const copy = join(world.root, 'golden');
+  await cp(golden, copy, { recursive: true });
+  const dir = join(copy, 'install');
+  const expected = JSON.parse(await readFile(join(golden, 'expected-status.json'), 'utf8')) as { state: string; active: { version: string } };
+  const server = await startTestServer({ root: join(copy, 'site') });
+  const updater = createModelUpdater({
+    manifestUrl: `${server.url}manifest.json`,
+    dir,
+    trustedKeys: [await readPublicKeyFile(join(golden, 'release.pub'))],
+    policy: { checkOnStart: false },
+    // Smaller than the golden log: its first settled moment rotates it.
+    log: { segmentRecords: 10 },
+  });
+  try {
+    await updater.start();
+    expect(updater.getSnapshot().matches(expected.state as never)).toBe(true);
+    expect(updater.active?.version).toBe(expected.active.version);
+    await updater.check();
+    expect(listArchivedSegments(dir).map((s) => s.name)).toContain('events.000000000000.log');
+    expect(updater.log.records()[0]!.type).toBe(CHECKPOINT);
+    expect(verifyLogFolder(dir).verification.ok).toBe(true);
+    // The log goes on across the rotation: a new release installs.
+    await writeFile(join(world.root, 'model-1.2.0.bin'), 'weights of 1.2.0\n');
+    await publish({ out: join(copy, 'site'), version: '1.2.0', inputs: [join(world.root, 'model-1.2.0.bin')], keys: [await readPrivateKeyFile(join(golden, 'release.key'))], expires: '2099-01-01T00:00:00.000Z' });
+    expect(await updater.check()).toMatchObject({ outcome: 'activated', version: '1.2.0' });
+  } finally {
+    updater.stop();
+    await server.close();
+  }
+  expect(verifyLogFolder(dir).verification.ok).toBe(true);
 }, 60_000);
 
 it('refuses a log option that is not a whole number', () => {

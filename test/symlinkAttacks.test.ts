@@ -133,6 +133,9 @@ const PLANTS: Plant[] = [
   replacing('.lock', (cell) => join(cell.canary, 'precious.txt')),
   replacing('trust.json', (cell) => join(cell.canary, 'precious.txt')),
   replacing('events.log', (cell) => join(cell.canary, 'precious.txt')),
+  // The log's archived segments (the first one's name) and a rotation's next segment.
+  replacing('events.000000000000.log', (cell) => join(cell.canary, 'precious.txt')),
+  replacing('events.log.next', (cell) => join(cell.canary, 'precious.txt')),
 ];
 
 const updaterOn = (dir: string): ModelUpdater<string> =>

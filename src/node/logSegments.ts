@@ -6,6 +6,7 @@
  * the old live segment (and a stale `.next`, removed on open) or the archive plus a complete `.next`
  * (renamed into place on open). Readers here stream: one segment's chunk in memory at a time.
  */
+import { createHash } from 'node:crypto';
 import { closeSync, lstatSync, openSync, readdirSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
@@ -128,6 +129,12 @@ export function* readAllRecords(dir: string, torn: { bytes: number } = { bytes: 
   }
 }
 
+/** recordHash with node:crypto: the same bytes hashed, several times faster over a million records. */
+export function nodeRecordHash(record: Omit<LogRecord, 'hash'>): string {
+  const { seq, ts, session, type, data, prev } = record;
+  return createHash('sha256').update(JSON.stringify([seq, ts, session, type, data, prev])).digest('hex');
+}
+
 export interface FolderVerification {
   verification: LogVerification;
   /** Bytes of a torn last record of the live segment (cut on the next start). */
@@ -141,7 +148,7 @@ export interface FolderVerification {
  * const { verification } = verifyLogFolder(dir); if (!verification.ok) console.error(verification.seq)
  */
 export function verifyLogFolder(dir: string): FolderVerification {
-  const chain = new ChainVerifier();
+  const chain = new ChainVerifier({ hash: nodeRecordHash });
   const archived = listArchivedSegments(dir);
   const segments = [...archived.map((s) => ({ path: s.path, firstSeq: s.firstSeq as number | null })), { path: join(dir, LIVE_SEGMENT), firstSeq: null }];
   let tornTailBytes = 0;
