@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { CHECKPOINT, type LogRecord } from '../src/core/log/record.js';
-import { RETENTION, type RetentionData } from '../src/core/log/chain.js';
+import { ChainVerifier, RETENTION, type RetentionData } from '../src/core/log/chain.js';
+import { MemoryLogDisk } from '../src/testing/memoryEventLog.js';
 import { replay } from '../src/core/log/replay.js';
 import { FileEventLog } from '../src/node/fileEventLog.js';
 import { LOG_FILE } from '../src/node/fsModelStore.js';
@@ -183,6 +184,28 @@ it('a 0.1.0 install (one log file) opens in the same state, rotates into segment
   }
   expect(verifyLogFolder(dir).verification.ok).toBe(true);
 }, 60_000);
+
+it('the in-memory log (simulator) rotates too: it holds only the live segment, and retention is audited', () => {
+  const disk = new MemoryLogDisk();
+  const options = { segmentRecords: 4, retainSegments: 1 };
+  let log = disk.open(() => 0, options);
+  for (let i = 0; i < 30; i++) {
+    log.append('CHECK', null, { i });
+    if (log.segmentFull()) {
+      log.rotate(CHECKPOINT, null, { i });
+      log.close();
+      log = disk.open(() => 0, options);
+    }
+  }
+  expect(log.records().length).toBeLessThanOrEqual(options.segmentRecords);
+  expect(disk.archived).toHaveLength(1);
+  const kept = [...disk.archived.flat(), ...disk.records];
+  const chain = new ChainVerifier();
+  for (const record of kept) chain.push(record);
+  expect(chain.result()).toMatchObject({ ok: true, count: kept.length });
+  expect(kept.at(-1)!.seq).toBeGreaterThan(30);
+  expect(kept.some((r) => r.type === RETENTION)).toBe(true);
+});
 
 it('refuses a log option that is not a whole number', () => {
   expect(() => world.updater({ log: { segmentRecords: 0 } })).toThrow(/log\.segmentRecords/);
