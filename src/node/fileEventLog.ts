@@ -165,6 +165,11 @@ export class FileEventLog implements EventLog {
   /** Resolves when every record appended so far is on disk; rejects (for good) if an fsync failed. */
   async flush(): Promise<void> {
     while (this.synced < this.written && !this.failure) {
+      // Closed: close() syncs what is left once the fsync in flight is done.
+      if (this.closed) {
+        await this.syncing;
+        break;
+      }
       this.startSync();
       await this.syncing;
     }
@@ -266,7 +271,10 @@ export class FileEventLog implements EventLog {
     const pending = this.syncing;
     const finish = () => {
       try {
-        if (this.synced < this.written && fd === this.fd && !this.failure) this.sync.fdatasyncSync(fd);
+        if (this.synced < this.written && fd === this.fd && !this.failure) {
+          this.sync.fdatasyncSync(fd);
+          this.synced = this.written;
+        }
       } catch {
         // Closing after a stop: a record that could not be synced is the torn tail of the next start at worst.
       }
