@@ -14,7 +14,8 @@ import { buildBrowserExample } from '../examples/browser/build.js';
 import { GOOD_MODEL } from '../examples/browser/model.js';
 import { publishModel } from '../examples/browser/publishDemo.js';
 import { replay } from '../src/core/log/replay.js';
-import { verifyLog, type LogRecord } from '../src/core/log/record.js';
+import { type LogRecord } from '../src/core/log/record.js';
+import { verifyLog } from '../src/core/log/chain.js';
 import { startTestServer, type TestServer } from './helpers/testServer.js';
 
 const CHROMIUM = '/usr/bin/chromium';

@@ -11,7 +11,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createBrowserModelUpdater, IdbEventLog, readIdbLog, type BrowserModelUpdater, type BrowserModelUpdaterOptions } from '../src/browser/index.js';
 import { FileEventLog } from '../src/node/fileEventLog.js';
 import { replay } from '../src/core/log/replay.js';
-import { verifyLog } from '../src/core/log/record.js';
+import { CHECKPOINT } from '../src/core/log/record.js';
+import { verifyLog } from '../src/core/log/chain.js';
+import { ChainVerifier, RETENTION } from '../src/core/log/chain.js';
 import { isUpdateError } from '../src/core/errors.js';
 import { createWorld, plain, type World } from './helpers/fixtures.js';
 
@@ -178,6 +180,42 @@ describe('IndexedDB event log', () => {
     const name = randomUUID();
     await setMany(fileLog.records().map((r) => [r.seq, r]), createStore(`model-updater:${name}:log`, 'records'));
     expect((await IdbEventLog.open(name)).records()).toEqual(fileLog.records());
+  });
+
+  it('rotates into segments, reads back only the live one, and retention drops the oldest with an audit record', async () => {
+    const name = randomUUID();
+    const options = { segmentRecords: 5, retainSegments: 2 };
+    let log = await IdbEventLog.open(name, () => 0, options);
+    let rotations = 0;
+    for (let i = 0; i < 40; i++) {
+      log.append('CHECK', null, { i });
+      if (log.segmentFull()) {
+        log.rotate(CHECKPOINT, null, { rotation: ++rotations });
+        // A restart between rotations reads the live segment only.
+        await log.flush();
+        log.close();
+        log = await IdbEventLog.open(name, () => 0, options);
+        expect(log.records()[0]).toMatchObject({ type: CHECKPOINT, data: { rotation: rotations } });
+      }
+    }
+    await log.flush();
+    expect(rotations).toBeGreaterThan(4);
+    expect(log.records().length).toBeLessThanOrEqual(options.segmentRecords);
+    // What is stored: the live segment and two archived ones, their chain verifying from where the
+    // last retention record says it starts.
+    const stored = await readIdbLog(name);
+    const audits = stored.filter((r) => r.type === RETENTION);
+    expect(audits.length).toBeGreaterThan(0);
+    expect(audits.at(-1)!.data.keptFrom).toEqual({ seq: stored[0]!.seq, prev: stored[0]!.prev });
+    expect(stored.filter((r) => r.type === CHECKPOINT)).toHaveLength(3);
+    const chain = new ChainVerifier();
+    for (const record of stored) chain.push(record);
+    expect(chain.result()).toMatchObject({ ok: true, count: stored.length });
+    expect(stored.at(-1)).toEqual(log.records().at(-1));
+    // Dropping the oldest kept records by hand is not retention.
+    const tampered = new ChainVerifier();
+    for (const record of stored.slice(3)) tampered.push(record);
+    expect(tampered.result()).toMatchObject({ ok: false, seq: stored[3]!.seq });
   });
 
   it('refuses a tampered log with LOG_CORRUPT naming the record', async () => {

@@ -1,6 +1,6 @@
 /**
  * SIGKILL at every kill point of an update, a rollback, a restore and gc (each journaled record and each
- * file-system call of the store, see helpers/crashVictim.ts), once each; `npm run crash-test` runs every
+ * file-system call of the store, see helpers/crashVictim.ts), and of the log's rotation and retention, once each; `npm run crash-test` runs every
  * point at least 20 times. Every kill must recover to a loadable, verifying active version.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -35,6 +35,17 @@ it(`recovers from a SIGKILL at every kill point, each once (seed ${SEED})`, asyn
     'rename in writePointer (after rollback.requested)', // a rollback's restore
   ]) {
     expect(names).toContain(`update: ${call}`);
+  }
+  // A rotation (next segment written and synced, the live one archived, the next one moved in) and a
+  // retention pass (audit record, unlink) are killed inside too.
+  for (const call of [
+    'fsync in log.rotate (after version.activated)',
+    'open in log.rotate (after version.activated)',
+    'rename in log.rotate (after version.activated)',
+    'after log.retention',
+    'unlink in log.applyRetention (after log.retention)',
+  ]) {
+    expect(names).toContain(`rotate: ${call}`);
   }
   expect(names).toContain('unhealthy: after health.failed');
   expect(names).toContain('unhealthy: unlink in collectGarbage (after health.failed)'); // a failed update's restore

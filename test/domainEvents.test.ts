@@ -21,7 +21,8 @@ import {
   toDomainEvent,
   UNBOUND_DOMAIN_EVENTS,
 } from '../src/core/log/domainEvents.js';
-import { GENESIS, RECORD_VERSION, recordHash, sealLegacyRecord, sealRecord, verifyLog, type LogRecord } from '../src/core/log/record.js';
+import { GENESIS, RECORD_VERSION, recordHash, sealLegacyRecord, sealRecord, type LogRecord } from '../src/core/log/record.js';
+import { verifyLog } from '../src/core/log/chain.js';
 import { replay } from '../src/core/log/replay.js';
 import { formatRecord } from '../src/core/log/describe.js';
 import { readLogFile } from '../src/node/fileEventLog.js';

@@ -4,7 +4,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SimulatedClock } from 'xstate';
-import { verifyLog } from '../src/core/log/record.js';
+import { verifyLog } from '../src/core/log/chain.js';
 import { replay } from '../src/core/log/replay.js';
 import { LOCK_FILE } from '../src/node/dirLock.js';
 import { quarantineLog } from '../src/node/quarantineLog.js';

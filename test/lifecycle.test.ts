@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { SimulatedClock } from 'xstate';
 import { isUpdateError, UpdateError, type ModelUpdater } from '../src/index.js';
 import { replay } from '../src/core/log/replay.js';
-import { verifyLog } from '../src/core/log/record.js';
+import { verifyLog } from '../src/core/log/chain.js';
 import { createWorld, plain, waitForSnapshot, type World } from './helpers/fixtures.js';
 
 let world: World;

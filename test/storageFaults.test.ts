@@ -4,7 +4,7 @@ import { createUpdater, type ModelUpdater } from '../src/core/createUpdater.js';
 import { createModelUpdater } from '../src/node/createModelUpdater.js';
 import { ERROR_CODES, isUpdateError } from '../src/core/errors.js';
 import { FileEventLog } from '../src/node/fileEventLog.js';
-import { verifyLog } from '../src/core/log/record.js';
+import { verifyLog } from '../src/core/log/chain.js';
 import { replay } from '../src/core/log/replay.js';
 import { acquireDirLock } from '../src/node/dirLock.js';
 import { FsModelStore, LOG_FILE } from '../src/node/fsModelStore.js';

@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createModelUpdater, type ModelUpdater } from '../src/node/createModelUpdater.js';
 import { UpdateError } from '../src/core/errors.js';
-import { verifyLog } from '../src/core/log/record.js';
+import { verifyLog } from '../src/core/log/chain.js';
 import type { ModelRef } from '../src/core/modelRef.js';
 import { FsModelStore } from '../src/node/fsModelStore.js';
 import { quarantineLog } from '../src/node/quarantineLog.js';
@@ -133,6 +133,9 @@ const PLANTS: Plant[] = [
   replacing('.lock', (cell) => join(cell.canary, 'precious.txt')),
   replacing('trust.json', (cell) => join(cell.canary, 'precious.txt')),
   replacing('events.log', (cell) => join(cell.canary, 'precious.txt')),
+  // The log's archived segments (the first one's name) and a rotation's next segment.
+  replacing('events.000000000000.log', (cell) => join(cell.canary, 'precious.txt')),
+  replacing('events.log.next', (cell) => join(cell.canary, 'precious.txt')),
 ];
 
 const updaterOn = (dir: string): ModelUpdater<string> =>

@@ -45,7 +45,7 @@ export function createBrowserModelUpdater<Handle = unknown>(options: BrowserMode
     staging: store.staging,
     lock: () => holdLock(locks, `model-updater:${store.name}`),
     openLog: async (now) => {
-      const opened = await IdbEventLog.open(store.name, now);
+      const opened = await IdbEventLog.open(store.name, now, options.log);
       log = opened;
       store.beforeWrite = () => opened.flush();
       return opened;

@@ -27,6 +27,7 @@ import { initialTrust } from './trust/acceptManifest.js';
 import { TrustKeeper, trustOf } from './trust/trustKeeper.js';
 import type { SavedTrust } from './ports/trustStore.js';
 import { typedStore } from './typedStore.js';
+import { writeAheadStore } from './log/writeAhead.js';
 import type { Platform, UpdaterOptions } from './updaterOptions.js';
 
 export * from './updaterOptions.js';
@@ -45,7 +46,8 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
   const random = options.random ?? Math.random;
   const now = options.now ?? Date.now;
   // Whatever the adapter throws reaches the chart, the log and the host as an UpdateError.
-  const store = typedStore(platform.store);
+  // Irreversible store calls wait for the log to be durable first (the write-ahead rule, log/writeAhead.ts).
+  const store = writeAheadStore(typedStore(platform.store), () => journal?.log.flush?.());
   const models = new LoadedModels<Handle>(options.loader ?? {}, (version) => store.versionPath(version));
   const listeners = new Map<keyof UpdaterEvents, Set<(payload: never) => void>>();
   let actor: Actor<typeof updaterMachine> | undefined;

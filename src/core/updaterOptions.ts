@@ -4,7 +4,7 @@
  */
 import type { ActorOptions, InspectionEvent, Observer } from 'xstate';
 import type { updaterMachine } from '../../machines/updater.machine.js';
-import type { EventLog } from './ports/eventLog.js';
+import type { EventLog, LogSegmentOptions } from './ports/eventLog.js';
 import type { ModelLoader } from './modelRef.js';
 import type { UpdatePolicy } from './updatePolicy.js';
 import type { ModelStore } from './ports/modelStore.js';
@@ -91,6 +91,8 @@ export interface UpdaterOptions<Handle = unknown> {
   progressIntervalMs?: number;
   /** Records after which a settled state is written to the log as a checkpoint. Default 500. */
   checkpointEvery?: number;
+  /** How the event log is cut into segments and how many are kept (see LogSegmentOptions for the defaults). */
+  log?: LogSegmentOptions;
   /** Timer source for back-off waits; pass xstate's SimulatedClock in tests. */
   clock?: ActorOptions<typeof updaterMachine>['clock'];
   /** An OpenTelemetry tracer (or anything shaped like one): a span per update session. */

@@ -2,6 +2,7 @@
  * Checks the options a host passes, so a mistake is a clear INVALID_ARGUMENT at construction, not an odd
  * failure in the middle of an update.
  */
+import { resolveSegmentOptions } from './log/segmentOptions.js';
 import semver from 'semver';
 import type { UpdaterConfig } from '../../machines/types.js';
 import { UpdateError } from './errors.js';
@@ -14,6 +15,7 @@ function invalid(message: string): never {
 }
 
 export function validateOptions(options: UpdaterOptions<any>): UpdaterConfig {
+  resolveSegmentOptions(options.log);
   for (const manifestUrl of [options.manifestUrl ?? []].flat()) {
     let url: URL;
     try {

@@ -4,7 +4,7 @@
 import { join } from 'node:path';
 import { createUpdater, type ModelUpdater, type ModelUpdaterOptions } from '../core/createUpdater.js';
 import { UpdateError } from '../core/errors.js';
-import { FileEventLog } from './fileEventLog.js';
+import { FileEventLog, type FileEventLogOptions } from './fileEventLog.js';
 import { FsModelStore, LOG_FILE } from './fsModelStore.js';
 import { FileTrustStore, TRUST_FILE } from './fileTrustStore.js';
 import { acquireDirLock } from './dirLock.js';
@@ -27,6 +27,8 @@ export function createModelUpdater<Handle = unknown>(
   options: ModelUpdaterOptions<Handle> & {
     /** How long start() waits for another updater holding the folder before LOCKED. Default 0. */
     lockWaitMs?: number;
+    /** The event log's segments and retention (see LogSegmentOptions), and `sync`, how it fsyncs (a seam for a slow disk). */
+    log?: FileEventLogOptions;
   },
 ): ModelUpdater<Handle> {
   if (!options.dir) throw new UpdateError('INVALID_ARGUMENT', 'dir is required: the folder for model versions and the event log.');
@@ -36,7 +38,7 @@ export function createModelUpdater<Handle = unknown>(
     store: new FsModelStore(options.dir),
     transport: createNodeTransport({ proxy: options.proxy }),
     staging: new FileStagingArea(options.dir),
-    openLog: (now) => FileEventLog.open(join(options.dir, LOG_FILE), now),
+    openLog: (now) => FileEventLog.open(join(options.dir, LOG_FILE), now, options.log),
     trust: new FileTrustStore(join(options.dir, TRUST_FILE)),
     lock: () => acquireDirLock(options.dir, { waitMs: options.lockWaitMs ?? 0 }),
     installId: () => installId(options.dir),

@@ -7,7 +7,7 @@ import { exclusiveBytes } from '../../machines/retention.js';
 import { isSettled } from '../core/createUpdater.js';
 import { ERROR_CODES, UpdateError } from '../core/errors.js';
 import { domainTypeOf } from '../core/log/domainEvents.js';
-import { verifyLog } from '../core/log/record.js';
+import { verifyLog } from '../core/log/chain.js';
 import { replay, type UpdaterSnapshot } from '../core/log/replay.js';
 import type { SimulatedWorld } from './simulatedWorld.js';
 

@@ -5,7 +5,10 @@
  */
 import { UpdateError } from '../core/errors.js';
 import type { EventLog } from '../core/ports/eventLog.js';
-import { GENESIS, lastCheckpoint, sealRecord, verifyLog, type LogRecord } from '../core/log/record.js';
+import { GENESIS, lastCheckpoint, sealRecord, type LogRecord } from '../core/log/record.js';
+import { RETENTION, verifyContinuing, type RetentionData } from '../core/log/chain.js';
+import type { LogSegmentOptions } from '../core/ports/eventLog.js';
+import { resolveSegmentOptions, type ResolvedSegmentOptions } from '../core/log/segmentOptions.js';
 
 /** An append that fails: the `after`-th from now. `lost`: nothing reaches the disk; `unsynced`: written, not synced. */
 export interface AppendFault {
@@ -20,7 +23,10 @@ export interface AppendFault {
  * const disk = new MemoryLogDisk(); const log = disk.open(() => clock.now())
  */
 export class MemoryLogDisk {
+  /** The live segment. */
   records: LogRecord[] = [];
+  /** Archived segments, oldest first (rotation is durable at once here). */
+  archived: LogRecord[][] = [];
   synced = 0;
   private appends = 0;
   private fault: { at: number; mode: AppendFault['mode']; repeat: 'once' | 'from-then-on' } | null = null;
@@ -39,13 +45,13 @@ export class MemoryLogDisk {
     this.synced = this.records.length;
   }
 
-  /** Opens the log like FileEventLog.open: verifies the chain from the last checkpoint. */
-  open(now: () => number): MemoryEventLog {
-    const verification = verifyLog(this.records, { from: Math.max(0, lastCheckpoint(this.records)) });
+  /** Opens the log like FileEventLog.open: verifies the live segment's chain from its last checkpoint. */
+  open(now: () => number, options: LogSegmentOptions = {}): MemoryEventLog {
+    const verification = verifyContinuing(this.records, Math.max(0, lastCheckpoint(this.records)));
     if (!verification.ok) {
       throw new UpdateError('LOG_CORRUPT', `The simulated event log fails verification at record ${verification.seq}: ${verification.reason}.`);
     }
-    return new MemoryEventLog(this, now);
+    return new MemoryEventLog(this, now, options);
   }
 
   /** @internal Counts an append and says how an injected fault hits it, if one does. */
@@ -58,23 +64,58 @@ export class MemoryLogDisk {
 }
 
 export class MemoryEventLog implements EventLog {
-  private readonly all: LogRecord[];
+  private all: LogRecord[];
   private closed = false;
+  private readonly segments: ResolvedSegmentOptions;
 
   constructor(
     private readonly disk: MemoryLogDisk,
     private readonly now: () => number,
+    options: LogSegmentOptions = {},
   ) {
     this.all = [...disk.records];
+    this.segments = resolveSegmentOptions(options);
   }
 
+  /** The live segment: the records since the last rotation. */
   records(): readonly LogRecord[] {
     return this.all;
   }
 
+  segmentFull(): boolean {
+    return this.all.length >= this.segments.segmentRecords;
+  }
+
+  /** Archives the live segment, starts the next with this record, drops archived segments beyond retention. */
+  rotate(type: string, session: string | null, data: Record<string, unknown>): LogRecord {
+    if (this.closed) throw new UpdateError('STORAGE_FAILED', 'The simulated event log is closed.');
+    const first = this.seal(type, session, data);
+    this.disk.archived.push(this.disk.records);
+    this.disk.records = [first];
+    this.disk.synced = 1;
+    this.all = [first];
+    const excess = this.disk.archived.length - this.segments.retainSegments;
+    if (excess > 0) {
+      const dropped = this.disk.archived.splice(0, excess);
+      const kept = this.disk.archived[0]?.[0] ?? first;
+      const audit: RetentionData = {
+        dropped: dropped.map((segment) => `segment ${segment[0]?.seq ?? '?'}`),
+        droppedRecords: dropped.reduce((sum, segment) => sum + segment.length, 0),
+        keptFrom: { seq: kept.seq, prev: kept.prev },
+      };
+      this.append(RETENTION, null, { ...audit });
+    }
+    return first;
+  }
+
+  private seal(type: string, session: string | null, data: Record<string, unknown>): LogRecord {
+    const last = this.all.at(-1) ?? this.disk.archived.at(-1)?.at(-1);
+    return sealRecord({ seq: last ? last.seq + 1 : 0, ts: new Date(this.now()).toISOString(), session, type, data, prev: last?.hash ?? GENESIS });
+  }
+
   append(type: string, session: string | null, data: Record<string, unknown>): LogRecord {
     if (this.closed) throw new UpdateError('STORAGE_FAILED', 'The simulated event log is closed.');
-    const record = sealRecord({ seq: this.all.length, ts: new Date(this.now()).toISOString(), session, type, data, prev: this.all.at(-1)?.hash ?? GENESIS });
+    const record = this.seal(type, session, data);
     const fault = this.disk.nextAppend();
     if (fault === 'lost') throw Object.assign(new Error('EIO: i/o error (simulated), write events.log'), { code: 'EIO' });
     this.disk.records.push(record);

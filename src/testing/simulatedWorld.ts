@@ -117,7 +117,7 @@ export class SimulatedWorld<Handle = unknown> {
         store: fenced(this.store, this.process, generation, this.interpose),
         staging: fenced<StagingArea>(this.store.staging, this.process, generation, (_label, result) => result),
         transport: fenced<Transport>(memoryTransport(this.service), this.process, generation, (_label, result) => result),
-        openLog: (now) => this.logDisk.open(now),
+        openLog: (now) => this.logDisk.open(now, this.options.updater?.log),
         fetch: (input, init) => this.process.fence(generation, this.interpose('fetch manifest', this.service.fetch(input, init))),
       },
     );

@@ -14,12 +14,13 @@ import { promisify } from 'node:util';
 import { build } from 'esbuild';
 import { createModelUpdater } from '../../src/node/createModelUpdater.js';
 import { readLogFile } from '../../src/node/fileEventLog.js';
-import { verifyLog } from '../../src/core/log/record.js';
+import { verifyLogFolder } from '../../src/node/logSegments.js';
+import { verifyContinuing } from '../../src/core/log/chain.js';
 import { replay } from '../../src/core/log/replay.js';
 import { publish } from '../../src/publish/publish.js';
 import { startTestServer, type TestServer } from './testServer.js';
 
-export const SCENARIOS = ['update', 'unhealthy'] as const;
+export const SCENARIOS = ['update', 'unhealthy', 'rotate'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 
 /** A place to kill: a scenario, a point the victim counts, and how often that point occurs in a whole run. */
@@ -173,7 +174,9 @@ export async function crashAt(world: CrashWorld, run: number, kill: { scenario: 
 
   const logged = readLogFile(join(dir, 'events.log'));
   const lastRecord = logged.records.at(-1)?.type ?? 'none';
-  if (!verifyLog(logged.records).ok) problems.push('the log left by the victim does not verify');
+  // Every segment: a kill inside a rotation must leave a chain that verifies across them.
+  const left = verifyLogFolder(dir).verification;
+  if (!left.ok) problems.push(`the log left by the victim does not verify: record ${left.seq} ${left.reason}`);
   const before = await checkActive(dir, ['1.0.0', '1.1.0']);
   problems.push(...before.problems.map((p) => `after the kill: ${p}`));
 
@@ -181,7 +184,7 @@ export async function crashAt(world: CrashWorld, run: number, kill: { scenario: 
   try {
     await updater.start();
     const recovered = updater.getSnapshot();
-    if (!verifyLog(updater.log.records()).ok) problems.push('the log does not verify after recovery');
+    if (!verifyContinuing(updater.log.records()).ok || !verifyLogFolder(dir).verification.ok) problems.push('the log does not verify after recovery');
     if (JSON.stringify(replay(updater.log.records())?.context) !== JSON.stringify(recovered.context)) {
       problems.push('replay differs from the recovered state');
     }

@@ -12,6 +12,11 @@
  * Scenarios (argv[3]):
  *   update    update 1.0.0 -> 1.1.0, roll back by hand to 1.0.0, then gc()
  *   unhealthy update to 1.1.0, whose health check fails: the update restores 1.0.0 by itself
+ *   rotate    the update scenario with a log that rotates every few records and keeps one archived
+ *             segment: only the log's own points count here (`<fs call> in log.rotate`, `... in
+ *             log.applyRetention`, `after log.checkpoint`, `after log.retention`)
+ * The log's group-commit fsyncs (`log.startSync`, `log.retire`) are no kill points: a killed process
+ * loses nothing the kernel was handed, synced or not.
  */
 import { createModelUpdater } from '../../src/node/createModelUpdater.js';
 import { FileEventLog } from '../../src/node/fileEventLog.js';
@@ -25,6 +30,7 @@ const occurrence = Number(process.env.CRASH_OCCURRENCE ?? 0);
 const counts: Record<string, number> = {};
 
 function reach(point: string) {
+  if (scenario === 'rotate' && !point.includes(' in log.') && !point.startsWith('after log.')) return;
   const n = (counts[point] = (counts[point] ?? 0) + 1);
   if (point === target && n === occurrence) process.kill(process.pid, 'SIGKILL');
 }
@@ -50,6 +56,8 @@ function nameCallsOf(prototype: object, prefix: string): void {
 nameCallsOf(FsModelStore.prototype, '');
 // The download's staged bytes and resume records (node/fileStagingArea.ts).
 nameCallsOf(FileStagingArea.prototype, 'staging.');
+// The log's rotation and retention (node/fileEventLog.ts).
+nameCallsOf(FileEventLog.prototype, 'log.');
 const append = FileEventLog.prototype.append;
 FileEventLog.prototype.append = function (this: FileEventLog, ...args: Parameters<FileEventLog['append']>) {
   const record = append.apply(this, args);
@@ -60,6 +68,7 @@ FileEventLog.prototype.append = function (this: FileEventLog, ...args: Parameter
 };
 await watchFs((op) => {
   if (!op.path.startsWith(dir) && !op.to?.startsWith(dir)) return;
+  if (inStore === 'log.startSync' || inStore === 'log.retire') return;
   // The last record says which step is running: `rename in writePointer (after health.passed)` is
   // the switch, `(after rollback.requested)` the rollback.
   reach(`${op.kind} ${inStore ? `in ${inStore}` : 'outside the store'} (after ${lastRecord})`);
@@ -71,11 +80,12 @@ const updater = createModelUpdater({
   policy: { checkOnStart: false },
   allowUnsigned: true,
   ...(scenario === 'unhealthy' ? { loader: { healthCheck: (model: { version: string }) => model.version !== '1.1.0' } } : {}),
+  ...(scenario === 'rotate' ? { log: { segmentRecords: 6, retainSegments: 1 } } : {}),
 });
 process.stdout.write('ready\n');
 await updater.start();
 const results: unknown[] = [await updater.check()];
-if (scenario === 'update') {
+if (scenario === 'update' || scenario === 'rotate') {
   results.push(await updater.rollback());
   results.push(await updater.gc());
 }

@@ -18,7 +18,7 @@ export interface World {
   manifestUrl: string;
   /** Publishes a version with one random file of `bytes` bytes (or the given files). */
   publishVersion(version: string, options?: { bytes?: number; requiresApp?: string; channel?: string; files?: Record<string, Buffer> }): Promise<void>;
-  updater(options?: Partial<ModelUpdaterOptions<any>>): ModelUpdater<any>;
+  updater(options?: Partial<Parameters<typeof createModelUpdater<any>>[0]>): ModelUpdater<any>;
   /** Publishes `version` and installs it with an updater that is stopped again, as an earlier run would have. */
   install(version: string): Promise<void>;
   /** The requests the server got for model files (the manifest's left out). */

@@ -1,6 +1,6 @@
 /**
  * Watches the file-system calls of this process at the edge, node:fs/promises itself (and the sync
- * calls the lock and log use), without any seam in the code under test: each call is reported before it
+ * calls the lock and log use, and fsyncs by file descriptor, named by the path the descriptor was opened on), without any seam in the code under test: each call is reported before it
  * runs, with its kind and path. Used to prove ordering (every folder synced before the switch) and by
  * the kill test to stop a process at a chosen call.
  *
@@ -18,6 +18,8 @@ export interface FsOp {
   /** The path operated on (for rename and link, the source; `to` is the destination). */
   path: string;
   to?: string;
+  /** The node:fs function called, for the fsyncs made by file descriptor (`fdatasyncSync` blocks the event loop, `fdatasync` does not). */
+  call?: string;
 }
 
 const PROMISE_CALLS: Array<[keyof typeof fsp, FsOpKind]> = [
@@ -38,7 +40,11 @@ const SYNC_CALLS: Array<[keyof typeof fs, FsOpKind]> = [
   ['openSync', 'open'],
 ];
 
+/** Calls on a file descriptor (the event log syncs its file by descriptor, off the event loop or not). */
+const FD_SYNC_CALLS = ['fsyncSync', 'fdatasyncSync', 'fsync', 'fdatasync'] as const;
+
 let listener: ((op: FsOp) => void) | null = null;
+const fdPaths = new Map<number, string>();
 let installed: Promise<void> | null = null;
 const handlePaths = new WeakMap<object, string>();
 
@@ -60,6 +66,15 @@ async function install(): Promise<void> {
     const real = anyFs[name]!;
     anyFs[name] = function (this: unknown, ...args: unknown[]) {
       listener?.({ kind, path: text(args[0]), ...(kind === 'rename' ? { to: text(args[1]) } : {}) });
+      const result = real.apply(this, args);
+      if (kind === 'open' && typeof result === 'number') fdPaths.set(result, text(args[0]));
+      return result;
+    };
+  }
+  for (const name of FD_SYNC_CALLS) {
+    const real = anyFs[name]!;
+    anyFs[name] = function (this: unknown, ...args: unknown[]) {
+      listener?.({ kind: 'fsync', path: fdPaths.get(args[0] as number) ?? '?', call: name });
       return real.apply(this, args);
     };
   }

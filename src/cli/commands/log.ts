@@ -1,9 +1,8 @@
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { readLogFile } from '../../node/fileEventLog.js';
-import { verifyLog } from '../../core/log/record.js';
 import { formatRecord } from '../../core/log/describe.js';
-import { LOG_FILE } from '../../node/fsModelStore.js';
+import { join } from 'node:path';
+import { readLogFile } from '../../node/fileEventLog.js';
+import { LIVE_SEGMENT, readAllRecords, verifyLogFolder } from '../../node/logSegments.js';
 import { quarantineLog } from '../../node/quarantineLog.js';
 import { readLogAnchors } from '../../node/logAnchors.js';
 import { missingTail } from '../../core/log/logAnchor.js';
@@ -11,6 +10,7 @@ import { parsed, required } from '../args.js';
 import { CliOutput } from '../output.js';
 import { inspectLog, normalizeInspectFlag } from '../inspectLog.js';
 import { UpdateError } from '../../core/errors.js';
+import type { LogRecord } from '../../core/log/record.js';
 
 export const usage = 'log --dir <dir> [--verify] [--json] [--inspect [ws://host:port]] [--port <n>] [--no-open] [--quarantine [--force]]';
 
@@ -29,13 +29,12 @@ export async function run(argv: string[]): Promise<number> {
       output.result({ ok: true, ...report }, [`set aside ${report.movedTo} (${report.reason}); a new log starts on the next run, the models are kept`]);
       return 0;
     }
-    const path = join(dir, LOG_FILE);
-    const { records, tornTailBytes } = readLogFile(path);
+    // Every segment, archived ones first, streamed: the whole history is never in memory at once.
     if (values.inspect !== undefined) {
-      return await inspectLog(records, { url: values.inspect, port: inspectorPort(values.port), open: !values['no-open'] }, output);
+      return await inspectLog([...readAllRecords(dir)], { url: values.inspect, port: inspectorPort(values.port), open: !values['no-open'] }, output);
     }
     if (values.verify) {
-      const result = verifyLog(records);
+      const { verification: result, tornTailBytes, segments } = verifyLogFolder(dir);
       if (!result.ok) {
         output.result({ ok: false, error: { code: 'LOG_CORRUPT', message: `record ${result.seq} ${result.reason}` }, seq: result.seq }, [
           `log BROKEN at record ${result.seq}: ${result.reason}`,
@@ -43,26 +42,28 @@ export async function run(argv: string[]): Promise<number> {
         return 1;
       }
       // A log cut back at a record boundary still chains: it must also reach the ends anchored outside it.
-      const cut = missingTail(records, await readLogAnchors(dir));
+      const cut = missingTail(readLogFile(join(dir, LIVE_SEGMENT)).records, await readLogAnchors(dir));
       if (cut !== null) {
         const message = `The event log ${cut}. Run \`model-updater log --quarantine --dir ${dir}\` to set it aside and start a new log; the models, keys and serial are kept.`;
         output.result({ ok: false, error: { code: 'LOG_CORRUPT', message } }, [`log BROKEN at its end: ${message}`]);
         return 1;
       }
-      output.result({ ok: true, records: result.count, head: result.head, tornTailBytes }, [
-        `log OK: ${result.count} records, chain head ${result.head.slice(0, 16)}${tornTailBytes ? ` (a torn last record of ${tornTailBytes} bytes will be cut on the next start)` : ''}`,
+      output.result({ ok: true, records: result.count, segments, head: result.head, tornTailBytes }, [
+        `log OK: ${result.count} records in ${segments} segment${segments === 1 ? '' : 's'}, chain head ${result.head.slice(0, 16)}${tornTailBytes ? ` (a torn last record of ${tornTailBytes} bytes will be cut on the next start)` : ''}`,
       ]);
       return 0;
     }
-    if (values.json) {
-      for (const record of records) process.stdout.write(`${JSON.stringify(record)}\n`);
-      return 0;
-    }
-    for (const record of records) process.stdout.write(`${formatRecord(record)}\n`);
+    const format = values.json ? (record: LogRecord) => JSON.stringify(record) : formatRecord;
+    for (const record of readAllRecords(dir)) await write(`${format(record)}\n`);
     return 0;
   } catch (error) {
     return output.failure(error);
   }
+}
+
+/** Writes to stdout, waiting when the pipe is full (a long log piped into `less` or `head`). */
+function write(text: string): Promise<void> | void {
+  if (!process.stdout.write(text)) return new Promise((resolve) => process.stdout.once('drain', () => resolve()));
 }
 
 function inspectorPort(value: string | undefined): number {

@@ -1,8 +1,6 @@
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { readLogFile } from '../../node/fileEventLog.js';
+import { readAllRecords } from '../../node/logSegments.js';
 import { logStats } from '../../core/log/stats.js';
-import { LOG_FILE } from '../../node/fsModelStore.js';
 import { parsed, required } from '../args.js';
 import { CliOutput } from '../output.js';
 
@@ -12,7 +10,7 @@ export async function run(argv: string[]): Promise<number> {
   const { values } = parsed(() => parseArgs({ args: argv, options: { dir: { type: 'string' }, json: { type: 'boolean' } } }));
   const output = new CliOutput(values.json ?? false);
   try {
-    const stats = logStats(readLogFile(join(required(values.dir, '--dir'), LOG_FILE)).records);
+    const stats = logStats(readAllRecords(required(values.dir, '--dir')));
     const rate = stats.successRate === null ? 'n/a' : `${(stats.successRate * 100).toFixed(1)} %`;
     const throughput = stats.downloads.map((d) => d.bytesPerSecond).sort((a, b) => a - b);
     const median = throughput.length ? `${(throughput[Math.floor(throughput.length / 2)]! / 1e6).toFixed(1)} MB/s` : 'n/a';

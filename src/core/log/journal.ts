@@ -27,10 +27,14 @@ export class Journal {
 
   /** Appends a record, or throws the (typed, remembered) failure. */
   append(type: string, session: string | null, data: Record<string, unknown>): LogRecord {
+    return this.write(() => this.log.append(type, session, data));
+  }
+
+  private write(write: () => LogRecord): LogRecord {
     if (this.failure) throw this.failure;
     try {
       if (!this.formatNoted) this.noteFormatUpgrade();
-      return this.log.append(type, session, data);
+      return write();
     } catch (error) {
       this.failure = new UpdateError(
         'STORAGE_FAILED',
@@ -59,6 +63,12 @@ export class Journal {
   /** Writes `snapshot` as a checkpoint when enough records follow the last one. False on failure. */
   checkpoint(snapshot: UpdaterSnapshot): boolean {
     if (this.failure || !isCheckpointable(snapshot)) return !this.failure;
+    // A full segment rotates here: the next one starts from this checkpoint.
+    if (this.log.rotate && this.log.segmentFull?.()) {
+      const ok = this.tryWrite(() => this.log.rotate!(CHECKPOINT, null, checkpointData(snapshot)));
+      if (ok) this.checkpointAt = 0;
+      return ok;
+    }
     if (this.log.records().length - 1 - this.checkpointAt < this.checkpointEvery) return true;
     const ok = this.tryAppend(CHECKPOINT, null, checkpointData(snapshot));
     if (ok) this.checkpointAt = this.log.records().length - 1;
@@ -91,14 +101,18 @@ export class Journal {
     this.log.append(FORMAT_UPGRADED, null, {
       from: 1,
       to: RECORD_VERSION,
-      firstSeq: index + 1,
+      firstSeq: records[index]!.seq + 1,
       reason: 'records from firstSeq on are versioned domain events; the ones before it were written by model-updater 0.1.0 and are upcast when replayed',
     });
   }
 
   private tryAppend(type: string, session: string | null, data: Record<string, unknown>): boolean {
+    return this.tryWrite(() => this.log.append(type, session, data));
+  }
+
+  private tryWrite(write: () => LogRecord): boolean {
     try {
-      this.append(type, session, data);
+      this.write(write);
       return true;
     } catch {
       return false;

@@ -56,9 +56,13 @@ export function lastCheckpoint(records: readonly LogRecord[]): number {
  * recordHash({ v: 2, seq: 0, ts: '2026-01-01T00:00:00.000Z', session: null, type: 'check.requested', data: {}, prev: GENESIS })
  */
 export function recordHash(record: Omit<LogRecord, 'hash'>): string {
+  return bytesToHex(sha256(utf8ToBytes(hashedText(record))));
+}
+
+/** The exact text a record's hash covers, for hashers other than recordHash's (node:crypto). */
+export function hashedText(record: Omit<LogRecord, 'hash'>): string {
   const { v, seq, ts, session, type, data, prev } = record;
-  const fields = v === undefined ? [seq, ts, session, type, data, prev] : [v, seq, ts, session, type, data, prev];
-  return bytesToHex(sha256(utf8ToBytes(JSON.stringify(fields))));
+  return JSON.stringify(v === undefined ? [seq, ts, session, type, data, prev] : [v, seq, ts, session, type, data, prev]);
 }
 
 /**
@@ -89,41 +93,6 @@ export function newerFormat(seq: number, what: string): UpdateError {
 export type LogVerification =
   | { ok: true; count: number; head: string }
   | { ok: false; seq: number; reason: string };
-
-/**
- * Checks the chain: sequence numbers contiguous, each record's `prev` equal to the hash before it, each
- * hash matching its content. Names the first record that breaks it.
- * @example
- * const result = verifyLog(readLog(path)); if (!result.ok) console.error(`record ${result.seq}: ${result.reason}`)
- */
-export function verifyLog(records: readonly LogRecord[], options: { from?: number } = {}): LogVerification {
-  // From a checkpoint on, the chain is anchored by the checkpoint record's own `prev`.
-  const from = Math.min(options.from ?? 0, records.length);
-  let prev = from === 0 ? GENESIS : records[from]?.prev ?? GENESIS;
-  for (let index = from; index < records.length; index++) {
-    const record = records[index]!;
-    const version = recordVersion(record);
-    // A format this code does not know is not damage: say which model-updater can read it.
-    if (version > RECORD_VERSION) throw newerFormat(record.seq, `is in record format ${version} (this model-updater reads formats 1 and ${RECORD_VERSION})`);
-    if (!Number.isInteger(version) || version < 1) {
-      return { ok: false, seq: index, reason: `has an unknown record format ${JSON.stringify(record.v)}` };
-    }
-    if (version === 1 && index > 0 && recordVersion(records[index - 1]!) > 1) {
-      return { ok: false, seq: index, reason: 'is in the 0.1.0 format but follows a newer-format record (records were spliced in)' };
-    }
-    if (record.seq !== index) {
-      return { ok: false, seq: index, reason: `expected sequence number ${index}, found ${record.seq} (a record was deleted or reordered)` };
-    }
-    if (record.prev !== prev) {
-      return { ok: false, seq: index, reason: 'does not chain to the record before it (a record was deleted, inserted or reordered)' };
-    }
-    if (recordHash(record) !== record.hash) {
-      return { ok: false, seq: index, reason: 'its content does not match its hash (the record was edited)' };
-    }
-    prev = record.hash;
-  }
-  return { ok: true, count: records.length, head: prev };
-}
 
 /** Parses one line, or null when it is not a whole record. */
 export function parseRecordLine(line: string): LogRecord | null {

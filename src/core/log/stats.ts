@@ -7,9 +7,9 @@ import { updaterMachine } from '../../../machines/updater.machine.js';
 import { totalSize } from '../../../machines/selectCandidate.js';
 import type { UpdaterInput } from '../../../machines/types.js';
 import { statePath } from '../statePath.js';
-import type { LogRecord } from './record.js';
+import { CHECKPOINT, type LogRecord } from './record.js';
 import { chartEventOf, INIT_EVENT, isMachineRecord } from './domainEvents.js';
-import type { UpdaterSnapshot } from './replay.js';
+import { restoreCheckpoint, type UpdaterSnapshot } from './replay.js';
 
 export interface SessionStats {
   sessionId: string;
@@ -46,7 +46,7 @@ export interface UpdateStats {
  * @example
  * const stats = logStats(readLogFile(path).records); stats.failuresByCode // { INTEGRITY_MISMATCH: 1 }
  */
-export function logStats(records: readonly LogRecord[]): UpdateStats {
+export function logStats(records: Iterable<LogRecord>): UpdateStats {
   const stats: UpdateStats = { sessions: 0, outcomes: {}, successRate: null, failuresByCode: {}, downloads: [], timeInState: {}, bySession: [] };
   const sessions = new Map<string, SessionStats>();
   let snapshot: UpdaterSnapshot | null = null;
@@ -54,6 +54,8 @@ export function logStats(records: readonly LogRecord[]): UpdateStats {
   let downloadStart: number | null = null;
 
   for (const record of records) {
+    // A log whose oldest segments were dropped starts at a segment's checkpoint.
+    if (snapshot === null && record.type === CHECKPOINT) snapshot = restoreCheckpoint(record);
     if (!isMachineRecord(record)) continue;
     const at = Date.parse(record.ts);
     const before: UpdaterSnapshot | null = snapshot;
