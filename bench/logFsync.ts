@@ -17,6 +17,7 @@
  * The last line is one JSON object: {"bytes","fsyncMs","normalSeconds","slowSeconds","slowdownPercent",
  * "flushWaitMsNormal","flushWaitMsSlow","flushesPerUpdate","attributablePercent","logFsyncs"}.
  */
+import { execSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fdatasync, fdatasyncSync } from 'node:fs';
 import { mkdir, mkdtemp, open, rm } from 'node:fs/promises';
@@ -91,6 +92,8 @@ try {
     await cpDir(join(root, 'template'), dir);
     const updater = createModelUpdater({ manifestUrl: `${server.url}manifest.json`, dir, policy: { checkOnStart: false }, allowUnsigned: true, log: { sync } });
     await updater.start();
+    // The last run's gigabyte still being written back would land on whichever side runs next.
+    execSync('sync');
     const log = updater.log;
     const flush = log.flush!.bind(log);
     log.flush = async () => {
