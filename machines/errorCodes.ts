@@ -28,6 +28,8 @@ export const ERROR_CODES = [
   'LOG_CORRUPT',
   /** The log holds records in a format (or of a kind) only a newer model-updater writes. */
   'LOG_TOO_NEW',
+  /** A reader (readActive) found no active version: nothing is installed in the folder yet. */
+  'NOT_INSTALLED',
   'CANCELLED',
   'INVALID_ARGUMENT',
   'UNKNOWN',

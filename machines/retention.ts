@@ -20,7 +20,8 @@ export function exclusiveBytes(versions: readonly InstalledVersion[], others: re
 
 /**
  * The retained list after `next` becomes active, newest first: the version it replaces is always kept
- * (it is the rollback target); older ones while they fit the count and the byte budget.
+ * (it is the rollback target); older ones while they fit the count and the byte budget. The bundled
+ * model (`bundledPath`) is always kept and counts against neither: it lives in the app, not the folder.
  * @example
  * planRetention(next, current, retained, { keepVersions: 3, maxRetainedBytes: 5e9 }) // { retained, dropped }
  */
@@ -32,13 +33,21 @@ export function planRetention(
 ): { retained: InstalledVersion[]; dropped: InstalledVersion[] } {
   const candidates = [current, ...retained].filter((v): v is InstalledVersion => v !== null && v.version !== next.version);
   const kept: InstalledVersion[] = [];
+  // The stored versions kept so far: what the count and the byte budget apply to.
+  const counted: InstalledVersion[] = [];
   const dropped: InstalledVersion[] = [];
   for (const version of candidates) {
+    if (version.bundledPath !== undefined) {
+      kept.push(version);
+      continue;
+    }
     const isPrevious = kept.length === 0;
-    const fitsCount = kept.length < policy.keepVersions - 1;
-    const fitsBudget = exclusiveBytes([...kept.slice(1), version], [next, ...kept.slice(0, 1)]) <= policy.maxRetainedBytes;
-    if (isPrevious || (fitsCount && fitsBudget)) kept.push(version);
-    else dropped.push(version);
+    const fitsCount = counted.length < policy.keepVersions - 1;
+    const fitsBudget = exclusiveBytes([...counted.slice(1), version], [next, ...counted.slice(0, 1)]) <= policy.maxRetainedBytes;
+    if (isPrevious || (fitsCount && fitsBudget)) {
+      kept.push(version);
+      counted.push(version);
+    } else dropped.push(version);
   }
   return { retained: kept, dropped };
 }

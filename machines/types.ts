@@ -65,6 +65,12 @@ export interface TrustState {
 export interface InstalledVersion {
   version: string;
   files: Array<Pick<ManifestFile, 'path' | 'size' | 'sha256'>>;
+  /**
+   * Set only for the model the app ships in its own bundle (option `bundled`): the folder it is loaded
+   * from, in place. It is never copied, moved or deleted, and retention always keeps it as a rollback
+   * target without counting it (it takes no space in the model folder).
+   */
+  bundledPath?: string;
 }
 
 export type ApprovalRule = 'auto' | 'ask';

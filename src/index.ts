@@ -12,6 +12,7 @@ export {
   type UpdaterActor,
   type Unsubscribe,
 } from './node/createModelUpdater.js';
+export { readActive, type ReadActiveOptions, type ActiveModel } from './node/readActive.js';
 export { UpdateError, isUpdateError, ERROR_CODES, type UpdateErrorCode, type UpdateErrorData } from './core/errors.js';
 export type { ModelLoader, ModelRef } from './core/modelRef.js';
 export { parseManifest, parseManifestText, MANIFEST_SCHEMA_VERSION } from './core/manifest/schema.js';

@@ -26,6 +26,7 @@ import { SessionSpans } from './telemetry.js';
 import { initialTrust } from './trust/acceptManifest.js';
 import { TrustKeeper, trustOf } from './trust/trustKeeper.js';
 import type { SavedTrust } from './ports/trustStore.js';
+import type { ActivePointer } from './ports/modelStore.js';
 import { typedStore } from './typedStore.js';
 import { writeAheadStore } from './log/writeAhead.js';
 import type { Platform, UpdaterOptions } from './updaterOptions.js';
@@ -236,6 +237,22 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
     return (saved.serial ?? -1) > (held.serial ?? -1);
   };
 
+  /**
+   * A folder with nothing installed (no pointer, and a log that names no active version) takes the model
+   * the app ships as its active version, in place: its files are described once and recorded in the
+   * pointer, so readers, `status` and later starts know it without the option. Journaled first (audit).
+   */
+  const adoptBundled = async (): Promise<Pick<ActivePointer, 'active' | 'retained'> | null> => {
+    const bundled = options.bundled;
+    if (!bundled || replay(journal!.log.records())?.context.active) return null;
+    if (!platform.describeBundled) throw new UpdateError('INVALID_ARGUMENT', 'This platform cannot use a bundled model: leave out the bundled option.');
+    const files = await platform.describeBundled(bundled.path);
+    const active: InstalledVersion = { version: bundled.version, files, bundledPath: bundled.path };
+    journal!.append(`${META_PREFIX}bundled`, null, { version: bundled.version, path: bundled.path });
+    await store.writePointer({ schemaVersion: 1, active, retained: [], switchedAt: new Date(now()).toISOString() });
+    return { active, retained: [] };
+  };
+
   const checkOnce = async (trigger: Trigger): Promise<UpdateResult> => {
     const current = running();
     if (!options.manifestUrl?.length) throw new UpdateError('INVALID_ARGUMENT', 'No manifestUrl was given, so there is nothing to check: pass the update service URL.');
@@ -272,7 +289,8 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
           );
         }
         saved = kept && trustOf(kept);
-        actor = restoreActor({ config, active: pointer?.active ?? null, retained: pointer?.retained ?? [], trust: startingTrust(kept) });
+        const installed = pointer ?? (await adoptBundled());
+        actor = restoreActor({ config, active: installed?.active ?? null, retained: installed?.retained ?? [], trust: startingTrust(kept) });
       } catch (error) {
         journal?.log.close();
         journal = undefined;
@@ -306,7 +324,8 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
       if (deciding.hasTag('decidingActive')) await settled(deciding.context.session!.id);
       const active = actor.getSnapshot().context.active;
       if (active) {
-        await store.checkVersion?.(active.version);
+        // The bundled model is the app's own folder, outside the store: the store has nothing to check there.
+        if (active.bundledPath === undefined) await store.checkVersion?.(active.version);
         await models.load(active);
         actor.send({ type: 'LOADED', version: active.version });
       }

@@ -6,9 +6,11 @@ import { UpdateError } from './errors.js';
 
 export interface ModelRef {
   version: string;
-  /** Absolute folder holding the version's files under their manifest paths. */
+  /** Absolute folder holding the version's files under their manifest paths (the app's own folder for the bundled model). */
   path: string;
   files: InstalledVersion['files'];
+  /** True for the model shipped in the app's bundle (option `bundled`), loaded in place and read-only. */
+  bundled?: true;
 }
 
 /**
@@ -36,6 +38,7 @@ export class LoadedModels<Handle = unknown> {
   ) {}
 
   ref(installed: InstalledVersion): ModelRef {
+    if (installed.bundledPath !== undefined) return { version: installed.version, path: installed.bundledPath, files: installed.files, bundled: true };
     return { version: installed.version, path: this.pathOf(installed.version), files: installed.files };
   }
 

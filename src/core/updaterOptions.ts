@@ -3,6 +3,7 @@
  * provides it.
  */
 import type { ActorOptions, InspectionEvent, Observer } from 'xstate';
+import type { InstalledVersion } from '../../machines/types.js';
 import type { updaterMachine } from '../../machines/updater.machine.js';
 import type { EventLog, LogSegmentOptions } from './ports/eventLog.js';
 import type { ModelLoader } from './modelRef.js';
@@ -52,6 +53,14 @@ export interface UpdaterOptions<Handle = unknown> {
   download?: DownloadLimits;
   /** The host app's version, matched against each model version's `requires.app` range; without it, ranges are not checked. */
   appVersion?: string;
+  /**
+   * The model the app ships inside its own bundle: `path` is the folder holding its files, `version` its
+   * semver version. With nothing installed, start() adopts it as the active version in place (its files'
+   * sizes and SHA-256 are computed once and recorded in the active pointer), so a first start offline has
+   * a model. It is read-only: never copied, moved or deleted; later updates replace it as active and it
+   * stays a rollback target. `path` must not be inside the model folder, nor the model folder inside it.
+   */
+  bundled?: { version: string; path: string };
   /** Release channel to follow. Default 'stable'. */
   channel?: string;
   policy?: UpdatePolicy;
@@ -124,6 +133,11 @@ export interface Platform {
   installId?(): Promise<string>;
   /** Opens the event log (verifying it and cutting a torn tail). */
   openLog(now: () => number): EventLog | Promise<EventLog>;
+  /**
+   * Lists the files of the bundled model's folder (option `bundled`) with their sizes and SHA-256, read
+   * only; rejects with INVALID_ARGUMENT when the folder is missing or holds anything but files and folders.
+   */
+  describeBundled?(path: string): Promise<InstalledVersion['files']>;
   /** Keeps a rotated key set beside the log (Node: `<dir>/trust.json`). */
   trust?: TrustStore;
   /** Answers the manifest requests instead of the global fetch (the in-memory update service of `model-updater/testing`). */

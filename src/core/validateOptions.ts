@@ -14,6 +14,18 @@ function invalid(message: string): never {
   throw new UpdateError('INVALID_ARGUMENT', message);
 }
 
+/** The `bundled` option's shape; where its path may be (not in the model folder) is the platform's check. */
+function validateBundled(bundled: UpdaterOptions<any>['bundled']): void {
+  if (bundled === undefined) return;
+  if (typeof bundled !== 'object' || bundled === null) invalid('bundled must be { version, path }: the model shipped inside the app.');
+  if (typeof bundled.version !== 'string' || semver.valid(bundled.version) !== bundled.version) {
+    invalid(`bundled.version "${String(bundled.version)}" is not a semver version like 1.0.0; give the version of the model the app ships.`);
+  }
+  if (typeof bundled.path !== 'string' || bundled.path.length === 0) {
+    invalid('bundled.path is missing: give the folder inside the app bundle that holds the shipped model\'s files.');
+  }
+}
+
 export function validateOptions(options: UpdaterOptions<any>): UpdaterConfig {
   resolveSegmentOptions(options.log);
   for (const manifestUrl of [options.manifestUrl ?? []].flat()) {
@@ -29,6 +41,7 @@ export function validateOptions(options: UpdaterOptions<any>): UpdaterConfig {
   if (options.appVersion !== undefined && semver.valid(options.appVersion) === null) {
     invalid(`appVersion "${options.appVersion}" is not a semver version like 2.3.0.`);
   }
+  validateBundled(options.bundled);
   const policy = resolvePolicy(options.policy);
   const keep = options.keepVersions ?? 2;
   if (!Number.isInteger(keep) || keep < 2) {

@@ -13,6 +13,7 @@ import { FileStagingArea } from './fileStagingArea.js';
 import { createNodeTransport } from './nodeTransport.js';
 import { assertProxySetting } from './proxy.js';
 import { installId } from './installId.js';
+import { assertBundledOutside, describeBundledFolder } from './bundledModel.js';
 
 export * from '../core/createUpdater.js';
 
@@ -34,8 +35,10 @@ export function createModelUpdater<Handle = unknown>(
   if (!options.dir) throw new UpdateError('INVALID_ARGUMENT', 'dir is required: the folder for model versions and the event log.');
   // A proxy option that is not an http:// URL is refused now, not at the first check.
   assertProxySetting(options.proxy);
+  if (typeof options.bundled?.path === 'string' && options.bundled.path.length > 0) assertBundledOutside(options.dir, options.bundled.path);
   return createUpdater(options, {
-    store: new FsModelStore(options.dir),
+    store: new FsModelStore(options.dir, options.now ? { now: options.now } : {}),
+    describeBundled: describeBundledFolder,
     transport: createNodeTransport({ proxy: options.proxy }),
     staging: new FileStagingArea(options.dir),
     openLog: (now) => FileEventLog.open(join(options.dir, LOG_FILE), now, options.log),

@@ -7,6 +7,7 @@
  *   <dir>/staging/<version>/...    downloads in progress (kept across restarts for resume; FileStagingArea)
  *   <dir>/resume/<version>/...     their resume records (FileStagingArea)
  *   <dir>/events.log               the event log (see FileEventLog)
+ *   <dir>/readers/<id>.pin.json    versions pinned by readers beside the updater (readerPins.ts, readActive.ts)
  */
 import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
@@ -16,6 +17,7 @@ import { UpdateError } from '../core/errors.js';
 import type { FileDigest } from '../../machines/types.js';
 import type { ActivePointer, ContentCheck, GarbageReport, ModelStore } from '../core/ports/modelStore.js';
 import { storageError } from '../core/storageError.js';
+import { pinnedVersions } from './readerPins.js';
 import { assertNoSymlinks, assertNoSymlinksBelow, mkdirNoFollow, NO_FOLLOW, readFileNoFollow, WRITE_NO_FOLLOW } from './noSymlinks.js';
 
 export const POINTER_FILE = 'active.json';
@@ -95,9 +97,13 @@ async function foldersBottomUp(folder: string): Promise<string[]> {
 export class FsModelStore implements ModelStore {
   readonly location: string;
 
-  constructor(location: string) {
+  private readonly now: () => number;
+
+  /** `now`: the clock reader pins' leases are judged by. Default Date.now. */
+  constructor(location: string, options: { now?: () => number } = {}) {
     // Absolute, so the paths handed to hosts and printed by the CLI work from any working folder.
     this.location = resolve(location);
+    this.now = options.now ?? Date.now;
   }
 
   /**
@@ -218,8 +224,10 @@ export class FsModelStore implements ModelStore {
     const action = 'delete old versions and downloads in';
     // Each path is checked just before it is read or removed: a link anywhere refuses the whole pass.
     for (const folder of FOLDERS) await this.guard(join(this.location, folder), action);
+    // A version a live reader beside the updater holds stays until it lets go (or dies): readActive.ts.
+    const pinned = await pinnedVersions(this.location, this.now()).catch((error: unknown) => Promise.reject(storageError(error, action)));
     for (const name of await this.listVersions()) {
-      if (keep.includes(name)) continue;
+      if (keep.includes(name) || pinned.has(name)) continue;
       const path = join(this.location, 'versions', name);
       await this.guard(path, action);
       await rm(path, { recursive: true, force: true });

@@ -10,7 +10,9 @@ import { CliOutput } from '../output.js';
 
 export const usage = 'status --dir <dir> [--json]';
 
+/** A version as status shows it; the bundled model (recorded in the pointer when adopted) is marked `bundled: true`. */
 export function describeVersion(store: FsModelStore, installed: InstalledVersion) {
+  if (installed.bundledPath !== undefined) return { version: installed.version, path: installed.bundledPath, files: installed.files, bundled: true };
   return { version: installed.version, path: store.versionPath(installed.version), files: installed.files };
 }
 
@@ -27,8 +29,8 @@ export async function run(argv: string[]): Promise<number> {
     const retained = (pointer?.retained ?? []).map((kept) => describeVersion(store, kept));
     const last = snapshot?.context.lastResult;
     output.result({ active, retained, state, lastResult: last ?? null }, [
-      `active:   ${active ? `${active.version}  ${active.path}` : 'none'}`,
-      `retained: ${retained.map((kept) => kept.version).join(', ') || 'none'}`,
+      `active:   ${active ? `${active.version}${active.bundled ? ' (bundled)' : ''}  ${active.path}` : 'none'}`,
+      `retained: ${retained.map((kept) => `${kept.version}${kept.bundled ? ' (bundled)' : ''}`).join(', ') || 'none'}`,
       `state:    ${state}`,
       ...(last ? [`last:     ${last.outcome}${last.version ? ` ${last.version}` : ''}${last.error ? ` (${last.error.code})` : ''}`] : []),
     ]);

@@ -16,7 +16,8 @@ export function createRestoreVersion(store: ModelStore, models: LoadedModels<any
     const others = (current?.retained ?? []).filter((kept) => kept.version !== to?.version && kept.version !== from?.version);
 
     // The version to go back to is loaded from its folder: a link planted in it must not feed the host.
-    if (to) await store.checkVersion?.(to.version);
+    // (The bundled model is the app's own folder, outside the store.)
+    if (to && to.bundledPath === undefined) await store.checkVersion?.(to.version);
     if (input.manual) {
       if (!to) throw new UpdateError('ROLLBACK_UNAVAILABLE', 'There is no retained version to roll back to; the active version stays. One is kept after the next successful update.');
       try {
