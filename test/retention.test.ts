@@ -34,6 +34,17 @@ describe('retention plan (pure)', () => {
   });
 });
 
+describe('retention plan with a bundled model (pure)', () => {
+  it('always keeps the bundled model, counted against neither keepVersions nor the byte budget', () => {
+    const shipped = { ...v('1.0.0', ['s', 10_000]), bundledPath: '/opt/app/model' };
+    const plan = planRetention(v('4.0.0', ['d', 10]), v('3.0.0', ['c', 100]), [v('2.0.0', ['b', 100]), shipped], { keepVersions: 2, maxRetainedBytes: 0 });
+    expect(plan.retained.map((x) => x.version)).toEqual(['3.0.0', '1.0.0']);
+    expect(plan.dropped.map((x) => x.version)).toEqual(['2.0.0']);
+    // Replaced as active, it is the rollback target.
+    expect(planRetention(v('2.0.0', ['b', 100]), shipped, [], { keepVersions: 2, maxRetainedBytes: 0 }).retained).toEqual([shipped]);
+  });
+});
+
 describe('content-addressed storage', () => {
   it('stores a file shared by two versions once, and does not download it again', async () => {
     const vocab = randomBytes(300_000);
