@@ -17,6 +17,7 @@ import { verifyLog } from '../src/core/log/chain.js';
 import type { ModelRef } from '../src/core/modelRef.js';
 import { FsModelStore } from '../src/node/fsModelStore.js';
 import { quarantineLog } from '../src/node/quarantineLog.js';
+import { readActive } from '../src/node/readActive.js';
 import { createWorld, type World } from './helpers/fixtures.js';
 
 const run = promisify(execFile);
@@ -136,6 +137,8 @@ const PLANTS: Plant[] = [
   // The log's archived segments (the first one's name) and a rotation's next segment.
   replacing('events.000000000000.log', (cell) => join(cell.canary, 'precious.txt')),
   replacing('events.log.next', (cell) => join(cell.canary, 'precious.txt')),
+  // Where readers beside the updater pin their versions (readActive).
+  replacing('readers', (cell) => cell.canary),
 ];
 
 const updaterOn = (dir: string): ModelUpdater<string> =>
@@ -195,6 +198,10 @@ const OPERATIONS: Record<string, (dir: string) => Promise<unknown>> = {
   },
   async 'quarantine the log'(dir) {
     await quarantineLog(dir, { force: true });
+  },
+  async 'read beside the updater'(dir) {
+    const model = await readActive({ dir });
+    await model.release();
   },
 };
 
