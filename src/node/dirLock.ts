@@ -11,7 +11,7 @@ import { closeSync, constants, lstatSync, openSync, readFileSync, rmSync } from 
 import { link, open, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { UpdateError } from '../core/errors.js';
-import { writeFileAtomic } from './fsModelStore.js';
+import { writeFileAtomic } from './durableWrite.js';
 import { NO_FOLLOW, READ_NO_FOLLOW, readFileNoFollow } from './noSymlinks.js';
 
 export const LOCK_FILE = '.lock';

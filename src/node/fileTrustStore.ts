@@ -5,7 +5,7 @@
  */
 import { dirname } from 'node:path';
 import { UpdateError } from '../core/errors.js';
-import { writeFileAtomic } from './fsModelStore.js';
+import { writeFileAtomic } from './durableWrite.js';
 import { readFileNoFollow } from './noSymlinks.js';
 import { isRawPublicKey } from '../core/trust/keyFormat.js';
 import type { SavedTrust, TrustStore } from '../core/ports/trustStore.js';

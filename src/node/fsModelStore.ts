@@ -17,40 +17,14 @@ import { UpdateError } from '../core/errors.js';
 import type { FileDigest } from '../../machines/types.js';
 import type { ActivePointer, ContentCheck, GarbageReport, ModelStore } from '../core/ports/modelStore.js';
 import { storageError } from '../core/storageError.js';
+import { fsyncFolder, writeFileAtomic } from './durableWrite.js';
 import { pinnedVersions } from './readerPins.js';
 import { assertNoSymlinks, assertNoSymlinksBelow, mkdirNoFollow, NO_FOLLOW, readFileNoFollow, WRITE_NO_FOLLOW } from './noSymlinks.js';
 
 export const POINTER_FILE = 'active.json';
 export const LOG_FILE = 'events.log';
-/** The store's own folders under `dir`. */
 /** The store's folders; `resume/` holds the resume records of staged files (node/fileStagingArea.ts). */
 const FOLDERS = ['versions', 'staging', 'blobs', 'resume'] as const;
-
-/** Makes a rename or a new file in `folder` durable. */
-export async function fsyncFolder(folder: string): Promise<void> {
-  // Callers check the folder for links first (`dir` itself may be one, by the host's choice).
-  const handle = await open(folder, constants.O_RDONLY | constants.O_DIRECTORY);
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-/** Writes a file so that a crash leaves either the old content or the new, never a mix. */
-export async function writeFileAtomic(path: string, content: string): Promise<void> {
-  const temp = `${path}.${process.pid}.tmp`;
-  // Not through a symbolic link planted at the temp name: it would carry the write outside the folder.
-  const handle = await open(temp, WRITE_NO_FOLLOW, 0o644);
-  try {
-    await handle.writeFile(content);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await rename(temp, path);
-  await fsyncFolder(dirname(path));
-}
 
 async function folderBytes(folder: string): Promise<number> {
   let total = 0;

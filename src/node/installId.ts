@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { UpdateError } from '../core/errors.js';
 import { storageError } from '../core/storageError.js';
-import { writeFileAtomic } from './fsModelStore.js';
+import { writeFileAtomic } from './durableWrite.js';
 import { readFileNoFollow } from './noSymlinks.js';
 
 export const INSTALL_ID_FILE = 'install-id';

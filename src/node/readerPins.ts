@@ -10,7 +10,7 @@ import { readdir, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { assertNoSymlinks, mkdirNoFollow, readFileNoFollow } from './noSymlinks.js';
-import { writeFileAtomic } from './fsModelStore.js';
+import { writeFileAtomic } from './durableWrite.js';
 
 export const READERS_FOLDER = 'readers';
 

@@ -10,7 +10,7 @@ import { pipeline } from 'node:stream/promises';
 import semver from 'semver';
 import type { Manifest, ManifestFile, ManifestVersion } from '../../machines/types.js';
 import { UpdateError } from '../core/errors.js';
-import { writeFileAtomic } from '../node/fsModelStore.js';
+import { writeFileAtomic } from '../node/durableWrite.js';
 import { parseManifest } from '../core/manifest/schema.js';
 import type { KeyObject } from 'node:crypto';
 import { looksSigned, parseEnvelope } from '../core/trust/envelope.js';
