@@ -155,10 +155,9 @@ export const updaterMachine = setup({
       enqueue.emit({ type: 'update-not-available', sessionId: lastResult.sessionId });
     }),
     // The candidate is staged (a newer one replaces an older): the next start, or APPLY_STAGED, switches to it.
-    finishStaged: enqueueActions(({ context, enqueue }) => {
-      enqueue.assign({ staged: context.candidate, progress: null, lastResult: result(context, 'staged') });
-      enqueue.emit({ type: 'update-downloaded', version: context.candidate!.version });
-    }),
+    finishStaged: assign(({ context }) => ({ staged: context.candidate, progress: null, lastResult: result(context, 'staged') })),
+    // Announced once, when the download is staged; a later check finding the same build stays quiet.
+    announceStaged: emit(({ context }) => ({ type: 'update-downloaded' as const, version: context.candidate!.version })),
     // The switch to the staged version is a session of its own; the staged version becomes its candidate.
     beginApply: assign(({ context, event }) => {
       assertEvent(event, 'APPLY_STAGED');
@@ -448,7 +447,7 @@ export const updaterMachine = setup({
       on: { INTERRUPTED: { target: 'rollingBack', actions: 'planInterruptedRollback' } },
       states: {
         // Promoted into its version folder; with activation 'next-start' the session ends here (staged).
-        staging: modelStep('stageVersion', 'migratingData', { guard: 'stagesOnly', target: '#updater.staged', actions: 'finishStaged' }),
+        staging: modelStep('stageVersion', 'migratingData', { guard: 'stagesOnly', target: '#updater.staged', actions: ['finishStaged', 'announceStaged'] }),
         migratingData: modelStep('runMigration', 'loading'),
         loading: modelStep('loadModel', 'checkingHealth'),
         checkingHealth: modelStep('checkHealth', 'switching'),
@@ -508,7 +507,7 @@ function modelStep(
   src: 'stageVersion' | 'runMigration' | 'loadModel' | 'checkHealth',
   next: 'migratingData' | 'loading' | 'checkingHealth' | 'switching',
   /** A transition taken instead of `next` when its guard holds. */
-  instead?: { guard: 'stagesOnly'; target: '#updater.staged'; actions: 'finishStaged' },
+  instead?: { guard: 'stagesOnly'; target: '#updater.staged'; actions: readonly ['finishStaged', 'announceStaged'] },
 ) {
   return {
     tags: ['beforeSwitch'],
