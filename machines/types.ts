@@ -151,6 +151,8 @@ export interface RollbackPlan {
   /** Why: the failure that forced it, or null for a manual rollback. */
   cause: UpdateErrorData | null;
   manual: boolean;
+  /** Version folders the clean-up after the rollback must leave: a staged version waiting for the next start. */
+  keep?: string[];
 }
 
 /** A build the install must not take again: it failed here, or the user rolled back from it. */

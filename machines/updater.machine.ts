@@ -199,6 +199,7 @@ export const updaterMachine = setup({
         to: context.active,
         cause,
         manual: false,
+        ...keepStaged(context, context.candidate?.version),
       },
     })),
     planManualRollback: assign(({ context, event }) => {
@@ -247,6 +248,7 @@ export const updaterMachine = setup({
             message: `Version ${version} failed to start ${failedStarts + 1} times before it was confirmed; the previous version was restored.`,
           },
           manual: false,
+          ...keepStaged(context, version),
         },
       };
     }),
@@ -256,6 +258,7 @@ export const updaterMachine = setup({
         to: context.active,
         cause: { code: 'INTERRUPTED' as const, message: 'The update was cut off before its switch (the process stopped); it was undone.' },
         manual: false,
+        ...keepStaged(context, context.candidate?.version),
       },
     })),
     finishRollback: enqueueActions(({ context, enqueue }, { active, retained }: RestoreOutput) => {
@@ -265,6 +268,8 @@ export const updaterMachine = setup({
         retained,
         progress: null,
         probation: context.probation?.version === active?.version ? context.probation : null,
+        // A staged copy of the version just left is gone with it (rollbacks keep only a different one).
+        staged: context.staged && context.staged.version === context.rollback?.from?.version ? null : (context.staged ?? null),
         quarantine: quarantineAfterRollback(context),
         lastResult: result(context, 'rolled-back', cause),
       });
@@ -496,6 +501,14 @@ function preflightInput(context: UpdaterContext): CheckDiskSpaceInput {
     droppedAfterSwitch: plan.dropped,
     retainedAfterSwitch: context.retained.filter((kept) => !plan.dropped.includes(kept)),
   };
+}
+
+/**
+ * A staged version survives the clean-up after a rollback (the next start still switches to it), unless
+ * it is the version the rollback leaves.
+ */
+function keepStaged(context: UpdaterContext, leaving: string | undefined): { keep?: string[] } {
+  return context.staged && context.staged.version !== leaving ? { keep: [context.staged.version] } : {};
 }
 
 function stepInput({ context }: { context: UpdaterContext }): ModelStepInput {
