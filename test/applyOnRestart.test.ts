@@ -164,6 +164,10 @@ describe("activation 'next-start'", () => {
     const before = await runCli(['status', '--dir', dir, '--json']);
     expect(before.json).toMatchObject({ active: { version: '1.0.0' }, staged: { version: '1.1.0' } });
 
+    // Staging again does not switch to what the first run staged.
+    const again = await runCli(['update', '--manifest', world.manifestUrl, '--dir', dir, '--allow-unsigned', '--app-version', '1.0.0', '--stage-only', '--json']);
+    expect(again.json).toMatchObject({ ok: true, outcome: 'staged', active: { version: '1.0.0' }, staged: { version: '1.1.0' } });
+
     const applied = await runCli(['apply', '--dir', dir, '--json']);
     expect(applied.code, applied.stderr).toBe(0);
     expect(applied.json).toMatchObject({ ok: true, outcome: 'activated', active: { version: '1.1.0' } });

@@ -318,8 +318,10 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
       const deciding = actor.getSnapshot();
       if (deciding.hasTag('decidingActive')) await settled(deciding.context.session!.id);
       // A version staged by an earlier run (activation 'next-start') becomes active now, before any loads.
-      appliedAtStart = applyStagedNow();
-      if (appliedAtStart) await appliedAtStart;
+      if (options.applyStagedOnStart ?? options.activation === 'next-start') {
+        appliedAtStart = applyStagedNow();
+        if (appliedAtStart) await appliedAtStart;
+      }
       const active = actor.getSnapshot().context.active;
       if (active) {
         await store.checkVersion?.(active.version);

@@ -65,6 +65,11 @@ export interface UpdaterOptions<Handle = unknown> {
    */
   activation?: 'immediate' | 'next-start';
   /**
+   * Whether start() switches to a staged version before it loads a model. Default: true with activation
+   * 'next-start', else false (then applyStaged() switches). `model-updater update --stage-only` passes false.
+   */
+  applyStagedOnStart?: boolean;
+  /**
    * Deadlines of the host's hooks in milliseconds. Defaults: migrate 300 000 (5 min), load 120 000
    * (2 min), healthCheck 60 000 (1 min), unload 30 000 (30 s). Past one, the update rolls back with
    * HOOK_TIMEOUT (a load at start() rejects start() with it). Timed on `clock` when one is given.

@@ -12,7 +12,6 @@ export async function run(argv: string[]): Promise<number> {
   let updater: ReturnType<typeof createModelUpdater> | undefined;
   try {
     updater = createModelUpdater({ dir: required(values.dir, '--dir'), policy: { checkOnStart: false, schedule: false } });
-    // start() switches to a staged version itself; applyStaged() reports how that went.
     await updater.start();
     const result = await updater.applyStaged();
     const active = updater.active;

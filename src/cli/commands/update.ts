@@ -53,7 +53,8 @@ export async function run(argv: string[], mode: 'check' | 'update'): Promise<num
       // Without --proxy: HTTPS_PROXY / HTTP_PROXY / NO_PROXY.
       ...(values.proxy !== undefined ? { proxy: values.proxy } : {}),
       policy: { approval: mode === 'check' ? 'ask' : 'auto', checkOnStart: false, schedule: false },
-      ...(stageOnly ? { activation: 'next-start' as const } : {}),
+      // Staging again never switches to what an earlier run staged: `apply` does.
+      ...(stageOnly ? { activation: 'next-start' as const, applyStagedOnStart: false } : {}),
     });
     updater.on('progress', (p) => output.progress(p));
     await updater.start();
