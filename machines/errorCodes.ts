@@ -19,6 +19,8 @@ export const ERROR_CODES = [
   'MIGRATION_FAILED',
   'LOAD_FAILED',
   'HEALTH_CHECK_FAILED',
+  /** A host hook (migrate, load, healthCheck, unload) passed its deadline (option hookTimeouts). */
+  'HOOK_TIMEOUT',
   'SWITCH_FAILED',
   'ROLLBACK_UNAVAILABLE',
   'INTERRUPTED',

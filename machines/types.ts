@@ -113,8 +113,11 @@ export type Trigger = 'startup' | 'manual' | 'scheduled';
 
 export interface Session {
   id: string;
-  trigger: Trigger | 'rollback';
+  /** 'apply': the switch to the staged version (applyStaged(), or the start after staging). */
+  trigger: Trigger | 'rollback' | 'apply';
   startedAt: number;
+  /** activation 'next-start': the session stages the version it finds and does not switch to it. */
+  stageOnly?: boolean;
   /** Attempt counter of the step in progress (check or download), 1-based. */
   attempt: number;
   /** A random number in [0, 1) from the host, which seeds this session's back-off jitter. */
@@ -136,7 +139,7 @@ export interface FileDigest {
   sha256: string;
 }
 
-export type Outcome = 'up-to-date' | 'activated' | 'rolled-back' | 'failed' | 'cancelled' | 'declined';
+export type Outcome = 'up-to-date' | 'staged' | 'activated' | 'rolled-back' | 'failed' | 'cancelled' | 'declined';
 
 export interface SessionResult {
   sessionId: string;
@@ -154,6 +157,8 @@ export interface RollbackPlan {
   /** Why: the failure that forced it, or null for a manual rollback. */
   cause: UpdateErrorData | null;
   manual: boolean;
+  /** Version folders the clean-up after the rollback must leave: a staged version waiting for the next start. */
+  keep?: string[];
 }
 
 /** A build the install must not take again: it failed here, or the user rolled back from it. */
@@ -197,6 +202,11 @@ export interface UpdaterContext {
   /** Error of the step in progress (drives retry waits). */
   error: UpdateErrorData | null;
   lastResult: SessionResult | null;
+  /**
+   * A version downloaded, verified and promoted into its version folder, waiting to be switched to at the
+   * next start (activation 'next-start'). Kept across sessions; absent in logs older than the option.
+   */
+  staged?: ManifestVersion | null;
 }
 
 export interface UpdaterInput {
@@ -208,7 +218,9 @@ export interface UpdaterInput {
 }
 
 export type UpdaterEvent =
-  | { type: 'CHECK'; sessionId: string; at: number; trigger: Trigger; jitter?: number }
+  | { type: 'CHECK'; sessionId: string; at: number; trigger: Trigger; jitter?: number; stageOnly?: boolean }
+  /** Switch to the staged version now (applyStaged(), or start() after a 'next-start' check staged one). */
+  | { type: 'APPLY_STAGED'; sessionId: string; at: number }
   | { type: 'APPROVE' }
   | { type: 'CANCEL' }
   | { type: 'ROLLBACK'; sessionId: string; at: number; to?: string }
@@ -237,6 +249,8 @@ export type UpdaterEmitted =
   /** A check found a version to install (it downloads next, or waits for approval). */
   | { type: 'update-available'; version: string; notes: string | undefined }
   | { type: 'update-not-available'; sessionId: string }
+  /** activation 'next-start': `version` was downloaded, verified and staged; the next start switches to it. */
+  | { type: 'update-downloaded'; version: string }
   /** A switch made `version` active; `previous` was active before. */
   | { type: 'activated'; version: string; previous: string | null }
   /** A rollback made `version` active again, leaving `from`; `cause` is null when the host asked for it. */

@@ -102,6 +102,12 @@ export const updaterMachine = setup({
       isTransientCode(error.code) && (context.session?.attempt ?? 1) < context.config.maxDownloadAttempts,
     probationExhausted: ({ context }) =>
       context.probation !== null && context.probation.failedStarts + 1 > context.config.maxFailedStarts,
+    /** activation 'next-start': this session stages what it found and does not switch. */
+    stagesOnly: ({ context }) => context.session?.stageOnly === true,
+    /** A staging session found the very build that is staged already: nothing to download. */
+    candidateAlreadyStaged: ({ context }) =>
+      context.session?.stageOnly === true && !!context.staged && buildId(toInstalled(context.staged)) === buildId(toInstalled(context.candidate!)),
+    hasStaged: ({ context }) => !!context.staged,
     canRollBack: ({ context, event }) => {
       assertEvent(event, 'ROLLBACK');
       return context.active !== null && rollbackTarget(context, event.to) !== null;
@@ -118,6 +124,7 @@ export const updaterMachine = setup({
           startedAt: event.at,
           attempt: 1,
           ...(event.jitter === undefined ? {} : { jitter: event.jitter }),
+          ...(event.stageOnly ? { stageOnly: true } : {}),
         },
       };
     }),
@@ -146,6 +153,20 @@ export const updaterMachine = setup({
       const lastResult = result(context, 'up-to-date');
       enqueue.assign({ lastResult });
       enqueue.emit({ type: 'update-not-available', sessionId: lastResult.sessionId });
+    }),
+    // The candidate is staged (a newer one replaces an older): the next start, or APPLY_STAGED, switches to it.
+    finishStaged: assign(({ context }) => ({ staged: context.candidate, progress: null, lastResult: result(context, 'staged') })),
+    // Announced once, when the download is staged; a later check finding the same build stays quiet.
+    announceStaged: emit(({ context }) => ({ type: 'update-downloaded' as const, version: context.candidate!.version })),
+    // The switch to the staged version is a session of its own; the staged version becomes its candidate.
+    beginApply: assign(({ context, event }) => {
+      assertEvent(event, 'APPLY_STAGED');
+      return {
+        ...sessionCleared,
+        session: { id: event.sessionId, trigger: 'apply' as const, startedAt: event.at, attempt: 1 },
+        candidate: context.staged ?? null,
+        staged: null,
+      };
     }),
     announceCandidate: emit(({ context }) => ({ type: 'update-available' as const, version: context.candidate!.version, notes: context.candidate!.notes })),
     recordError: assign((_, error: UpdateErrorData) => ({ error })),
@@ -178,6 +199,7 @@ export const updaterMachine = setup({
         to: context.active,
         cause,
         manual: false,
+        ...keepStaged(context, context.candidate?.version),
       },
     })),
     planManualRollback: assign(({ context, event }) => {
@@ -193,6 +215,8 @@ export const updaterMachine = setup({
         active,
         retained,
         progress: null,
+        // The switch removed every version folder but the active and retained ones: a staged one too.
+        staged: null,
         // The load during the update is the first successful one.
         probation: { version: active.version, previous: context.active, loads: 1, failedStarts: 0 },
         lastResult: result(context, 'activated'),
@@ -224,6 +248,7 @@ export const updaterMachine = setup({
             message: `Version ${version} failed to start ${failedStarts + 1} times before it was confirmed; the previous version was restored.`,
           },
           manual: false,
+          ...keepStaged(context, version),
         },
       };
     }),
@@ -233,6 +258,7 @@ export const updaterMachine = setup({
         to: context.active,
         cause: { code: 'INTERRUPTED' as const, message: 'The update was cut off before its switch (the process stopped); it was undone.' },
         manual: false,
+        ...keepStaged(context, context.candidate?.version),
       },
     })),
     finishRollback: enqueueActions(({ context, enqueue }, { active, retained }: RestoreOutput) => {
@@ -242,6 +268,8 @@ export const updaterMachine = setup({
         retained,
         progress: null,
         probation: context.probation?.version === active?.version ? context.probation : null,
+        // A staged copy of the version just left is gone with it (rollbacks keep only a different one).
+        staged: context.staged && context.staged.version === context.rollback?.from?.version ? null : (context.staged ?? null),
         quarantine: quarantineAfterRollback(context),
         lastResult: result(context, 'rolled-back', cause),
       });
@@ -265,6 +293,7 @@ export const updaterMachine = setup({
     session: null,
     ...sessionCleared,
     lastResult: null,
+    staged: null,
   }),
   initial: 'idle',
   on: {
@@ -314,6 +343,7 @@ export const updaterMachine = setup({
     deciding: {
       always: [
         { guard: 'upToDate', target: 'idle', actions: 'finishUpToDate' },
+        { guard: 'candidateAlreadyStaged', target: 'staged', actions: 'finishStaged' },
         { guard: 'needsApproval', target: 'awaitingApproval', actions: 'announceCandidate' },
         { target: 'downloading', actions: 'announceCandidate' },
       ],
@@ -421,7 +451,8 @@ export const updaterMachine = setup({
       // Recovery sends this when the log ends before the switch: the step in flight is not trusted.
       on: { INTERRUPTED: { target: 'rollingBack', actions: 'planInterruptedRollback' } },
       states: {
-        staging: modelStep('stageVersion', 'migratingData'),
+        // Promoted into its version folder; with activation 'next-start' the session ends here (staged).
+        staging: modelStep('stageVersion', 'migratingData', { guard: 'stagesOnly', target: '#updater.staged', actions: ['finishStaged', 'announceStaged'] }),
         migratingData: modelStep('runMigration', 'loading'),
         loading: modelStep('loadModel', 'checkingHealth'),
         checkingHealth: modelStep('checkHealth', 'switching'),
@@ -454,6 +485,8 @@ export const updaterMachine = setup({
       },
     },
     active: { tags: ['settled', 'checkpointable'], on: restingHandlers() },
+    // A version waits in its folder for the next start (or APPLY_STAGED); the active model is unchanged.
+    staged: { tags: ['settled', 'checkpointable'], on: restingHandlers() },
     rolledBack: { tags: ['settled', 'checkpointable'], on: restingHandlers() },
   },
 });
@@ -470,6 +503,14 @@ function preflightInput(context: UpdaterContext): CheckDiskSpaceInput {
   };
 }
 
+/**
+ * A staged version survives the clean-up after a rollback (the next start still switches to it), unless
+ * it is the version the rollback leaves.
+ */
+function keepStaged(context: UpdaterContext, leaving: string | undefined): { keep?: string[] } {
+  return context.staged && context.staged.version !== leaving ? { keep: [context.staged.version] } : {};
+}
+
 function stepInput({ context }: { context: UpdaterContext }): ModelStepInput {
   return { from: context.active, to: toInstalled(context.candidate!) };
 }
@@ -478,6 +519,8 @@ function stepInput({ context }: { context: UpdaterContext }): ModelStepInput {
 function modelStep(
   src: 'stageVersion' | 'runMigration' | 'loadModel' | 'checkHealth',
   next: 'migratingData' | 'loading' | 'checkingHealth' | 'switching',
+  /** A transition taken instead of `next` when its guard holds. */
+  instead?: { guard: 'stagesOnly'; target: '#updater.staged'; actions: readonly ['finishStaged', 'announceStaged'] },
 ) {
   return {
     tags: ['beforeSwitch'],
@@ -485,7 +528,7 @@ function modelStep(
       id: src,
       src,
       input: stepInput,
-      onDone: { target: next },
+      onDone: instead ? [instead, { target: next }] : { target: next },
       onError: {
         target: '#updater.rollingBack',
         actions: {
@@ -502,6 +545,7 @@ function restingHandlers() {
   return {
     CHECK: { target: 'checking', actions: 'beginSession' },
     ROLLBACK: { guard: 'canRollBack', target: 'rollingBack', actions: 'planManualRollback' },
+    APPLY_STAGED: { guard: 'hasStaged', target: '#updater.migrating.migratingData', actions: 'beginApply' },
     STARTED: [
       { guard: 'probationExhausted', target: 'rollingBack', actions: ['planProbationRollback', 'countStart'] },
       { actions: 'countStart' },

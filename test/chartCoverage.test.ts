@@ -76,6 +76,9 @@ function eventsFor(world: SimulatedWorld<any>) {
       { type: 'CONFIRM', reason: 'host' },
       { type: 'RETRY_NOW' },
       { type: 'INTERRUPTED' },
+      // activation 'next-start': a check that stages, and the switch to what it staged.
+      { type: 'CHECK', sessionId: 'staging', at: 0, trigger: 'manual', stageOnly: true },
+      { type: 'APPLY_STAGED', sessionId: 'apply', at: 0 },
     ];
     const actors: EventObject[] = [];
     for (const id of invokedIn(statePath(snapshot))) {
@@ -161,7 +164,12 @@ async function enact(world: SimulatedWorld<any>, event: EventObject, from: strin
   if (done) charging = false;
   switch (event.type) {
     case 'CHECK':
-      world.call('check', (u) => u.check());
+      // A staging check is what an updater with activation 'next-start' sends; this world's updater is 'immediate'.
+      if ((event as { stageOnly?: boolean }).stageOnly) world.call('check', (u) => void u.actor!.send({ ...(event as UpdaterEvent & { type: 'CHECK' }), sessionId: crypto.randomUUID() }));
+      else world.call('check', (u) => u.check());
+      break;
+    case 'APPLY_STAGED':
+      world.call('applyStaged', (u) => u.applyStaged());
       break;
     case 'APPROVE':
       world.call('approve', (u) => u.approve());
@@ -208,7 +216,7 @@ describe('chart coverage (xstate/graph)', () => {
       serializeState: (snapshot) => {
         const s = snapshot as unknown as UpdaterSnapshot;
         const c = s.context;
-        return JSON.stringify([s.value, c.active?.version, c.retained.map((v) => v.version), c.candidate?.version ?? null, c.session?.attempt ?? 0, c.probation !== null, c.blockedBy ?? null]);
+        return JSON.stringify([s.value, c.active?.version, c.retained.map((v) => v.version), c.candidate?.version ?? null, c.session?.attempt ?? 0, c.probation !== null, c.blockedBy ?? null, c.session?.stageOnly ?? false, c.staged?.version ?? null]);
       },
     });
 

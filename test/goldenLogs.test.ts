@@ -63,7 +63,10 @@ describe.each(formats)('the golden install %s', (format) => {
     expect(verified.json).toMatchObject({ ok: true, records: before.length });
     const status = await runCli(['status', '--dir', dir, '--json']);
     expect(status.code, status.stderr).toBe(0);
-    expect(relative(status.json as Status, dir)).toEqual(relative(expected, goldenInstall));
+    // `staged` (activation 'next-start') came after these installs were made: nothing is staged in them.
+    const { staged, ...shown } = status.json as Status & { staged?: unknown };
+    expect(staged).toBeNull();
+    expect(relative(shown as Status, dir)).toEqual(relative(expected, goldenInstall));
 
     const server: TestServer = await startTestServer({ root: site });
     cleanup.push(() => server.close());

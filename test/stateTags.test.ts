@@ -28,7 +28,7 @@ const transient = (node: AnyStateNode) => (node.always?.length ?? 0) > 0;
 describe('state tags', () => {
   it('settled: nothing is invoked; the chart waits for the host (or, deferred, for its timer)', () => {
     const settled = leaves().filter((leaf) => hasTag(leaf, 'settled'));
-    expect(settled.map(path).sort()).toEqual(['active', 'awaitingApproval', 'idle.deferred', 'idle.ready', 'rolledBack']);
+    expect(settled.map(path).sort()).toEqual(['active', 'awaitingApproval', 'idle.deferred', 'idle.ready', 'rolledBack', 'staged']);
     for (const leaf of settled) expect(invokes(leaf) || transient(leaf), path(leaf)).toBe(false);
   });
 

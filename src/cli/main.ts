@@ -21,6 +21,7 @@ const commands: Record<string, () => Promise<Command>> = {
     const update = await import('./commands/update.js');
     return { usage: update.updateUsage, run: (argv) => update.run(argv, 'update') };
   },
+  apply: () => import('./commands/apply.js'),
   status: () => import('./commands/status.js'),
   log: () => import('./commands/log.js'),
   rollback: () => import('./commands/rollback.js'),

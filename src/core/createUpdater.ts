@@ -8,6 +8,7 @@ import { recoveryEvents } from '../../machines/recovery.js';
 import type { InstalledVersion, SessionResult, Trigger, TrustState, UpdaterInput } from '../../machines/types.js';
 import { updaterMachine } from '../../machines/updater.machine.js';
 import { BackgroundTimers } from './backgroundTimers.js';
+import { hookDeadlines } from './hookDeadline.js';
 import { UpdateError } from './errors.js';
 import { hostEvent } from './hostEvents.js';
 import { Journal } from './log/journal.js';
@@ -49,7 +50,7 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
   // Whatever the adapter throws reaches the chart, the log and the host as an UpdateError.
   // Irreversible store calls wait for the log to be durable first (the write-ahead rule, log/writeAhead.ts).
   const store = writeAheadStore(typedStore(platform.store), () => journal?.log.flush?.());
-  const models = new LoadedModels<Handle>(options.loader ?? {}, (version) => store.versionPath(version));
+  const models = new LoadedModels<Handle>(options.loader ?? {}, (version) => store.versionPath(version), hookDeadlines(options.hookTimeouts, options.clock));
   const listeners = new Map<keyof UpdaterEvents, Set<(payload: never) => void>>();
   let actor: Actor<typeof updaterMachine> | undefined;
 
@@ -257,9 +258,21 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
     const current = running();
     if (!options.manifestUrl?.length) throw new UpdateError('INVALID_ARGUMENT', 'No manifestUrl was given, so there is nothing to check: pass the update service URL.');
     const snapshot = current.getSnapshot();
-    const event = { type: 'CHECK' as const, sessionId: crypto.randomUUID(), at: now(), trigger, jitter: random() };
+    const stageOnly = options.activation === 'next-start' ? { stageOnly: true } : {};
+    const event = { type: 'CHECK' as const, sessionId: crypto.randomUUID(), at: now(), trigger, jitter: random(), ...stageOnly };
     // Busy: join the session in progress instead of starting a second one.
     if (!snapshot.can(event)) return settled(snapshot.context.session?.id ?? null);
+    current.send(event);
+    return settled(event.sessionId);
+  };
+
+  /** The switch to the staged version this run's start() made, which applyStaged() then reports. */
+  let appliedAtStart: Promise<UpdateResult> | null = null;
+  /** Sends APPLY_STAGED when the chart can take it: a version is staged and nothing runs. */
+  const applyStagedNow = (): Promise<UpdateResult> | null => {
+    const current = running();
+    const event = { type: 'APPLY_STAGED' as const, sessionId: crypto.randomUUID(), at: now() };
+    if (!current.getSnapshot().can(event)) return null;
     current.send(event);
     return settled(event.sessionId);
   };
@@ -322,6 +335,11 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
       // A restored switch or rollback decides which version is active: let it finish before loading one.
       const deciding = actor.getSnapshot();
       if (deciding.hasTag('decidingActive')) await settled(deciding.context.session!.id);
+      // A version staged by an earlier run (activation 'next-start') becomes active now, before any loads.
+      if (options.applyStagedOnStart ?? options.activation === 'next-start') {
+        appliedAtStart = applyStagedNow();
+        if (appliedAtStart) await appliedAtStart;
+      }
       const active = actor.getSnapshot().context.active;
       if (active) {
         // The bundled model is the app's own folder, outside the store: the store has nothing to check there.
@@ -343,7 +361,8 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
     },
     async gc() {
       const { context } = running().getSnapshot();
-      const keep = [context.active, ...context.retained].filter((v) => v !== null).map((v) => v.version);
+      // A staged version waits in its folder for the next start: it is kept too.
+      const keep = [context.active, ...context.retained, context.staged ?? null].filter((v) => v !== null).map((v) => v.version);
       // An update in progress keeps its staging (a download, or one cancelled to resume later) and the
       // version folder it is installing: promoted before migrate, the switch points at it.
       const busy = !isSettled(running().getSnapshot()) && context.candidate ? [context.candidate.version] : [];
@@ -361,6 +380,15 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
       if (current.getSnapshot().context.probation) current.send({ type: 'CONFIRM', reason: 'host' });
     },
     check: (trigger = 'manual') => checkOnce(trigger),
+    applyStaged() {
+      const applying = applyStagedNow() ?? appliedAtStart;
+      if (applying) return applying;
+      const snapshot = running().getSnapshot();
+      const reason = snapshot.context.staged
+        ? `an update is running (${statePath(snapshot)}); wait for it to finish`
+        : "no version is staged (a check with activation 'next-start' stages one)";
+      return Promise.reject(new UpdateError('INVALID_ARGUMENT', `Nothing to apply: ${reason}.`));
+    },
     approve() {
       const current = running();
       const session = current.getSnapshot().context.session?.id ?? null;
@@ -394,6 +422,7 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
       actor = undefined;
       journal = undefined;
       probationArmedFor = undefined;
+      appliedAtStart = null;
       timers.clearAll();
       releaseLock?.();
       releaseLock = null;

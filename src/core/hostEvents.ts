@@ -21,6 +21,8 @@ export function hostEvent(emitted: UpdaterEmitted, snapshot: UpdaterSnapshot, re
       return ['update-available', { version: emitted.version, notes: emitted.notes }];
     case 'update-not-available':
       return ['update-not-available', { sessionId: emitted.sessionId }];
+    case 'update-downloaded':
+      return ['update-downloaded', { version: emitted.version }];
     case 'activated':
       return ['activated', { version: emitted.version, previous: emitted.previous, model: refOf(snapshot.context.active!) }];
     case 'rolled-back':

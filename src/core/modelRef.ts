@@ -3,6 +3,7 @@
  */
 import type { InstalledVersion } from '../../machines/types.js';
 import { UpdateError } from './errors.js';
+import { hookDeadlines, withDeadline, type HookDeadlines } from './hookDeadline.js';
 
 export interface ModelRef {
   version: string;
@@ -35,6 +36,8 @@ export class LoadedModels<Handle = unknown> {
   constructor(
     private readonly loader: ModelLoader<Handle>,
     private readonly pathOf: (version: string) => string,
+    /** Each hook's deadline (HOOK_TIMEOUT when it passes), on the updater's clock. */
+    readonly deadlines: HookDeadlines = hookDeadlines(undefined),
   ) {}
 
   ref(installed: InstalledVersion): ModelRef {
@@ -53,21 +56,29 @@ export class LoadedModels<Handle = unknown> {
   /** Loads a version unless it is loaded already (steps may run twice after a restart). */
   async load(installed: InstalledVersion): Promise<void> {
     if (this.handles.has(installed.version) || !this.loader.load) return;
+    const load = this.loader.load.bind(this.loader);
+    const ref = this.ref(installed);
+    let handle: Handle;
     try {
-      this.handles.set(installed.version, await this.loader.load(this.ref(installed)));
+      // A load that returns after its deadline is released at once: nothing uses it.
+      handle = await withDeadline(this.deadlines, 'load', installed.version, () => load(ref), (late) => void Promise.resolve(this.loader.unload?.(ref, late)).catch(() => undefined));
     } catch (error) {
+      if ((error as UpdateError)?.code === 'HOOK_TIMEOUT') throw error;
       throw new UpdateError('LOAD_FAILED', `The host's load hook failed for version ${installed.version}: ${(error as Error)?.message ?? error}.`, {
         cause: error,
       });
     }
+    this.handles.set(installed.version, handle);
   }
 
   async healthCheck(installed: InstalledVersion): Promise<void> {
     if (!this.loader.healthCheck) return;
     let healthy: boolean | void;
     try {
-      healthy = await this.loader.healthCheck(this.ref(installed), this.handles.get(installed.version) as Handle);
+      const check = this.loader.healthCheck.bind(this.loader);
+      healthy = await withDeadline(this.deadlines, 'healthCheck', installed.version, () => check(this.ref(installed), this.handles.get(installed.version) as Handle));
     } catch (error) {
+      if ((error as UpdateError)?.code === 'HOOK_TIMEOUT') throw error;
       throw new UpdateError('HEALTH_CHECK_FAILED', `The health check of version ${installed.version} threw: ${(error as Error)?.message ?? error}.`, {
         cause: error,
       });
@@ -77,15 +88,21 @@ export class LoadedModels<Handle = unknown> {
     }
   }
 
-  /** Unloads a version if it is loaded. Best effort: a failing unload must not block a rollback. */
-  async unload(installed: InstalledVersion): Promise<void> {
+  /**
+   * Unloads a version if it is loaded. Best effort: a failing unload must not block a rollback. An unload
+   * past its deadline is reported (HOOK_TIMEOUT) only when `timeoutFails` is set, as after a switch.
+   */
+  async unload(installed: InstalledVersion, { timeoutFails = false }: { timeoutFails?: boolean } = {}): Promise<void> {
     if (!this.handles.has(installed.version)) return;
     const handle = this.handles.get(installed.version) as Handle;
     this.handles.delete(installed.version);
+    if (!this.loader.unload) return;
+    const unload = this.loader.unload.bind(this.loader);
     try {
-      await this.loader.unload?.(this.ref(installed), handle);
-    } catch {
+      await withDeadline(this.deadlines, 'unload', installed.version, () => unload(this.ref(installed), handle));
+    } catch (error) {
       // The version is out of use either way; the host's own logging sees its error.
+      if (timeoutFails && (error as UpdateError)?.code === 'HOOK_TIMEOUT') throw error;
     }
   }
 }

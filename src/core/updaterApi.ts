@@ -20,6 +20,8 @@ export interface UpdaterEvents {
   state: { state: string };
   'update-available': { version: string; notes: string | undefined };
   'update-not-available': { sessionId: string };
+  /** activation 'next-start': a version was downloaded, verified and staged; the next start() (or applyStaged()) switches to it. */
+  'update-downloaded': { version: string };
   progress: DownloadProgress;
   activated: { version: string; previous: string | null; model: ModelRef };
   'rolled-back': { version: string | null; from: string | null; cause: UpdateError | null };
@@ -61,6 +63,12 @@ export interface ModelUpdater<Handle = unknown> {
   gc(): Promise<GarbageReport>;
   /** Outcomes, failure codes, download throughput, time in each state and sessions, from the log. */
   stats(): UpdateStats;
+  /**
+   * Switches to the version a 'next-start' check staged, now (migrate, load, healthCheck, switch, or
+   * rollback as usual). After a start() that switched to it already, resolves with that result. Rejects
+   * with INVALID_ARGUMENT when nothing is staged.
+   */
+  applyStaged(): Promise<UpdateResult>;
   /** Makes a retained version active again (the newest retained, or `to`). */
   rollback(to?: string): Promise<UpdateResult>;
   stop(): void;

@@ -11,6 +11,7 @@ import type { UpdatePolicy } from './updatePolicy.js';
 import type { ModelStore } from './ports/modelStore.js';
 import type { TracerLike } from './telemetry.js';
 import type { DownloadLimits } from './download/transferGuard.js';
+import type { HookTimeouts } from './hookDeadline.js';
 import type { StagingArea } from './ports/stagingArea.js';
 import type { Transport } from './ports/transport.js';
 import type { TrustStore } from './ports/trustStore.js';
@@ -65,6 +66,24 @@ export interface UpdaterOptions<Handle = unknown> {
   channel?: string;
   policy?: UpdatePolicy;
   loader?: ModelLoader<Handle>;
+  /**
+   * When a downloaded version becomes active. 'immediate' (default): the check switches to it.
+   * 'next-start': the check downloads, verifies and stages it (outcome 'staged', event
+   * `update-downloaded`) and leaves the active model alone; the next start() switches to it, or
+   * applyStaged() does now.
+   */
+  activation?: 'immediate' | 'next-start';
+  /**
+   * Whether start() switches to a staged version before it loads a model. Default: true with activation
+   * 'next-start', else false (then applyStaged() switches). `model-updater update --stage-only` passes false.
+   */
+  applyStagedOnStart?: boolean;
+  /**
+   * Deadlines of the host's hooks in milliseconds. Defaults: migrate 300 000 (5 min), load 120 000
+   * (2 min), healthCheck 60 000 (1 min), unload 30 000 (30 s). Past one, the update rolls back with
+   * HOOK_TIMEOUT (a load at start() rejects start() with it). Timed on `clock` when one is given.
+   */
+  hookTimeouts?: Partial<HookTimeouts>;
   /** Complete versions kept on disk, the active one included. Default and minimum 2 (active + one for rollback). */
   keepVersions?: number;
   /** Bytes that retained versions beyond the previous one may use; shared files count once. Default unlimited. */

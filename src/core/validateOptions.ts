@@ -47,6 +47,13 @@ export function validateOptions(options: UpdaterOptions<any>): UpdaterConfig {
   if (!Number.isInteger(keep) || keep < 2) {
     invalid(`keepVersions must be an integer >= 2 (the active version and one to roll back to), got ${keep}.`);
   }
+  if (options.activation !== undefined && options.activation !== 'immediate' && options.activation !== 'next-start') {
+    invalid(`activation must be 'immediate' or 'next-start', got ${JSON.stringify(options.activation)}.`);
+  }
+  for (const [hook, ms] of Object.entries(options.hookTimeouts ?? {})) {
+    if (!['migrate', 'load', 'healthCheck', 'unload'].includes(hook)) invalid(`hookTimeouts.${hook} is not a hook; the hooks are migrate, load, healthCheck and unload.`);
+    if (!(typeof ms === 'number' && Number.isFinite(ms) && ms > 0)) invalid(`hookTimeouts.${hook} must be a positive number of milliseconds, got ${ms}.`);
+  }
   const positive = (name: string, value: number | undefined, fallback: number) => {
     const v = value ?? fallback;
     if (!(Number.isFinite(v) && v >= 0)) invalid(`${name} must be a non-negative number, got ${v}.`);

@@ -28,9 +28,12 @@ export async function run(argv: string[]): Promise<number> {
     const active = pointer ? describeVersion(store, pointer.active) : null;
     const retained = (pointer?.retained ?? []).map((kept) => describeVersion(store, kept));
     const last = snapshot?.context.lastResult;
-    output.result({ active, retained, state, lastResult: last ?? null }, [
+    // A version `update --stage-only` (activation 'next-start') staged, switched to by `apply` or the next start.
+    const staged = snapshot?.context.staged ? { version: snapshot.context.staged.version } : null;
+    output.result({ active, retained, staged, state, lastResult: last ?? null }, [
       `active:   ${active ? `${active.version}${active.bundled ? ' (bundled)' : ''}  ${active.path}` : 'none'}`,
       `retained: ${retained.map((kept) => `${kept.version}${kept.bundled ? ' (bundled)' : ''}`).join(', ') || 'none'}`,
+      `staged:   ${staged?.version ?? 'none'}`,
       `state:    ${state}`,
       ...(last ? [`last:     ${last.outcome}${last.version ? ` ${last.version}` : ''}${last.error ? ` (${last.error.code})` : ''}`] : []),
     ]);

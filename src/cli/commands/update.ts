@@ -11,7 +11,7 @@ const UNSIGNED_WARNING =
   '--allow-unsigned: manifests are not checked for a signature; whoever can change what the server sends can install models here. Sign with `publish --key` and pass --trusted-key.';
 const trustUsage = '(--trusted-key <public key file>... [--threshold n] | --allow-unsigned) [--clock-skew <seconds>]';
 export const checkUsage = `check --manifest <url>... --dir <dir> ${trustUsage} [--app-version v] [--channel c] [--proxy <url>] [--json]`;
-export const updateUsage = `update --manifest <url>... --dir <dir> ${trustUsage} [--app-version v] [--channel c] [--proxy <url>] [--json]`;
+export const updateUsage = `update --manifest <url>... --dir <dir> ${trustUsage} [--app-version v] [--channel c] [--proxy <url>] [--stage-only] [--json]`;
 
 /** `check` looks without downloading (it leaves the update awaiting approval); `update` runs it through. */
 export async function run(argv: string[], mode: 'check' | 'update'): Promise<number> {
@@ -28,11 +28,14 @@ export async function run(argv: string[], mode: 'check' | 'update'): Promise<num
         'app-version': { type: 'string' },
         channel: { type: 'string' },
         proxy: { type: 'string' },
+        'stage-only': { type: 'boolean' },
         json: { type: 'boolean' },
       },
     }),
   );
   const output = new CliOutput(values.json ?? false);
+  // --stage-only: download, verify and stage; `apply` (or the next update) switches to it.
+  const stageOnly = mode === 'update' && values['stage-only'] === true;
   let updater: ReturnType<typeof createModelUpdater> | undefined;
   try {
     const manifests = values.manifest ?? [];
@@ -50,6 +53,8 @@ export async function run(argv: string[], mode: 'check' | 'update'): Promise<num
       // Without --proxy: HTTPS_PROXY / HTTP_PROXY / NO_PROXY.
       ...(values.proxy !== undefined ? { proxy: values.proxy } : {}),
       policy: { approval: mode === 'check' ? 'ask' : 'auto', checkOnStart: false, schedule: false },
+      // Staging again never switches to what an earlier run staged: `apply` does.
+      ...(stageOnly ? { activation: 'next-start' as const, applyStagedOnStart: false } : {}),
     });
     updater.on('progress', (p) => output.progress(p));
     await updater.start();
@@ -62,7 +67,8 @@ export async function run(argv: string[], mode: 'check' | 'update'): Promise<num
     }
     const active = updater.active;
     const activeJson = active ? { version: active.version, path: active.path, files: active.files } : null;
-    const base = { sessionId: result.sessionId, outcome: result.outcome, active: activeJson, ...(warnings.length ? { warnings } : {}) };
+    const staged = snapshot.context.staged ? { version: snapshot.context.staged.version } : null;
+    const base = { sessionId: result.sessionId, outcome: result.outcome, active: activeJson, ...(stageOnly ? { staged } : {}), ...(warnings.length ? { warnings } : {}) };
     if (result.error) return output.failure(result.error, base);
     if (mode === 'check') {
       const candidate = snapshot.context.candidate;
@@ -118,5 +124,6 @@ function uncheckedRequirements(manifest: Manifest | undefined, channel: string):
 
 function describe(result: UpdateResult, active: string | null): string {
   if (result.outcome === 'activated') return `updated: ${active} is active`;
+  if (result.outcome === 'staged') return `staged: ${result.version}; ${active ?? 'no version'} stays active until \`model-updater apply\` or the next start`;
   return active ? `up to date: ${active} is active` : 'no version on offer for this app';
 }

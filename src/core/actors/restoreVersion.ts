@@ -47,7 +47,8 @@ export function createRestoreVersion(store: ModelStore, models: LoadedModels<any
       // The failed version is not kept: it is not a rollback target. Cleaning up is best effort (as after a
       // switch): a disk that refuses it must not fail the restore; gc() removes the files later.
       const pointer = await store.readPointer();
-      await store.collectGarbage(pointer ? [pointer.active, ...pointer.retained].map((kept) => kept.version) : []).catch(() => undefined);
+      const kept = pointer ? [pointer.active, ...pointer.retained].map((version) => version.version) : [];
+      await store.collectGarbage([...kept, ...(input.keep ?? [])]).catch(() => undefined);
     }
     if (input.manual && from) await models.unload(from);
     const pointer = await store.readPointer();

@@ -21,7 +21,8 @@ export function createSwitchActive(store: ModelStore, models: LoadedModels<any>,
     const pointer = (await store.readPointer())!;
     // Old files go only now, after the switch: readers keep using the old version until then.
     await store.collectGarbage([pointer.active, ...pointer.retained].map((kept) => kept.version)).catch(() => undefined);
-    if (input.from) await models.unload(input.from);
+    // An unload past its deadline fails the switch (HOOK_TIMEOUT): the chart rolls back to the old version.
+    if (input.from) await models.unload(input.from, { timeoutFails: true });
     return { active: pointer.active, retained: pointer.retained };
   });
 }

@@ -68,6 +68,7 @@ const DOMAIN_EVENTS = {
   'retry.requested': host('RETRY_NOW'),
   'update.interrupted': host('INTERRUPTED'),
   'conditions.changed': host('CONDITIONS_CHANGED'),
+  'staged.applyRequested': host('APPLY_STAGED'),
   'download.progressed': host('PROGRESS'),
   'manifest.accepted': {
     ...done('fetchManifest'),
