@@ -24,6 +24,7 @@ const commands: Record<string, () => Promise<Command>> = {
   status: () => import('./commands/status.js'),
   log: () => import('./commands/log.js'),
   rollback: () => import('./commands/rollback.js'),
+  release: () => import('./commands/release.js'),
   gc: () => import('./commands/gc.js'),
   stats: () => import('./commands/stats.js'),
 };

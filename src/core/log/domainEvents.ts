@@ -69,6 +69,7 @@ const DOMAIN_EVENTS = {
   'update.interrupted': host('INTERRUPTED'),
   'conditions.changed': host('CONDITIONS_CHANGED'),
   'download.progressed': host('PROGRESS'),
+  'quarantine.released': host('RELEASE'),
   'manifest.accepted': {
     ...done('fetchManifest'),
     when: (payload) => !notModified(payload),
