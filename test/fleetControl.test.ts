@@ -8,9 +8,8 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createModelUpdater, generateKeyPair, readLogFile } from '../src/index.js';
-import { publish } from '../src/publish/publish.js';
-import { parsePrivateKeyText } from '../src/publish/keys.js';
+import { createModelUpdater, readLogFile } from '../src/index.js';
+import { generateKeyPair, parsePrivateKeyText, publish } from '../src/publish/index.js';
 import { runCli } from './helpers/runCli.js';
 import { startTestServer, type TestServer } from './helpers/testServer.js';
 
