@@ -25,6 +25,7 @@ const commands: Record<string, () => Promise<Command>> = {
   log: () => import('./commands/log.js'),
   rollback: () => import('./commands/rollback.js'),
   release: () => import('./commands/release.js'),
+  'verify-service': () => import('./commands/verifyService.js'),
   gc: () => import('./commands/gc.js'),
   stats: () => import('./commands/stats.js'),
 };

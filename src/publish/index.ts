@@ -10,3 +10,4 @@ export { type SignedEnvelope, type Signature } from '../core/trust/envelope.js';
 export { canonicalJson } from '../core/trust/canonical.js';
 export { parseManifest, parseManifestText, MANIFEST_SCHEMA_VERSION } from '../core/manifest/schema.js';
 export type { Manifest, ManifestVersion, ManifestFile } from '../../machines/types.js';
+export { verifyService, EXPIRY_WARNING_MS, type VerifyServiceOptions, type ServiceReport, type FileReport } from './verifyService.js';
