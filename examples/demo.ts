@@ -16,7 +16,8 @@ import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, normalize } from 'node:path';
-import { createModelUpdater, formatRecord, generateKeyPair, parsePrivateKeyText, publish, type DownloadProgress, type ModelRef } from '../src/index.js';
+import { createModelUpdater, formatRecord, type DownloadProgress, type ModelRef } from '../src/index.js';
+import { generateKeyPair, parsePrivateKeyText, publish } from '../src/publish/index.js';
 
 const MB = 1024 * 1024;
 

@@ -25,6 +25,8 @@ export const ERROR_CODES = [
   'ROLLBACK_UNAVAILABLE',
   'INTERRUPTED',
   'PROBATION_FAILED',
+  /** The publisher withdrew the active version (`publish --pull`): the install rolled back from it. */
+  'VERSION_PULLED',
   'LOCKED',
   'STORAGE_FAILED',
   'LOG_CORRUPT',

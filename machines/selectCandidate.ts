@@ -4,8 +4,8 @@ import type { InstalledVersion, Manifest, ManifestFile, ManifestVersion, Quarant
 
 /**
  * The best version on offer for this install: on the configured channel, admitted by its `requires.app`
- * range, not skipped, inside the pin, rolled out to this install, not quarantined, and newer than the
- * active one by semver. Null when the install is up to date.
+ * range, not skipped, inside the pin, rolled out to this install, not quarantined, not pulled, and newer
+ * than the active one by semver (any version, when the active one was pulled). Null when the install is up to date.
  */
 export function selectCandidate(
   manifest: Manifest,
@@ -14,11 +14,13 @@ export function selectCandidate(
   quarantine: readonly QuarantinedBuild[] = [],
 ): ManifestVersion | null {
   let best: ManifestVersion | null = null;
+  // An install running a pulled version (and keeping nothing to go back to) may take an older one.
+  const activePulled = active !== null && manifest.versions.some((entry) => entry.version === active.version && entry.pulled === true);
   for (const offered of manifest.versions) {
-    if (!isAdmissible(offered, config)) continue;
+    if (offered.pulled === true || !isAdmissible(offered, config)) continue;
     if (!isAllowedByPolicy(offered, config) || !isRolledOutTo(offered, config.installId)) continue;
     if (isQuarantined(offered, quarantine)) continue;
-    if (active && !semver.gt(offered.version, active.version)) continue;
+    if (active && !activePulled && !semver.gt(offered.version, active.version)) continue;
     if (!best || semver.gt(offered.version, best.version)) best = offered;
   }
   return best;
@@ -31,7 +33,7 @@ export function isAdmissible(offered: ManifestVersion, config: Pick<UpdaterConfi
 }
 
 /** An interrupted update gets one more try; any other reason to leave a build is final for that build. */
-export function isQuarantined(offered: ManifestVersion, quarantine: readonly QuarantinedBuild[]): boolean {
+export function isQuarantined(offered: { version: string; files: ReadonlyArray<Pick<ManifestFile, 'path' | 'sha256'>> }, quarantine: readonly QuarantinedBuild[]): boolean {
   const entry = quarantine.find((bad) => bad.version === offered.version && bad.build === buildId(offered));
   return entry !== undefined && (entry.reason !== 'INTERRUPTED' || entry.count >= 2);
 }

@@ -21,6 +21,8 @@ export interface ManifestVersion {
   publishedAt?: string;
   /** Staged rollout: the fraction of installs (0 to 1) that are offered this version. Absent: all. */
   rollout?: number;
+  /** Withdrawn by its publisher: never offered again; an install running it rolls back (VERSION_PULLED). */
+  pulled?: true;
   files: ManifestFile[];
 }
 
@@ -239,7 +241,9 @@ export type UpdaterEvent =
   /** Recovery found an update cut off before its switch: undo it. */
   | { type: 'INTERRUPTED' }
   /** The host's download conditions may have changed (network, power, idle): look again. */
-  | { type: 'CONDITIONS_CHANGED' };
+  | { type: 'CONDITIONS_CHANGED' }
+  /** The host releases a version a rollback quarantined: it may be offered again. */
+  | { type: 'RELEASE'; version: string };
 
 /**
  * What the chart tells the outside world as a transition is taken (XState `emit`). Only a running actor

@@ -10,6 +10,7 @@ import { approvalFor } from './versionPolicy.js';
 import { planRetention } from './retention.js';
 import { drawFromSeed } from './seededRandom.js';
 import { buildId, selectCandidate, toInstalled } from './selectCandidate.js';
+import { isPulled, pulledRollbackTarget } from './pulledVersion.js';
 import type {
   CheckDiskSpaceInput,
   ConditionsOutput,
@@ -94,6 +95,8 @@ export const updaterMachine = setup({
   },
   guards: {
     upToDate: ({ context }) => context.candidate === null,
+    // The publisher withdrew the active version and a kept one can replace it (else a candidate may).
+    activeWasPulled: ({ context }) => context.active !== null && isPulled(context.manifest?.body, context.active.version) && pulledTarget(context) !== null,
     needsApproval: ({ context }) =>
       approvalFor(context.config.approval, context.active?.version ?? null, context.candidate!.version) === 'ask',
     checkCanBeDeferred: ({ context }, error: UpdateErrorData) =>
@@ -234,6 +237,10 @@ export const updaterMachine = setup({
       return { probation: loads >= context.config.confirmAfterLoads ? null : { ...probation, loads, failedStarts: 0 } };
     }),
     confirm: assign({ probation: null }),
+    releaseQuarantine: assign(({ context, event }) => {
+      assertEvent(event, 'RELEASE');
+      return { quarantine: context.quarantine.filter((bad) => bad.version !== event.version) };
+    }),
     planProbationRollback: assign(({ context, event }) => {
       assertEvent(event, 'STARTED');
       const { version, previous, failedStarts } = context.probation!;
@@ -252,6 +259,17 @@ export const updaterMachine = setup({
         },
       };
     }),
+    planPulledRollback: assign(({ context }) => ({
+      rollback: {
+        from: context.active,
+        to: pulledTarget(context),
+        cause: {
+          code: 'VERSION_PULLED' as const,
+          message: `Version ${context.active?.version} was withdrawn by its publisher; the newest version kept that is still offered was restored.`,
+        },
+        manual: false,
+      },
+    })),
     planInterruptedRollback: assign(({ context }) => ({
       rollback: {
         from: context.candidate ? toInstalled(context.candidate) : null,
@@ -302,6 +320,7 @@ export const updaterMachine = setup({
     STARTED: { actions: 'countStart' },
     LOADED: { actions: 'countLoad' },
     CONFIRM: { actions: 'confirm' },
+    RELEASE: { actions: 'releaseQuarantine' },
   },
   states: {
     idle: {
@@ -342,6 +361,7 @@ export const updaterMachine = setup({
     },
     deciding: {
       always: [
+        { guard: 'activeWasPulled', target: 'rollingBack', actions: 'planPulledRollback' },
         { guard: 'upToDate', target: 'idle', actions: 'finishUpToDate' },
         { guard: 'candidateAlreadyStaged', target: 'staged', actions: 'finishStaged' },
         { guard: 'needsApproval', target: 'awaitingApproval', actions: 'announceCandidate' },
@@ -568,6 +588,10 @@ function quarantineAfterRollback(context: UpdaterContext) {
   const reason = context.rollback?.cause?.code ?? 'ROLLED_BACK_BY_USER';
   const entry = { version: left.version, build, reason, count: (earlier?.count ?? 0) + 1 };
   return [...context.quarantine.filter((bad) => bad !== earlier), entry];
+}
+
+function pulledTarget(context: UpdaterContext) {
+  return context.manifest ? pulledRollbackTarget(context.manifest.body, context.config, context.retained, context.quarantine) : null;
 }
 
 /** The retained version a rollback goes to: the one asked for, else the newest kept. */

@@ -1,5 +1,8 @@
 /**
- * model-updater's public surface. Every export is named on purpose.
+ * `model-updater`: the host runtime's public surface. Every export is named on purpose. The publisher's
+ * tools are in `model-updater/publish`, the inspector bridges in `model-updater/inspect` (their optional
+ * peer dependencies are loaded only from there), the browser host in `model-updater/browser`, the
+ * simulator and memory adapters in `model-updater/testing`.
  */
 export {
   createModelUpdater,
@@ -16,11 +19,11 @@ export { readActive, type ReadActiveOptions, type ActiveModel } from './node/rea
 export { UpdateError, isUpdateError, ERROR_CODES, type UpdateErrorCode, type UpdateErrorData } from './core/errors.js';
 export type { ModelLoader, ModelRef } from './core/modelRef.js';
 export { parseManifest, parseManifestText, MANIFEST_SCHEMA_VERSION } from './core/manifest/schema.js';
-export { publish, type PublishOptions } from './publish/publish.js';
-export { generateKeyPair, keyIdOf, parsePrivateKeyText, parsePublicKeyText, type KeyPair } from './publish/keys.js';
-export { readPrivateKeyFile, readPublicKeyFile, writeKeyPair } from './publish/keyFiles.js';
+// Readers beside the updater: readActive is exported here (the host runtime's entry point).
+// The host's trusted keys: the publisher's public key, as a file or text.
+export { keyIdOf, parsePublicKeyText } from './publish/keys.js';
+export { readPublicKeyFile } from './publish/keyFiles.js';
 export { type SignedEnvelope, type Signature } from './core/trust/envelope.js';
-export { signEnvelope } from './publish/sign.js';
 export { canonicalJson } from './core/trust/canonical.js';
 export { replay, type UpdaterSnapshot } from './core/log/replay.js';
 export { type LogRecord, type LogVerification } from './core/log/record.js';
@@ -39,7 +42,10 @@ export { FileStagingArea } from './node/fileStagingArea.js';
 export { createNodeTransport, type NodeTransportOptions } from './node/nodeTransport.js';
 export { downloadFile, type DownloadFileOptions, type DownloadFileResult } from './core/download/downloadFile.js';
 export type { DownloadLimits, Timers } from './core/download/transferGuard.js';
+// The ports a custom platform implements (see Platform).
 export type { Transport, TransportRequest, TransportResponse, BodySink } from './core/ports/transport.js';
+export type { EventLog, LogSegmentOptions } from './core/ports/eventLog.js';
+export type { TrustStore, SavedTrust } from './core/ports/trustStore.js';
 export type { StagingArea, StagedFile, StagedWriter, ResumeRecord, Sha256 } from './core/ports/stagingArea.js';
 export type { ModelStore, ActivePointer } from './core/ports/modelStore.js';
 export { updaterMachine } from '../machines/updater.machine.js';
@@ -62,5 +68,3 @@ export type {
   TrustState,
 } from '../machines/types.js';
 export { formatRecord, summarize } from './core/log/describe.js';
-export { replayIntoInspector, type InspectTarget } from './inspect/replayIntoInspector.js';
-export { connectWebSocketInspector, type WebSocketInspector } from './inspect/webSocketInspector.js';

@@ -10,7 +10,8 @@ import { createInspector, type StatelyInspectionEvent } from '@statelyai/inspect
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
 import type { InspectionEvent } from 'xstate';
-import { replayIntoInspector, isUpdateError, connectWebSocketInspector } from '../src/index.js';
+import { isUpdateError } from '../src/index.js';
+import { replayIntoInspector, connectWebSocketInspector } from '../src/inspect/index.js';
 import { replay, isMachineRecord } from '../src/core/log/replay.js';
 import { chartEventOf } from '../src/core/log/domainEvents.js';
 import { createWorld, plain, type World } from './helpers/fixtures.js';

@@ -4,7 +4,7 @@
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { publish } from '../../src/index.js';
+import { publish } from '../../src/publish/index.js';
 import { linearModel, type LinearWeights } from './onnxModel.js';
 
 /**

@@ -25,6 +25,8 @@ const commands: Record<string, () => Promise<Command>> = {
   status: () => import('./commands/status.js'),
   log: () => import('./commands/log.js'),
   rollback: () => import('./commands/rollback.js'),
+  release: () => import('./commands/release.js'),
+  'verify-service': () => import('./commands/verifyService.js'),
   gc: () => import('./commands/gc.js'),
   stats: () => import('./commands/stats.js'),
 };

@@ -414,6 +414,16 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
       current.send(event);
       return settled(event.sessionId);
     },
+    release(version) {
+      const current = running();
+      const quarantined = current.getSnapshot().context.quarantine;
+      if (!quarantined.some((bad) => bad.version === version)) {
+        const listed = [...new Set(quarantined.map((bad) => bad.version))].join(', ') || 'none';
+        throw new UpdateError('INVALID_ARGUMENT', `Version ${version} is not quarantined (quarantined: ${listed}); nothing was changed.`);
+      }
+      current.send({ type: 'RELEASE', version });
+      if (journal?.failure) throw journal.failure;
+    },
     stop() {
       keeper.close();
       actor?.stop();

@@ -71,6 +71,13 @@ export interface ModelUpdater<Handle = unknown> {
   applyStaged(): Promise<UpdateResult>;
   /** Makes a retained version active again (the newest retained, or `to`). */
   rollback(to?: string): Promise<UpdateResult>;
+  /**
+   * Releases a version a rollback quarantined (every build of it), so checks offer it again; journaled.
+   * Throws INVALID_ARGUMENT when `version` is not quarantined.
+   * @example
+   * updater.release('1.2.0') // after the publisher fixed what made 1.2.0 fail here
+   */
+  release(version: string): void;
   stop(): void;
   /**
    * The chart's snapshot. Before start() it is the chart's first snapshot for the options given (nothing

@@ -46,6 +46,14 @@ export interface PublishOptions {
    * signing keys that are not in the new set, threshold 1.
    */
   rotateFrom?: { keys: string[]; threshold: number };
+  /**
+   * Staged rollout: the fraction of installs (0 to 1) offered this version. With inputs it is set on the new
+   * version; without inputs, on the already published `version`, changing only that field.
+   */
+  rollout?: number;
+  /** Withdraws this published version: it stays listed with `pulled: true`, is never offered again, and
+   * installs running it roll back (VERSION_PULLED). Give no `version` and no inputs with it. */
+  pull?: string;
 }
 
 export async function sha256File(path: string): Promise<string> {
@@ -118,6 +126,13 @@ function rotation(manifest: Manifest, options: PublishOptions, to: { keys: strin
 export async function publish(options: PublishOptions & { version: string }): Promise<ManifestVersion>;
 export async function publish(options: PublishOptions): Promise<ManifestVersion | null>;
 export async function publish(options: PublishOptions): Promise<ManifestVersion | null> {
+  if (options.rollout !== undefined && !(Number.isFinite(options.rollout) && options.rollout >= 0 && options.rollout <= 1)) {
+    throw new UpdateError('INVALID_ARGUMENT', `--rollout "${options.rollout}" is not a fraction: give a number from 0 to 1, like 0.25.`);
+  }
+  if (options.pull !== undefined) return changePublished(options, options.pull, () => ({ pulled: true }));
+  if (options.version !== undefined && options.rollout !== undefined && options.inputs.length === 0) {
+    return changePublished(options, options.version, () => ({ rollout: options.rollout! }));
+  }
   if (options.version === undefined && options.inputs.length === 0) {
     const manifest = await readManifest(options.out, options.modelId ?? basename(options.out));
     await writeFileAtomic(join(options.out, 'manifest.json'), finish(manifest, options).text);
@@ -146,9 +161,38 @@ export async function publish(options: PublishOptions): Promise<ManifestVersion 
     ...(options.requiresApp ? { requires: { app: options.requiresApp } } : {}),
     ...(options.notes ? { notes: options.notes } : {}),
     publishedAt: new Date((options.now ?? Date.now)()).toISOString(),
+    ...(options.rollout !== undefined ? { rollout: options.rollout } : {}),
     files,
   };
   const { text } = finish({ ...manifest, versions: [...manifest.versions, entry] }, options);
   await writeFileAtomic(join(options.out, 'manifest.json'), text);
   return entry;
+}
+
+/**
+ * Changes fields of a version already published (its rollout, or pulls it), leaving every other field and
+ * every other version as they are; the manifest is re-signed (next serial) when keys are given.
+ */
+async function changePublished(options: PublishOptions, version: string, change: () => Partial<ManifestVersion>): Promise<ManifestVersion> {
+  if (options.inputs.length > 0) throw new UpdateError('INVALID_ARGUMENT', `Changing published version ${version} takes no files: published versions are immutable.`);
+  if (options.pull !== undefined && options.version !== undefined) throw new UpdateError('INVALID_ARGUMENT', '--pull takes the version to withdraw itself: give it without --version.');
+  const manifest = await readManifest(options.out, options.modelId ?? basename(options.out));
+  const index = manifest.versions.findIndex((entry) => entry.version === version);
+  if (index === -1) {
+    const listed = manifest.versions.map((entry) => entry.version).join(', ') || 'none';
+    throw new UpdateError('INVALID_ARGUMENT', `Version ${version} is not published in ${options.out} (published: ${listed}); publish it first, with its files.`);
+  }
+  if ((options.keys?.length ?? 0) === 0 && (await isSignedOnDisk(options.out))) {
+    throw new UpdateError('INVALID_ARGUMENT', `${join(options.out, 'manifest.json')} is signed: give the signing key(s) with --key, or clients would refuse the unsigned manifest.`);
+  }
+  const entry = { ...manifest.versions[index]!, ...change() };
+  const versions = manifest.versions.map((old, i) => (i === index ? entry : old));
+  const { text } = finish({ ...manifest, versions }, options);
+  await writeFileAtomic(join(options.out, 'manifest.json'), text);
+  return entry;
+}
+
+async function isSignedOnDisk(out: string): Promise<boolean> {
+  const text = await readFile(join(out, 'manifest.json'), 'utf8').catch(() => null);
+  return text !== null && looksSigned(parseStrictJson(text, join(out, 'manifest.json')));
 }

@@ -6,7 +6,7 @@ import { CliOutput } from '../output.js';
 import { UpdateError } from '../../core/errors.js';
 
 export const usage =
-  'publish --out <folder> --version <v> [--channel c] [--requires-app <range>] [--notes <text>] [--model-id <id>] [--key <private key file>]... [--expires <ISO date | 30d>] [--rotate-key <public key file>... --rotate-threshold n [--rotate-from <public key file>... --rotate-from-threshold n]] [--json] <files or folders...>';
+  "publish --out <folder> --version <v> [--channel c] [--requires-app <range>] [--notes <text>] [--model-id <id>] [--key <private key file>]... [--expires <ISO date | 30d>] [--rotate-key <public key file>... --rotate-threshold n [--rotate-from <public key file>... --rotate-from-threshold n]] [--rollout <fraction 0..1>] [--json] <files or folders...> | publish --out <folder> --version <v> --rollout <fraction> [--key ...] (no files: changes that published version's rollout) | publish --out <folder> --pull <version> [--key ...] (withdraws it)";
 
 export async function run(argv: string[]): Promise<number> {
   const { values, positionals } = parsed(() =>
@@ -26,6 +26,8 @@ export async function run(argv: string[]): Promise<number> {
       'rotate-threshold': { type: 'string' },
       'rotate-from': { type: 'string', multiple: true },
       'rotate-from-threshold': { type: 'string' },
+      rollout: { type: 'string' },
+      pull: { type: 'string' },
       json: { type: 'boolean' },
       },
     }),
@@ -41,10 +43,15 @@ export async function run(argv: string[]): Promise<number> {
     if (values.expires !== undefined && keys.length === 0) throw new UpdateError('INVALID_ARGUMENT', '--expires needs --key: only a signed manifest can be trusted to expire.');
     if (rotateKeys.length > 0 && keys.length === 0) throw new UpdateError('INVALID_ARGUMENT', '--rotate-key needs --key: a rotation must be signed by the current keys (and the new ones).');
     // Without --version and files: re-sign only (new serial and expiry), e.g. before the old one expires.
-    const resign = values.version === undefined && positionals.length === 0 && keys.length > 0;
+    const resign = values.version === undefined && positionals.length === 0 && keys.length > 0 && values.pull === undefined;
+    const rollout = values.rollout === undefined ? undefined : fraction(values.rollout);
+    // A published version's rollout changed, or a version pulled: only that field changes.
+    const changing = positionals.length === 0 && (values.pull !== undefined || rollout !== undefined);
     const entry = await publish({
       out: required(values.out, '--out'),
-      ...(resign ? {} : { version: required(values.version, '--version') }),
+      ...(resign || values.pull !== undefined ? {} : { version: required(values.version, '--version') }),
+      ...(values.pull !== undefined ? { pull: values.pull } : {}),
+      ...(rollout !== undefined ? { rollout } : {}),
       inputs: positionals,
       ...(keys.length ? { keys } : {}),
       ...(values.expires !== undefined ? { expires: values.expires } : {}),
@@ -60,6 +67,11 @@ export async function run(argv: string[]): Promise<number> {
       output.result({ ok: true, version: null, signed: true }, [`re-signed ${values.out}/manifest.json${signing}`]);
       return 0;
     }
+    if (changing) {
+      const what = values.pull !== undefined ? 'pulled (never offered again; installs running it roll back)' : `rollout set to ${entry.rollout}`;
+      output.result({ ok: true, version: entry, signed: keys.length > 0 }, [`${entry.version} in ${values.out}: ${what}${signing}`]);
+      return 0;
+    }
     const bytes = entry.files.reduce((sum, file) => sum + file.size, 0);
     output.result({ ok: true, version: entry, signed: keys.length > 0 }, [
       `published ${entry.version} (${entry.channel}) to ${values.out}: ${entry.files.length} file(s), ${bytes} bytes${signing}`,
@@ -73,5 +85,13 @@ export async function run(argv: string[]): Promise<number> {
 function wholeNumber(value: string | undefined, flag: string): number {
   const number = value === undefined ? 1 : Number(value);
   if (!Number.isInteger(number) || number < 1) throw new UpdateError('INVALID_ARGUMENT', `${flag} must be a whole number >= 1, got "${value}".`);
+  return number;
+}
+
+function fraction(value: string): number {
+  const number = Number(value);
+  if (value.trim() === '' || !Number.isFinite(number) || number < 0 || number > 1) {
+    throw new UpdateError('INVALID_ARGUMENT', `--rollout must be a fraction from 0 to 1 (like 0.25), got "${value}".`);
+  }
   return number;
 }

@@ -70,6 +70,7 @@ const DOMAIN_EVENTS = {
   'conditions.changed': host('CONDITIONS_CHANGED'),
   'staged.applyRequested': host('APPLY_STAGED'),
   'download.progressed': host('PROGRESS'),
+  'quarantine.released': host('RELEASE'),
   'manifest.accepted': {
     ...done('fetchManifest'),
     when: (payload) => !notModified(payload),

@@ -53,6 +53,8 @@ const versionSchema = z
     notes: z.string().optional(),
     publishedAt: z.string().optional(),
     rollout: z.number().min(0).max(1).optional(),
+    /** Withdrawn by its publisher (`publish --pull`): never offered; installs running it roll back. */
+    pulled: z.literal(true).optional(),
     files: z.array(fileSchema).min(1, 'a version needs at least one file'),
   })
   .superRefine((version, ctx) => {

@@ -1,0 +1,7 @@
+/**
+ * `model-updater/inspect`: bridges to the Stately inspector. They need the optional peer dependencies
+ * `@statelyai/inspect` (and `ws` for the WebSocket bridge); a host that does not import this entry point
+ * never loads them.
+ */
+export { replayIntoInspector, type InspectTarget } from './replayIntoInspector.js';
+export { connectWebSocketInspector, type WebSocketInspector } from './webSocketInspector.js';
