@@ -16,12 +16,43 @@ export interface ManifestFile {
 export interface ManifestVersion {
   version: string;
   channel: string;
-  requires?: { app?: string };
+  /**
+   * What the host must be able to run: the app version range, runtime version ranges by name, memory,
+   * accelerator kinds (any one of them). A key this client does not know makes the version inadmissible.
+   */
+  requires?: VersionRequirements;
   notes?: string;
+  /** Publisher-defined JSON (model format, golden inputs and expected outputs...), signed with the manifest. */
+  metadata?: Record<string, unknown>;
   publishedAt?: string;
   /** Staged rollout: the fraction of installs (0 to 1) that are offered this version. Absent: all. */
   rollout?: number;
   files: ManifestFile[];
+}
+
+export interface VersionRequirements {
+  app?: string;
+  /** Runtime or execution-backend name → semver range, e.g. `{ onnxruntime: '>=1.17' }`. */
+  runtime?: Record<string, string>;
+  minMemoryBytes?: number;
+  /** Accelerator kinds, any one of which the host must have (e.g. `['webgpu', 'cuda']`). */
+  accelerators?: string[];
+  /** Requirements from a newer publisher that this client cannot judge. */
+  [unknown: string]: unknown;
+}
+
+/** What the host can run, matched against versions' `requires`. An absent field is not checked. */
+export interface HostCapabilities {
+  /** Runtime name → the version the host has, e.g. `{ onnxruntime: '1.18.0' }`. */
+  runtime?: Record<string, string>;
+  memoryBytes?: number;
+  accelerators?: string[];
+}
+
+/** A version on offer that this install cannot take, and why. */
+export interface SkippedVersion {
+  version: string;
+  reason: string;
 }
 
 export interface Manifest {
@@ -65,6 +96,8 @@ export interface TrustState {
 export interface InstalledVersion {
   version: string;
   files: Array<Pick<ManifestFile, 'path' | 'size' | 'sha256'>>;
+  /** The version's signed `metadata`, kept for the hooks. */
+  metadata?: Record<string, unknown>;
 }
 
 export type ApprovalRule = 'auto' | 'ask';
@@ -83,6 +116,8 @@ export interface UpdaterConfig {
   /** How often a download waiting for its conditions looks again. */
   conditionsPollMs: number;
   channel: string;
+  /** What the host can run; absent: versions' runtime, memory and accelerator requirements are not checked. */
+  capabilities?: HostCapabilities;
   approval: Approval;
   /** Attempts of one download (the first included) before the session fails. */
   maxDownloadAttempts: number;
@@ -113,6 +148,8 @@ export interface Session {
   attempt: number;
   /** A random number in [0, 1) from the host, which seeds this session's back-off jitter. */
   jitter?: number;
+  /** A check that only looks: it reports the candidate and ends, leaving nothing pending. */
+  look?: boolean;
 }
 
 export interface DownloadProgress {
@@ -130,7 +167,8 @@ export interface FileDigest {
   sha256: string;
 }
 
-export type Outcome = 'up-to-date' | 'activated' | 'rolled-back' | 'failed' | 'cancelled' | 'declined';
+/** `available`: a check that only looks found a version to install (nothing was downloaded). */
+export type Outcome = 'up-to-date' | 'available' | 'activated' | 'rolled-back' | 'failed' | 'cancelled' | 'declined';
 
 export interface SessionResult {
   sessionId: string;
@@ -202,7 +240,7 @@ export interface UpdaterInput {
 }
 
 export type UpdaterEvent =
-  | { type: 'CHECK'; sessionId: string; at: number; trigger: Trigger; jitter?: number }
+  | { type: 'CHECK'; sessionId: string; at: number; trigger: Trigger; jitter?: number; look?: boolean }
   | { type: 'APPROVE' }
   | { type: 'CANCEL' }
   | { type: 'ROLLBACK'; sessionId: string; at: number; to?: string }

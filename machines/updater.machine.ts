@@ -94,6 +94,14 @@ export const updaterMachine = setup({
   },
   guards: {
     upToDate: ({ context }) => context.candidate === null,
+    onlyLooking: ({ context }) => context.session?.look === true,
+    // The host changed its configuration while an update waits for approval: does the wait still stand?
+    pendingStillStands: ({ context, event }) => {
+      assertEvent(event, 'CONFIGURE');
+      const config = { ...context.config, ...event.config };
+      const reselected = context.manifest ? selectCandidate(context.manifest.body, config, context.active, context.quarantine) : null;
+      return reselected?.version === context.candidate?.version && approvalFor(config.approval, context.active?.version ?? null, reselected!.version) === 'ask';
+    },
     needsApproval: ({ context }) =>
       approvalFor(context.config.approval, context.active?.version ?? null, context.candidate!.version) === 'ask',
     checkCanBeDeferred: ({ context }, error: UpdateErrorData) =>
@@ -118,6 +126,7 @@ export const updaterMachine = setup({
           startedAt: event.at,
           attempt: 1,
           ...(event.jitter === undefined ? {} : { jitter: event.jitter }),
+          ...(event.look ? { look: true } : {}),
         },
       };
     }),
@@ -147,6 +156,11 @@ export const updaterMachine = setup({
       enqueue.assign({ lastResult });
       enqueue.emit({ type: 'update-not-available', sessionId: lastResult.sessionId });
     }),
+    finishLooked: assign(({ context }) => ({ lastResult: result(context, 'available') })),
+    // Selection again, under the configuration now in force (channel, app version, capabilities, policy).
+    reselectCandidate: assign(({ context }) => ({
+      candidate: context.manifest ? selectCandidate(context.manifest.body, context.config, context.active, context.quarantine) : null,
+    })),
     announceCandidate: emit(({ context }) => ({ type: 'update-available' as const, version: context.candidate!.version, notes: context.candidate!.notes })),
     recordError: assign((_, error: UpdateErrorData) => ({ error })),
     countAttempt: assign(({ context }) => ({
@@ -314,6 +328,8 @@ export const updaterMachine = setup({
     deciding: {
       always: [
         { guard: 'upToDate', target: 'idle', actions: 'finishUpToDate' },
+        // A check that only looks reports what it found and leaves nothing pending.
+        { guard: 'onlyLooking', target: 'idle', actions: ['announceCandidate', 'finishLooked'] },
         { guard: 'needsApproval', target: 'awaitingApproval', actions: 'announceCandidate' },
         { target: 'downloading', actions: 'announceCandidate' },
       ],
@@ -322,6 +338,11 @@ export const updaterMachine = setup({
       tags: ['settled', 'checkpointable'],
       on: {
         APPROVE: { target: 'downloading' },
+        // Another channel, app version or policy: decide again; a candidate no longer admissible is dropped.
+        CONFIGURE: [
+          { guard: 'pendingStillStands', actions: 'configure' },
+          { target: 'deciding', actions: ['configure', 'reselectCandidate'] },
+        ],
         CANCEL: { target: 'idle', actions: 'declineCandidate' },
         CHECK: { target: 'checking', actions: 'beginSession' },
         ROLLBACK: { guard: 'canRollBack', target: 'rollingBack', actions: 'planManualRollback' },

@@ -4,6 +4,7 @@
  */
 import type { ActorOptions, InspectionEvent, Observer } from 'xstate';
 import type { updaterMachine } from '../../machines/updater.machine.js';
+import type { HostCapabilities } from '../../machines/types.js';
 import type { EventLog, LogSegmentOptions } from './ports/eventLog.js';
 import type { ModelLoader } from './modelRef.js';
 import type { UpdatePolicy } from './updatePolicy.js';
@@ -52,8 +53,18 @@ export interface UpdaterOptions<Handle = unknown> {
   download?: DownloadLimits;
   /** The host app's version, matched against each model version's `requires.app` range; without it, ranges are not checked. */
   appVersion?: string;
-  /** Release channel to follow. Default 'stable'. */
+  /**
+   * Release channel to follow. Default 'stable'. Channels from most to least stable: stable, beta, alpha,
+   * nightly; a client takes versions of its channel and of every more stable one. A custom channel takes
+   * its own versions and stable's.
+   */
   channel?: string;
+  /**
+   * What this host can run, matched against versions' `requires`: runtime versions by name
+   * (`{ onnxruntime: '1.18.0' }`), `memoryBytes`, `accelerators` (kinds it has, e.g. `['webgpu']`).
+   * A field left out is not checked; a version needing a requirement this client does not know is skipped.
+   */
+  capabilities?: HostCapabilities;
   policy?: UpdatePolicy;
   loader?: ModelLoader<Handle>;
   /** Complete versions kept on disk, the active one included. Default and minimum 2 (active + one for rollback). */
