@@ -9,6 +9,11 @@ export interface ModelRef {
   /** Absolute folder holding the version's files under their manifest paths. */
   path: string;
   files: InstalledVersion['files'];
+  /**
+   * The version's `metadata` as its publisher signed it (model format, golden inputs with expected
+   * outputs, ...); `{}` when it has none. A copy: changing it changes nothing in the updater.
+   */
+  metadata: Record<string, unknown>;
 }
 
 /**
@@ -17,10 +22,13 @@ export interface ModelRef {
  */
 export interface ModelLoader<Handle = unknown> {
   /** Converts host data (caches, user adaptations) for the new version before it is loaded. */
-  migrate?(context: { from: ModelRef | null; to: ModelRef; signal: AbortSignal }): unknown;
+  migrate?(context: { from: ModelRef | null; to: ModelRef; signal: AbortSignal; metadata: Record<string, unknown> }): unknown;
   /** Loads a version's files; the returned handle is passed to healthCheck and unload. */
   load?(model: ModelRef): Handle | Promise<Handle>;
-  /** Runs the loaded model on a known input; false or a throw marks the version unhealthy. */
+  /**
+   * Runs the loaded model on a known input; false or a throw marks the version unhealthy. `model.metadata`
+   * holds what the publisher measured (e.g. golden inputs and expected outputs) to compare with.
+   */
   healthCheck?(model: ModelRef, handle: Handle): boolean | void | Promise<boolean | void>;
   /** Releases a version that is no longer used. */
   unload?(model: ModelRef, handle: Handle): unknown;
@@ -36,7 +44,12 @@ export class LoadedModels<Handle = unknown> {
   ) {}
 
   ref(installed: InstalledVersion): ModelRef {
-    return { version: installed.version, path: this.pathOf(installed.version), files: installed.files };
+    return {
+      version: installed.version,
+      path: this.pathOf(installed.version),
+      files: installed.files,
+      metadata: installed.metadata === undefined ? {} : structuredClone(installed.metadata),
+    };
   }
 
   handle(version: string): Handle | undefined {

@@ -11,7 +11,8 @@ export function createRunMigration(loader: ModelLoader<any>, models: LoadedModel
     if (!loader.migrate) return;
     const from = input.from ? models.ref(input.from) : null;
     try {
-      await loader.migrate({ from, to: models.ref(input.to), signal });
+      const to = models.ref(input.to);
+      await loader.migrate({ from, to, signal, metadata: to.metadata });
     } catch (error) {
       throw new UpdateError(
         'MIGRATION_FAILED',
