@@ -11,9 +11,9 @@ export interface ModelRef {
   files: InstalledVersion['files'];
   /**
    * The version's `metadata` as its publisher signed it (model format, golden inputs with expected
-   * outputs, ...); `{}` when it has none. A copy: changing it changes nothing in the updater.
+   * outputs, ...); absent when it has none. A copy: changing it changes nothing in the updater.
    */
-  metadata: Record<string, unknown>;
+  metadata?: Record<string, unknown>;
 }
 
 /**
@@ -22,7 +22,7 @@ export interface ModelRef {
  */
 export interface ModelLoader<Handle = unknown> {
   /** Converts host data (caches, user adaptations) for the new version before it is loaded. */
-  migrate?(context: { from: ModelRef | null; to: ModelRef; signal: AbortSignal; metadata: Record<string, unknown> }): unknown;
+  migrate?(context: { from: ModelRef | null; to: ModelRef; signal: AbortSignal; metadata?: Record<string, unknown> }): unknown;
   /** Loads a version's files; the returned handle is passed to healthCheck and unload. */
   load?(model: ModelRef): Handle | Promise<Handle>;
   /**
@@ -48,7 +48,7 @@ export class LoadedModels<Handle = unknown> {
       version: installed.version,
       path: this.pathOf(installed.version),
       files: installed.files,
-      metadata: installed.metadata === undefined ? {} : structuredClone(installed.metadata),
+      ...(installed.metadata === undefined ? {} : { metadata: structuredClone(installed.metadata) }),
     };
   }
 

@@ -12,7 +12,7 @@ export function createRunMigration(loader: ModelLoader<any>, models: LoadedModel
     const from = input.from ? models.ref(input.from) : null;
     try {
       const to = models.ref(input.to);
-      await loader.migrate({ from, to, signal, metadata: to.metadata });
+      await loader.migrate({ from, to, signal, ...(to.metadata === undefined ? {} : { metadata: to.metadata }) });
     } catch (error) {
       throw new UpdateError(
         'MIGRATION_FAILED',
