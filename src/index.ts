@@ -14,6 +14,9 @@ export {
 } from './node/createModelUpdater.js';
 export { UpdateError, isUpdateError, ERROR_CODES, type UpdateErrorCode, type UpdateErrorData } from './core/errors.js';
 export type { ModelLoader, ModelRef } from './core/modelRef.js';
+export type { CheckOptions } from './core/updaterApi.js';
+export type { HostCapabilities, SkippedVersion, VersionRequirements } from '../machines/types.js';
+export { CHANNEL_ORDER } from '../machines/selectCandidate.js';
 export { parseManifest, parseManifestText, MANIFEST_SCHEMA_VERSION } from './core/manifest/schema.js';
 export { publish, type PublishOptions } from './publish/publish.js';
 export { generateKeyPair, keyIdOf, parsePrivateKeyText, parsePublicKeyText, type KeyPair } from './publish/keys.js';
