@@ -116,8 +116,11 @@ export interface UpdaterConfig {
   /** How often a download waiting for its conditions looks again. */
   conditionsPollMs: number;
   channel: string;
-  /** What the host can run; absent: versions' runtime, memory and accelerator requirements are not checked. */
-  capabilities?: HostCapabilities;
+  /**
+   * What the host can run; absent (or null: no longer given): versions' runtime, memory and accelerator
+   * requirements are not checked.
+   */
+  capabilities?: HostCapabilities | null;
   approval: Approval;
   /** Attempts of one download (the first included) before the session fails. */
   maxDownloadAttempts: number;

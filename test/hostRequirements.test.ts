@@ -71,6 +71,19 @@ describe('requires against capabilities', () => {
     expect(result.skipped).toEqual([{ version: '1.3.0', reason: expect.stringContaining('"npu"') }]);
   });
 
+  it('capabilities are the ones the host gives now: restarted without them, the requirements are not checked', async () => {
+    const old = repo.updater({ capabilities: { runtime: { onnxruntime: '1.16.3' } } });
+    await old.start();
+    expect(await old.check()).toMatchObject({ outcome: 'activated', version: '1.0.0' });
+    old.stop();
+    const unstated = repo.updater();
+    await unstated.start();
+    expect(unstated.getSnapshot().context.config.capabilities ?? null).toBeNull();
+    const result = await unstated.check();
+    expect(result).toMatchObject({ outcome: 'activated', version: '1.2.0' });
+    expect(result.skipped).toEqual([{ version: '1.3.0', reason: expect.stringContaining('"npu"') }]);
+  });
+
   it('capabilities that make no sense are INVALID_ARGUMENT when the updater is made', () => {
     expect(() => repo.updater({ capabilities: { runtime: { onnxruntime: 'latest' } } })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
     expect(() => repo.updater({ capabilities: { memoryBytes: -1 } })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
