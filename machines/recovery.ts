@@ -19,10 +19,12 @@ type Snapshot = SnapshotFrom<typeof updaterMachine>;
  */
 export function recoveryEvents(snapshot: Snapshot, config: UpdaterConfig): UpdaterEvent[] {
   const events: UpdaterEvent[] = [];
-  const changed = (Object.keys(config) as Array<keyof UpdaterConfig>).some(
-    (key) => JSON.stringify(snapshot.context.config[key]) !== JSON.stringify(config[key]),
-  );
-  if (changed) events.push({ type: 'CONFIGURE', config });
+  // An optional field (capabilities) the host no longer gives is cleared with null: absent and null agree.
+  const held = snapshot.context.config;
+  const keys = [...new Set([...Object.keys(held), ...Object.keys(config)])] as Array<keyof UpdaterConfig>;
+  const changed = keys.some((key) => JSON.stringify(held[key] ?? null) !== JSON.stringify(config[key] ?? null));
+  const cleared = Object.fromEntries(keys.filter((key) => config[key] === undefined).map((key) => [key, null]));
+  if (changed) events.push({ type: 'CONFIGURE', config: { ...cleared, ...config } });
   if (snapshot.hasTag('beforeSwitch')) events.push({ type: 'INTERRUPTED' });
   if (snapshot.hasTag('waiting')) events.push({ type: 'RETRY_NOW' });
   return events;

@@ -16,14 +16,45 @@ export interface ManifestFile {
 export interface ManifestVersion {
   version: string;
   channel: string;
-  requires?: { app?: string };
+  /**
+   * What the host must be able to run: the app version range, runtime version ranges by name, memory,
+   * accelerator kinds (any one of them). A key this client does not know makes the version inadmissible.
+   */
+  requires?: VersionRequirements;
   notes?: string;
+  /** Publisher-defined JSON (model format, golden inputs and expected outputs...), signed with the manifest. */
+  metadata?: Record<string, unknown>;
   publishedAt?: string;
   /** Staged rollout: the fraction of installs (0 to 1) that are offered this version. Absent: all. */
   rollout?: number;
   /** Withdrawn by its publisher: never offered again; an install running it rolls back (VERSION_PULLED). */
   pulled?: true;
   files: ManifestFile[];
+}
+
+export interface VersionRequirements {
+  app?: string;
+  /** Runtime or execution-backend name → semver range, e.g. `{ onnxruntime: '>=1.17' }`. */
+  runtime?: Record<string, string>;
+  minMemoryBytes?: number;
+  /** Accelerator kinds, any one of which the host must have (e.g. `['webgpu', 'cuda']`). */
+  accelerators?: string[];
+  /** Requirements from a newer publisher that this client cannot judge. */
+  [unknown: string]: unknown;
+}
+
+/** What the host can run, matched against versions' `requires`. An absent field is not checked. */
+export interface HostCapabilities {
+  /** Runtime name → the version the host has, e.g. `{ onnxruntime: '1.18.0' }`. */
+  runtime?: Record<string, string>;
+  memoryBytes?: number;
+  accelerators?: string[];
+}
+
+/** A version on offer that this install cannot take, and why. */
+export interface SkippedVersion {
+  version: string;
+  reason: string;
 }
 
 export interface Manifest {
@@ -73,6 +104,8 @@ export interface InstalledVersion {
    * target without counting it (it takes no space in the model folder).
    */
   bundledPath?: string;
+  /** The version's signed `metadata`, kept for the hooks. */
+  metadata?: Record<string, unknown>;
 }
 
 export type ApprovalRule = 'auto' | 'ask';
@@ -91,6 +124,11 @@ export interface UpdaterConfig {
   /** How often a download waiting for its conditions looks again. */
   conditionsPollMs: number;
   channel: string;
+  /**
+   * What the host can run; absent (or null: no longer given): versions' runtime, memory and accelerator
+   * requirements are not checked.
+   */
+  capabilities?: HostCapabilities | null;
   approval: Approval;
   /** Attempts of one download (the first included) before the session fails. */
   maxDownloadAttempts: number;
@@ -124,6 +162,8 @@ export interface Session {
   attempt: number;
   /** A random number in [0, 1) from the host, which seeds this session's back-off jitter. */
   jitter?: number;
+  /** A check that only looks: it reports the candidate and ends, leaving nothing pending. */
+  look?: boolean;
 }
 
 export interface DownloadProgress {
@@ -141,7 +181,8 @@ export interface FileDigest {
   sha256: string;
 }
 
-export type Outcome = 'up-to-date' | 'staged' | 'activated' | 'rolled-back' | 'failed' | 'cancelled' | 'declined';
+/** `available`: a check that only looks found a version to install (nothing was downloaded). */
+export type Outcome = 'up-to-date' | 'available' | 'staged' | 'activated' | 'rolled-back' | 'failed' | 'cancelled' | 'declined';
 
 export interface SessionResult {
   sessionId: string;
@@ -220,7 +261,7 @@ export interface UpdaterInput {
 }
 
 export type UpdaterEvent =
-  | { type: 'CHECK'; sessionId: string; at: number; trigger: Trigger; jitter?: number; stageOnly?: boolean }
+  | { type: 'CHECK'; sessionId: string; at: number; trigger: Trigger; jitter?: number; stageOnly?: boolean; look?: boolean }
   /** Switch to the staged version now (applyStaged(), or start() after a 'next-start' check staged one). */
   | { type: 'APPLY_STAGED'; sessionId: string; at: number }
   | { type: 'APPROVE' }

@@ -97,6 +97,14 @@ export const updaterMachine = setup({
     upToDate: ({ context }) => context.candidate === null,
     // The publisher withdrew the active version and a kept one can replace it (else a candidate may).
     activeWasPulled: ({ context }) => context.active !== null && isPulled(context.manifest?.body, context.active.version) && pulledTarget(context) !== null,
+    onlyLooking: ({ context }) => context.session?.look === true,
+    // The host changed its configuration while an update waits for approval: does the wait still stand?
+    pendingStillStands: ({ context, event }) => {
+      assertEvent(event, 'CONFIGURE');
+      const config = { ...context.config, ...event.config };
+      const reselected = context.manifest ? selectCandidate(context.manifest.body, config, context.active, context.quarantine) : null;
+      return reselected?.version === context.candidate?.version && approvalFor(config.approval, context.active?.version ?? null, reselected!.version) === 'ask';
+    },
     needsApproval: ({ context }) =>
       approvalFor(context.config.approval, context.active?.version ?? null, context.candidate!.version) === 'ask',
     checkCanBeDeferred: ({ context }, error: UpdateErrorData) =>
@@ -128,6 +136,7 @@ export const updaterMachine = setup({
           attempt: 1,
           ...(event.jitter === undefined ? {} : { jitter: event.jitter }),
           ...(event.stageOnly ? { stageOnly: true } : {}),
+          ...(event.look ? { look: true } : {}),
         },
       };
     }),
@@ -171,6 +180,11 @@ export const updaterMachine = setup({
         staged: null,
       };
     }),
+    finishLooked: assign(({ context }) => ({ lastResult: result(context, 'available') })),
+    // Selection again, under the configuration now in force (channel, app version, capabilities, policy).
+    reselectCandidate: assign(({ context }) => ({
+      candidate: context.manifest ? selectCandidate(context.manifest.body, context.config, context.active, context.quarantine) : null,
+    })),
     announceCandidate: emit(({ context }) => ({ type: 'update-available' as const, version: context.candidate!.version, notes: context.candidate!.notes })),
     recordError: assign((_, error: UpdateErrorData) => ({ error })),
     countAttempt: assign(({ context }) => ({
@@ -363,6 +377,8 @@ export const updaterMachine = setup({
       always: [
         { guard: 'activeWasPulled', target: 'rollingBack', actions: 'planPulledRollback' },
         { guard: 'upToDate', target: 'idle', actions: 'finishUpToDate' },
+        // A check that only looks reports what it found and leaves nothing pending.
+        { guard: 'onlyLooking', target: 'idle', actions: ['announceCandidate', 'finishLooked'] },
         { guard: 'candidateAlreadyStaged', target: 'staged', actions: 'finishStaged' },
         { guard: 'needsApproval', target: 'awaitingApproval', actions: 'announceCandidate' },
         { target: 'downloading', actions: 'announceCandidate' },
@@ -372,6 +388,11 @@ export const updaterMachine = setup({
       tags: ['settled', 'checkpointable'],
       on: {
         APPROVE: { target: 'downloading' },
+        // Another channel, app version or policy: decide again; a candidate no longer admissible is dropped.
+        CONFIGURE: [
+          { guard: 'pendingStillStands', actions: 'configure' },
+          { target: 'deciding', actions: ['configure', 'reselectCandidate'] },
+        ],
         CANCEL: { target: 'idle', actions: 'declineCandidate' },
         CHECK: { target: 'checking', actions: 'beginSession' },
         ROLLBACK: { guard: 'canRollBack', target: 'rollingBack', actions: 'planManualRollback' },

@@ -18,6 +18,9 @@ export {
 export { readActive, type ReadActiveOptions, type ActiveModel } from './node/readActive.js';
 export { UpdateError, isUpdateError, ERROR_CODES, type UpdateErrorCode, type UpdateErrorData } from './core/errors.js';
 export type { ModelLoader, ModelRef } from './core/modelRef.js';
+export type { CheckOptions } from './core/updaterApi.js';
+export type { HostCapabilities, SkippedVersion, VersionRequirements } from '../machines/types.js';
+export { CHANNEL_ORDER } from '../machines/selectCandidate.js';
 export { parseManifest, parseManifestText, MANIFEST_SCHEMA_VERSION } from './core/manifest/schema.js';
 // Readers beside the updater: readActive is exported here (the host runtime's entry point).
 // The host's trusted keys: the publisher's public key, as a file or text.

@@ -5,6 +5,7 @@
  */
 import { createActor, initialTransition, transition, type Actor, type InspectionEvent } from 'xstate';
 import { recoveryEvents } from '../../machines/recovery.js';
+import { skippedVersions } from '../../machines/selectCandidate.js';
 import type { InstalledVersion, SessionResult, Trigger, TrustState, UpdaterInput } from '../../machines/types.js';
 import { updaterMachine } from '../../machines/updater.machine.js';
 import { BackgroundTimers } from './backgroundTimers.js';
@@ -254,16 +255,26 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
     return { active, retained: [] };
   };
 
-  const checkOnce = async (trigger: Trigger): Promise<UpdateResult> => {
+  /** What a check result says about versions this host cannot run (only when there are some). */
+  const withSkipped = (result: UpdateResult): UpdateResult => {
+    const skipped = skippedNow();
+    return skipped.length ? { ...result, skipped } : result;
+  };
+  const skippedNow = () => {
+    const context = actor?.getSnapshot().context;
+    return context?.manifest ? skippedVersions(context.manifest.body, context.config, context.active) : [];
+  };
+
+  const checkOnce = async (trigger: Trigger, look = false): Promise<UpdateResult> => {
     const current = running();
     if (!options.manifestUrl?.length) throw new UpdateError('INVALID_ARGUMENT', 'No manifestUrl was given, so there is nothing to check: pass the update service URL.');
     const snapshot = current.getSnapshot();
-    const stageOnly = options.activation === 'next-start' ? { stageOnly: true } : {};
-    const event = { type: 'CHECK' as const, sessionId: crypto.randomUUID(), at: now(), trigger, jitter: random(), ...stageOnly };
+    const stageOnly = options.activation === 'next-start' && !look ? { stageOnly: true } : {};
+    const event = { type: 'CHECK' as const, sessionId: crypto.randomUUID(), at: now(), trigger, jitter: random(), ...stageOnly, ...(look ? { look: true } : {}) };
     // Busy: join the session in progress instead of starting a second one.
-    if (!snapshot.can(event)) return settled(snapshot.context.session?.id ?? null);
+    if (!snapshot.can(event)) return settled(snapshot.context.session?.id ?? null).then(withSkipped);
     current.send(event);
-    return settled(event.sessionId);
+    return settled(event.sessionId).then(withSkipped);
   };
 
   /** The switch to the staged version this run's start() made, which applyStaged() then reports. */
@@ -318,7 +329,7 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
       // Outcomes are news only when the running chart reaches them: replaying the log emits nothing.
       const started = actor;
       started.on('*', (emitted) => {
-        const [name, payload] = hostEvent(emitted, started.getSnapshot(), (installed) => models.ref(installed));
+        const [name, payload] = hostEvent(emitted, started.getSnapshot(), (installed) => models.ref(installed), skippedNow);
         emit(name, payload as never);
       });
       actor.start();
@@ -379,7 +390,7 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
       const current = running();
       if (current.getSnapshot().context.probation) current.send({ type: 'CONFIRM', reason: 'host' });
     },
-    check: (trigger = 'manual') => checkOnce(trigger),
+    check: (trigger = 'manual', options = {}) => checkOnce(trigger, options.look === true),
     applyStaged() {
       const applying = applyStagedNow() ?? appliedAtStart;
       if (applying) return applying;

@@ -2,7 +2,7 @@
  * The typed events a host hears (`updater.on(...)`), translated from what the running chart emits
  * (`UpdaterEmitted`). A replayed log emits nothing, so a restart repeats no old outcome.
  */
-import type { InstalledVersion, UpdaterEmitted } from '../../machines/types.js';
+import type { InstalledVersion, SkippedVersion, UpdaterEmitted } from '../../machines/types.js';
 import { fromErrorData } from './errors.js';
 import type { UpdaterSnapshot } from './log/replay.js';
 import type { ModelRef } from './modelRef.js';
@@ -15,12 +15,22 @@ export type HostEvent = { [E in keyof UpdaterEvents]: [E, UpdaterEvents[E]] }[ke
  * @example
  * actor.on('*', (emitted) => emit(...hostEvent(emitted, actor.getSnapshot(), refOf)))
  */
-export function hostEvent(emitted: UpdaterEmitted, snapshot: UpdaterSnapshot, refOf: (installed: InstalledVersion) => ModelRef): HostEvent {
+export function hostEvent(
+  emitted: UpdaterEmitted,
+  snapshot: UpdaterSnapshot,
+  refOf: (installed: InstalledVersion) => ModelRef,
+  skippedOf: () => SkippedVersion[] = () => [],
+): HostEvent {
+  // Versions this host cannot run ride along on what a check found, when there are any.
+  const skipped = () => {
+    const list = skippedOf();
+    return list.length ? { skipped: list } : {};
+  };
   switch (emitted.type) {
     case 'update-available':
-      return ['update-available', { version: emitted.version, notes: emitted.notes }];
+      return ['update-available', { version: emitted.version, notes: emitted.notes, ...skipped() }];
     case 'update-not-available':
-      return ['update-not-available', { sessionId: emitted.sessionId }];
+      return ['update-not-available', { sessionId: emitted.sessionId, ...skipped() }];
     case 'update-downloaded':
       return ['update-downloaded', { version: emitted.version }];
     case 'activated':

@@ -12,6 +12,11 @@ export interface ModelRef {
   files: InstalledVersion['files'];
   /** True for the model shipped in the app's bundle (option `bundled`), loaded in place and read-only. */
   bundled?: true;
+  /**
+   * The version's `metadata` as its publisher signed it (model format, golden inputs with expected
+   * outputs, ...); absent when it has none. A copy: changing it changes nothing in the updater.
+   */
+  metadata?: Record<string, unknown>;
 }
 
 /**
@@ -20,10 +25,13 @@ export interface ModelRef {
  */
 export interface ModelLoader<Handle = unknown> {
   /** Converts host data (caches, user adaptations) for the new version before it is loaded. */
-  migrate?(context: { from: ModelRef | null; to: ModelRef; signal: AbortSignal }): unknown;
+  migrate?(context: { from: ModelRef | null; to: ModelRef; signal: AbortSignal; metadata?: Record<string, unknown> }): unknown;
   /** Loads a version's files; the returned handle is passed to healthCheck and unload. */
   load?(model: ModelRef): Handle | Promise<Handle>;
-  /** Runs the loaded model on a known input; false or a throw marks the version unhealthy. */
+  /**
+   * Runs the loaded model on a known input; false or a throw marks the version unhealthy. `model.metadata`
+   * holds what the publisher measured (e.g. golden inputs and expected outputs) to compare with.
+   */
   healthCheck?(model: ModelRef, handle: Handle): boolean | void | Promise<boolean | void>;
   /** Releases a version that is no longer used. */
   unload?(model: ModelRef, handle: Handle): unknown;
@@ -41,8 +49,9 @@ export class LoadedModels<Handle = unknown> {
   ) {}
 
   ref(installed: InstalledVersion): ModelRef {
-    if (installed.bundledPath !== undefined) return { version: installed.version, path: installed.bundledPath, files: installed.files, bundled: true };
-    return { version: installed.version, path: this.pathOf(installed.version), files: installed.files };
+    const metadata = installed.metadata === undefined ? {} : { metadata: structuredClone(installed.metadata) };
+    if (installed.bundledPath !== undefined) return { version: installed.version, path: installed.bundledPath, files: installed.files, bundled: true, ...metadata };
+    return { version: installed.version, path: this.pathOf(installed.version), files: installed.files, ...metadata };
   }
 
   handle(version: string): Handle | undefined {

@@ -2,7 +2,7 @@
  * The updater as a host sees it: its methods, its events, and what a check comes to.
  */
 import type { Actor } from 'xstate';
-import type { DownloadProgress, SessionResult, Trigger } from '../../machines/types.js';
+import type { DownloadProgress, SessionResult, SkippedVersion, Trigger } from '../../machines/types.js';
 import type { UpdaterMachine } from '../../machines/updater.machine.js';
 import type { UpdateError } from './errors.js';
 import type { EventLog } from './ports/eventLog.js';
@@ -18,8 +18,9 @@ import type { GarbageReport } from './ports/modelStore.js';
 export interface UpdaterEvents {
   /** The chart moved; `state` is the dotted state path, e.g. 'downloading.fetching'. Not sent for the state start() restores. */
   state: { state: string };
-  'update-available': { version: string; notes: string | undefined };
-  'update-not-available': { sessionId: string };
+  /** `skipped`: newer versions on offer this host cannot run (their `requires`), when there are any. */
+  'update-available': { version: string; notes: string | undefined; skipped?: SkippedVersion[] };
+  'update-not-available': { sessionId: string; skipped?: SkippedVersion[] };
   /** activation 'next-start': a version was downloaded, verified and staged; the next start() (or applyStaged()) switches to it. */
   'update-downloaded': { version: string };
   progress: DownloadProgress;
@@ -42,17 +43,33 @@ export function unsubscriber(end: () => void): Unsubscribe {
   return Object.assign(() => end(), { unsubscribe: () => end() });
 }
 
-/** What a check (or approve, or rollback) came to. */
-export type UpdateResult =
+/**
+ * What a check (or approve, or rollback) came to. A check's result carries `skipped` when newer versions
+ * on offer were left out because this host cannot run them (`requires`), each with its reason.
+ */
+export type UpdateResult = (
   | SessionResult
   | { sessionId: string; outcome: 'awaiting-approval'; version: string | null; error: null }
-  | { sessionId: string; outcome: 'deferred'; version: null; error: SessionResult['error'] };
+  | { sessionId: string; outcome: 'deferred'; version: null; error: SessionResult['error'] }
+) & { skipped?: SkippedVersion[] };
+
+/** How a check runs. */
+export interface CheckOptions {
+  /**
+   * Only look: report the version on offer (outcome `'available'`) without downloading it or leaving an
+   * approval pending, whatever the approval policy. The CLI's `check` does this.
+   */
+  look?: boolean;
+}
 
 export interface ModelUpdater<Handle = unknown> {
   /** Recovers state from the event log, loads the active model, then checks if the policy says so. */
   start(): Promise<void>;
-  /** Checks for an update and runs it as the policy says. Concurrent calls share one session. */
-  check(trigger?: Trigger): Promise<UpdateResult>;
+  /**
+   * Checks for an update and runs it as the policy says (`{ look: true }`: only reports it). Concurrent
+   * calls share one session.
+   */
+  check(trigger?: Trigger, options?: CheckOptions): Promise<UpdateResult>;
   approve(): Promise<UpdateResult>;
   cancel(): void;
   /** Ends the active version's probation: the host has seen it work. */

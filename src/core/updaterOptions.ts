@@ -5,6 +5,7 @@
 import type { ActorOptions, InspectionEvent, Observer } from 'xstate';
 import type { InstalledVersion } from '../../machines/types.js';
 import type { updaterMachine } from '../../machines/updater.machine.js';
+import type { HostCapabilities } from '../../machines/types.js';
 import type { EventLog, LogSegmentOptions } from './ports/eventLog.js';
 import type { ModelLoader } from './modelRef.js';
 import type { UpdatePolicy } from './updatePolicy.js';
@@ -62,8 +63,18 @@ export interface UpdaterOptions<Handle = unknown> {
    * stays a rollback target. `path` must not be inside the model folder, nor the model folder inside it.
    */
   bundled?: { version: string; path: string };
-  /** Release channel to follow. Default 'stable'. */
+  /**
+   * Release channel to follow. Default 'stable'. Channels from most to least stable: stable, beta, alpha,
+   * nightly; a client takes versions of its channel and of every more stable one. A custom channel takes
+   * its own versions and stable's.
+   */
   channel?: string;
+  /**
+   * What this host can run, matched against versions' `requires`: runtime versions by name
+   * (`{ onnxruntime: '1.18.0' }`), `memoryBytes`, `accelerators` (kinds it has, e.g. `['webgpu']`).
+   * A field left out is not checked; a version needing a requirement this client does not know is skipped.
+   */
+  capabilities?: HostCapabilities;
   policy?: UpdatePolicy;
   loader?: ModelLoader<Handle>;
   /**

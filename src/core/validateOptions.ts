@@ -4,7 +4,7 @@
  */
 import { resolveSegmentOptions } from './log/segmentOptions.js';
 import semver from 'semver';
-import type { UpdaterConfig } from '../../machines/types.js';
+import type { HostCapabilities, UpdaterConfig } from '../../machines/types.js';
 import { UpdateError } from './errors.js';
 import { resolvePolicy } from './updatePolicy.js';
 import { validateTrustOptions } from './trust/trustOptions.js';
@@ -59,9 +59,15 @@ export function validateOptions(options: UpdaterOptions<any>): UpdaterConfig {
     if (!(Number.isFinite(v) && v >= 0)) invalid(`${name} must be a non-negative number, got ${v}.`);
     return v;
   };
+  const capabilities = options.capabilities === undefined ? undefined : validateCapabilities(options.capabilities);
+  if (options.channel !== undefined && !/^[a-z0-9][a-z0-9._-]*$/.test(options.channel)) {
+    invalid(`channel "${options.channel}" is not a channel name (lowercase letters, digits, ".", "_", "-"), e.g. stable or beta.`);
+  }
   return {
     appVersion: options.appVersion ?? null,
     channel: options.channel ?? 'stable',
+    // Only when given: a host that states none keeps the configuration its log was written with.
+    ...(capabilities ? { capabilities } : {}),
     approval: policy.approval,
     skip: policy.skip,
     pin: policy.pin,
@@ -78,4 +84,31 @@ export function validateOptions(options: UpdaterOptions<any>): UpdaterConfig {
     confirmAfterLoads: Math.max(1, positive('probation.confirmAfterLoads', options.probation?.confirmAfterLoads, 2)),
     maxFailedStarts: Math.max(1, positive('probation.maxFailedStarts', options.probation?.maxFailedStarts, 2)),
   };
+}
+
+/** The host's capabilities, checked and copied (plain data: it is journaled with the configuration). */
+function validateCapabilities(given: HostCapabilities): HostCapabilities {
+  if (typeof given !== 'object' || given === null) invalid('capabilities must be an object like { runtime: { onnxruntime: "1.18.0" }, memoryBytes: 8e9, accelerators: ["webgpu"] }.');
+  const name = /^[a-z0-9][a-z0-9._-]*$/;
+  const capabilities: HostCapabilities = {};
+  if (given.runtime !== undefined) {
+    const runtime: Record<string, string> = {};
+    for (const [runtimeName, version] of Object.entries(given.runtime)) {
+      if (!name.test(runtimeName)) invalid(`capabilities.runtime: "${runtimeName}" is not a runtime name (lowercase letters, digits, ".", "_", "-").`);
+      if (typeof version !== 'string' || semver.valid(version) === null) invalid(`capabilities.runtime.${runtimeName} must be a semver version like 1.18.0, got ${JSON.stringify(version)}.`);
+      runtime[runtimeName] = version;
+    }
+    capabilities.runtime = runtime;
+  }
+  if (given.memoryBytes !== undefined) {
+    if (!Number.isSafeInteger(given.memoryBytes) || given.memoryBytes < 0) invalid(`capabilities.memoryBytes must be a whole number of bytes, got ${given.memoryBytes}.`);
+    capabilities.memoryBytes = given.memoryBytes;
+  }
+  if (given.accelerators !== undefined) {
+    if (!Array.isArray(given.accelerators) || given.accelerators.some((kind) => typeof kind !== 'string' || !name.test(kind))) {
+      invalid(`capabilities.accelerators must be a list of lowercase kinds like ["webgpu", "cuda"], got ${JSON.stringify(given.accelerators)}.`);
+    }
+    capabilities.accelerators = [...new Set(given.accelerators)].sort();
+  }
+  return capabilities;
 }

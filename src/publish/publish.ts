@@ -8,7 +8,7 @@ import { copyFile, mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import { basename, join, posix, relative, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import semver from 'semver';
-import type { Manifest, ManifestFile, ManifestVersion } from '../../machines/types.js';
+import type { Manifest, ManifestFile, ManifestVersion, VersionRequirements } from '../../machines/types.js';
 import { UpdateError } from '../core/errors.js';
 import { writeFileAtomic } from '../node/durableWrite.js';
 import { parseManifest } from '../core/manifest/schema.js';
@@ -26,7 +26,11 @@ export interface PublishOptions {
   version?: string;
   channel?: string;
   requiresApp?: string;
+  /** What the host must be able to run (`runtime`, `minMemoryBytes`, `accelerators`; `app` as requiresApp). */
+  requires?: VersionRequirements;
   notes?: string;
+  /** Publisher-defined JSON handed to the hooks (`model.metadata`), signed with the manifest; at most 64 KiB. */
+  metadata?: Record<string, unknown>;
   modelId?: string;
   /** Files, or folders whose relative layout is kept. */
   inputs: string[];
@@ -158,8 +162,9 @@ export async function publish(options: PublishOptions): Promise<ManifestVersion 
   const entry: ManifestVersion = {
     version: options.version,
     channel: options.channel ?? 'stable',
-    ...(options.requiresApp ? { requires: { app: options.requiresApp } } : {}),
+    ...(options.requiresApp || options.requires ? { requires: { ...options.requires, ...(options.requiresApp ? { app: options.requiresApp } : {}) } } : {}),
     ...(options.notes ? { notes: options.notes } : {}),
+    ...(options.metadata !== undefined ? { metadata: options.metadata } : {}),
     publishedAt: new Date((options.now ?? Date.now)()).toISOString(),
     ...(options.rollout !== undefined ? { rollout: options.rollout } : {}),
     files,

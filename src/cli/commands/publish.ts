@@ -1,12 +1,15 @@
+import { readFile } from 'node:fs/promises';
 import { publish } from '../../publish/publish.js';
 import { parseArgs } from 'node:util';
 import { readPrivateKeyFile, readPublicKeyFile } from '../../publish/keyFiles.js';
 import { parsed, required } from '../args.js';
 import { CliOutput } from '../output.js';
 import { UpdateError } from '../../core/errors.js';
+import { parseStrictJson } from '../../core/trust/strictJson.js';
+import type { VersionRequirements } from '../../../machines/types.js';
 
 export const usage =
-  "publish --out <folder> --version <v> [--channel c] [--requires-app <range>] [--notes <text>] [--model-id <id>] [--key <private key file>]... [--expires <ISO date | 30d>] [--rotate-key <public key file>... --rotate-threshold n [--rotate-from <public key file>... --rotate-from-threshold n]] [--rollout <fraction 0..1>] [--json] <files or folders...> | publish --out <folder> --version <v> --rollout <fraction> [--key ...] (no files: changes that published version's rollout) | publish --out <folder> --pull <version> [--key ...] (withdraws it)";
+  "publish --out <folder> --version <v> [--channel c] [--requires-app <range>] [--requires <file.json>] [--notes <text>] [--metadata <file.json>] [--model-id <id>] [--key <private key file>]... [--expires <ISO date | 30d>] [--rotate-key <public key file>... --rotate-threshold n [--rotate-from <public key file>... --rotate-from-threshold n]] [--rollout <fraction 0..1>] [--json] <files or folders...> | publish --out <folder> --version <v> --rollout <fraction> [--key ...] (no files: changes that published version's rollout) | publish --out <folder> --pull <version> [--key ...] (withdraws it)";
 
 export async function run(argv: string[]): Promise<number> {
   const { values, positionals } = parsed(() =>
@@ -19,6 +22,8 @@ export async function run(argv: string[]): Promise<number> {
       channel: { type: 'string' },
       'requires-app': { type: 'string' },
       notes: { type: 'string' },
+      requires: { type: 'string' },
+      metadata: { type: 'string' },
       'model-id': { type: 'string' },
       key: { type: 'string', multiple: true },
       expires: { type: 'string' },
@@ -60,6 +65,8 @@ export async function run(argv: string[]): Promise<number> {
       ...(values.channel ? { channel: values.channel } : {}),
       ...(values['requires-app'] ? { requiresApp: values['requires-app'] } : {}),
       ...(values.notes ? { notes: values.notes } : {}),
+      ...(values.requires !== undefined ? { requires: (await readJsonObject(values.requires, '--requires')) as VersionRequirements } : {}),
+      ...(values.metadata !== undefined ? { metadata: await readJsonObject(values.metadata, '--metadata') } : {}),
       ...(values['model-id'] ? { modelId: values['model-id'] } : {}),
     });
     const signing = keys.length ? `, signed by ${keys.length} key(s)` : ', unsigned (sign with --key so clients can verify it)';
@@ -94,4 +101,19 @@ function fraction(value: string): number {
     throw new UpdateError('INVALID_ARGUMENT', `--rollout must be a fraction from 0 to 1 (like 0.25), got "${value}".`);
   }
   return number;
+}
+
+/** A JSON object from a file (`--metadata`, `--requires`), read as strictly as a manifest. */
+async function readJsonObject(path: string, flag: string): Promise<Record<string, unknown>> {
+  const text = await readFile(path, 'utf8').catch((error: NodeJS.ErrnoException) => {
+    throw new UpdateError('INVALID_ARGUMENT', `${flag} ${path}: cannot read it (${error.code ?? error.message}). Pass a JSON file.`);
+  });
+  let value: unknown;
+  try {
+    value = parseStrictJson(text, path);
+  } catch (error) {
+    throw new UpdateError('INVALID_ARGUMENT', `${flag} ${path} is not valid JSON: ${(error as Error).message}`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new UpdateError('INVALID_ARGUMENT', `${flag} ${path} must hold a JSON object ({ ... }).`);
+  return value as Record<string, unknown>;
 }

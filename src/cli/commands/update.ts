@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { createModelUpdater, type UpdateResult } from '../../node/createModelUpdater.js';
-import { totalSize } from '../../../machines/selectCandidate.js';
-import type { Manifest } from '../../../machines/types.js';
+import { channelTakes, totalSize } from '../../../machines/selectCandidate.js';
+import type { HostCapabilities, Manifest } from '../../../machines/types.js';
 import { parsed, required } from '../args.js';
 import { CliOutput } from '../output.js';
 import { UpdateError } from '../../core/errors.js';
@@ -10,10 +10,11 @@ import { readPublicKeyFile } from '../../publish/keyFiles.js';
 const UNSIGNED_WARNING =
   '--allow-unsigned: manifests are not checked for a signature; whoever can change what the server sends can install models here. Sign with `publish --key` and pass --trusted-key.';
 const trustUsage = '(--trusted-key <public key file>... [--threshold n] | --allow-unsigned) [--clock-skew <seconds>]';
-export const checkUsage = `check --manifest <url>... --dir <dir> ${trustUsage} [--app-version v] [--channel c] [--proxy <url>] [--json]`;
-export const updateUsage = `update --manifest <url>... --dir <dir> ${trustUsage} [--app-version v] [--channel c] [--proxy <url>] [--stage-only] [--json]`;
+const hostUsage = '[--app-version v] [--channel c] [--runtime <name>=<version>]... [--memory <bytes | 8g>] [--accelerator <kind>]...';
+export const checkUsage = `check --manifest <url>... --dir <dir> ${trustUsage} ${hostUsage} [--proxy <url>] [--json]`;
+export const updateUsage = `update --manifest <url>... --dir <dir> ${trustUsage} ${hostUsage} [--proxy <url>] [--stage-only] [--json]`;
 
-/** `check` looks without downloading (it leaves the update awaiting approval); `update` runs it through. */
+/** `check` only looks (nothing downloaded, nothing left pending); `update` runs it through. */
 export async function run(argv: string[], mode: 'check' | 'update'): Promise<number> {
   const { values } = parsed(() =>
     parseArgs({
@@ -27,6 +28,9 @@ export async function run(argv: string[], mode: 'check' | 'update'): Promise<num
         dir: { type: 'string' },
         'app-version': { type: 'string' },
         channel: { type: 'string' },
+        runtime: { type: 'string', multiple: true },
+        memory: { type: 'string' },
+        accelerator: { type: 'string', multiple: true },
         proxy: { type: 'string' },
         'stage-only': { type: 'boolean' },
         json: { type: 'boolean' },
@@ -50,15 +54,17 @@ export async function run(argv: string[], mode: 'check' | 'update'): Promise<num
       ...trust,
       ...(values['app-version'] ? { appVersion: values['app-version'] } : {}),
       ...(values.channel ? { channel: values.channel } : {}),
+      ...capabilityFlags(values),
       // Without --proxy: HTTPS_PROXY / HTTP_PROXY / NO_PROXY.
       ...(values.proxy !== undefined ? { proxy: values.proxy } : {}),
-      policy: { approval: mode === 'check' ? 'ask' : 'auto', checkOnStart: false, schedule: false },
+      // The same policy for both commands: a `check` leaves no configuration change (and nothing pending) for `update`.
+      policy: { approval: 'auto', checkOnStart: false, schedule: false },
       // Staging again never switches to what an earlier run staged: `apply` does.
       ...(stageOnly ? { activation: 'next-start' as const, applyStagedOnStart: false } : {}),
     });
     updater.on('progress', (p) => output.progress(p));
     await updater.start();
-    const result = await updater.check('manual');
+    const result = await updater.check('manual', { look: mode === 'check' });
     const snapshot = updater.getSnapshot();
     const unchecked = values['app-version'] ? null : uncheckedRequirements(snapshot.context.manifest?.body, values.channel ?? 'stable');
     if (unchecked) {
@@ -68,23 +74,55 @@ export async function run(argv: string[], mode: 'check' | 'update'): Promise<num
     const active = updater.active;
     const activeJson = active ? { version: active.version, path: active.path, files: active.files } : null;
     const staged = snapshot.context.staged ? { version: snapshot.context.staged.version } : null;
-    const base = { sessionId: result.sessionId, outcome: result.outcome, active: activeJson, ...(stageOnly ? { staged } : {}), ...(warnings.length ? { warnings } : {}) };
+    const skipped = result.skipped ?? [];
+    const base = { sessionId: result.sessionId, outcome: result.outcome, active: activeJson, skipped, ...(stageOnly ? { staged } : {}), ...(warnings.length ? { warnings } : {}) };
+    const skippedLines = skipped.map((entry) => `skipped ${entry.version}: ${entry.reason}`);
     if (result.error) return output.failure(result.error, base);
     if (mode === 'check') {
       const candidate = snapshot.context.candidate;
-      const offered = candidate ? { version: candidate.version, channel: candidate.channel, notes: candidate.notes ?? null, size: totalSize(candidate) } : null;
+      const offered = candidate
+        ? { version: candidate.version, channel: candidate.channel, notes: candidate.notes ?? null, size: totalSize(candidate), metadata: candidate.metadata ?? null }
+        : null;
       output.result({ ok: true, ...base, updateAvailable: offered !== null, candidate: offered }, [
         offered ? `update available: ${offered.version} (${offered.size} bytes), active: ${active?.version ?? 'none'}` : `up to date: ${active?.version ?? 'no version on offer'}`,
+        ...(offered?.metadata ? [`metadata: ${JSON.stringify(offered.metadata)}`] : []),
+        ...skippedLines,
       ]);
       return 0;
     }
-    output.result({ ok: true, ...base }, [describe(result, active?.version ?? null)]);
+    output.result({ ok: true, ...base }, [describe(result, active?.version ?? null), ...skippedLines]);
     return 0;
   } catch (error) {
     return output.failure(error);
   } finally {
     updater?.stop();
   }
+}
+
+/** The host's capabilities from `--runtime name=version`, `--memory 8g`, `--accelerator kind`. */
+function capabilityFlags(values: { runtime?: string[]; memory?: string; accelerator?: string[] }): { capabilities?: HostCapabilities } {
+  if (!values.runtime && values.memory === undefined && !values.accelerator) return {};
+  const capabilities: HostCapabilities = {};
+  if (values.runtime) {
+    capabilities.runtime = {};
+    for (const pair of values.runtime) {
+      const match = /^([^=]+)=(.+)$/.exec(pair);
+      if (!match) throw new UpdateError('INVALID_ARGUMENT', `--runtime takes <name>=<version>, like onnxruntime=1.18.0; got "${pair}".`);
+      capabilities.runtime[match[1]!] = match[2]!;
+    }
+  }
+  if (values.memory !== undefined) capabilities.memoryBytes = parseBytes(values.memory, '--memory');
+  if (values.accelerator) capabilities.accelerators = values.accelerator;
+  return { capabilities };
+}
+
+/** `8g`, `512m`, `1024k` (binary units) or a plain number of bytes. */
+function parseBytes(text: string, flag: string): number {
+  const match = /^(\d+(?:\.\d+)?)([kmgt]?)(?:i?b)?$/i.exec(text.trim());
+  const unit = { '': 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 }[(match?.[2] ?? '').toLowerCase() as '' | 'k' | 'm' | 'g' | 't'];
+  const bytes = match ? Math.floor(Number(match[1]) * unit) : NaN;
+  if (!Number.isSafeInteger(bytes)) throw new UpdateError('INVALID_ARGUMENT', `${flag} takes bytes or a size like 8g, 512m; got "${text}".`);
+  return bytes;
 }
 
 /** The trust options from `--trusted-key`, `--threshold`, `--allow-unsigned`, `--clock-skew`. */
@@ -116,7 +154,7 @@ async function trustFlags(values: { 'trusted-key'?: string[]; threshold?: string
  * so nobody installs a model their app cannot run without being told.
  */
 function uncheckedRequirements(manifest: Manifest | undefined, channel: string): string | null {
-  const ranged = (manifest?.versions ?? []).filter((offered) => offered.channel === channel && offered.requires?.app !== undefined);
+  const ranged = (manifest?.versions ?? []).filter((offered) => channelTakes(channel, offered.channel) && offered.requires?.app !== undefined);
   if (ranged.length === 0) return null;
   const list = ranged.map((offered) => `${offered.version} (${offered.requires!.app})`).join(', ');
   return `no --app-version given: the app requirements (requires.app) of ${list} were not checked, so a model this app cannot run may be offered or installed. Pass --app-version <your app's version>.`;

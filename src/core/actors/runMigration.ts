@@ -13,8 +13,9 @@ export function createRunMigration(loader: ModelLoader<any>, models: LoadedModel
     const migrate = loader.migrate.bind(loader);
     const from = input.from ? models.ref(input.from) : null;
     try {
+      const to = models.ref(input.to);
       await withDeadline(models.deadlines, 'migrate', input.to.version, (deadline) =>
-        migrate({ from, to: models.ref(input.to), signal: AbortSignal.any([signal, deadline]) }),
+        migrate({ from, to, signal: AbortSignal.any([signal, deadline]), ...(to.metadata === undefined ? {} : { metadata: to.metadata }) }),
       );
     } catch (error) {
       if ((error as UpdateError)?.code === 'HOOK_TIMEOUT') throw error;

@@ -41,16 +41,38 @@ const fileSchema = z.strictObject({
   url: z.string().min(1),
 });
 
+const semverRange = z.string().refine((r) => semver.validRange(r) !== null, 'must be a valid semver range');
+const requirementName = z.string().regex(/^[a-z0-9][a-z0-9._-]*$/, 'must be a lowercase name');
+
+/**
+ * What a version needs from the host. Keys this client does not know are kept (not invalid): such a
+ * version is one this client cannot judge, so selection skips it (see requirementProblem).
+ */
+const requirementsSchema = z
+  .object({
+    app: semverRange.optional(),
+    runtime: z.record(requirementName, semverRange).optional(),
+    minMemoryBytes: z.number().int().nonnegative().optional(),
+    accelerators: z.array(requirementName).min(1, 'list at least one accelerator kind (any one of them will do)').optional(),
+  })
+  .catchall(z.unknown());
+
+/** The most a version's `metadata` may take, serialized: it travels in every manifest and every log. */
+export const MAX_METADATA_BYTES = 64 * 1024;
+
+/** Publisher-defined JSON, passed through as parsed (no copy, so no key is treated specially). */
+const metadataSchema = z.custom<Record<string, unknown>>((value) => typeof value === 'object' && value !== null && !Array.isArray(value), 'must be a JSON object').superRefine((value, ctx) => {
+  const bytes = new TextEncoder().encode(JSON.stringify(value)).length;
+  if (bytes > MAX_METADATA_BYTES) ctx.addIssue({ code: 'custom', message: `is ${bytes} bytes; at most ${MAX_METADATA_BYTES} are allowed (keep large data in a file of the version)` });
+});
+
 const versionSchema = z
   .strictObject({
     version: z.string().refine((v) => semver.valid(v) === v, 'must be a valid semver version, like 1.2.0'),
     channel: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/, 'must be a lowercase channel name'),
-    requires: z
-      .strictObject({
-        app: z.string().refine((r) => semver.validRange(r) !== null, 'must be a valid semver range').optional(),
-      })
-      .optional(),
+    requires: requirementsSchema.optional(),
     notes: z.string().optional(),
+    metadata: metadataSchema.optional(),
     publishedAt: z.string().optional(),
     rollout: z.number().min(0).max(1).optional(),
     /** Withdrawn by its publisher (`publish --pull`): never offered; installs running it roll back. */
