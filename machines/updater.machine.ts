@@ -3,6 +3,7 @@
  * `machine.provide()`, time and identifiers arrive in events, so a journal of the events it received
  * replays to the same snapshot through xstate's `transition()`.
  */
+import semver from 'semver';
 import { assertEvent, assign, emit, enqueueActions, fromPromise, setup } from 'xstate';
 import { isTransientCode, type UpdateErrorData } from './errorCodes.js';
 import { actorErrorData } from './failureCodes.js';
@@ -228,6 +229,7 @@ export const updaterMachine = setup({
       };
     }),
     activateCandidate: enqueueActions(({ context, enqueue }, { active, retained }: SwitchOutput) => {
+      const pulledAway = replacedPulledVersion(context, active.version);
       enqueue.assign({
         active,
         retained,
@@ -236,9 +238,11 @@ export const updaterMachine = setup({
         staged: null,
         // The load during the update is the first successful one.
         probation: { version: active.version, previous: context.active, loads: 1, failedStarts: 0 },
-        lastResult: result(context, 'activated'),
+        lastResult: pulledAway ? result(context, 'rolled-back', pulledAway) : result(context, 'activated'),
       });
-      enqueue.emit({ type: 'activated', version: active.version, previous: context.active?.version ?? null });
+      // Nothing was kept to go back to, so an older offered version replaced a pulled one: for the host a rollback.
+      if (pulledAway) enqueue.emit({ type: 'rolled-back', version: active.version, from: context.active?.version ?? null, cause: pulledAway });
+      else enqueue.emit({ type: 'activated', version: active.version, previous: context.active?.version ?? null });
     }),
     countStart: assign(({ context }) => ({
       probation: context.probation && { ...context.probation, failedStarts: context.probation.failedStarts + 1 },
@@ -609,6 +613,16 @@ function quarantineAfterRollback(context: UpdaterContext) {
   const reason = context.rollback?.cause?.code ?? 'ROLLED_BACK_BY_USER';
   const entry = { version: left.version, build, reason, count: (earlier?.count ?? 0) + 1 };
   return [...context.quarantine.filter((bad) => bad !== earlier), entry];
+}
+
+/** The VERSION_PULLED cause when `next` replaces a pulled active version with an older one, else null. */
+function replacedPulledVersion(context: UpdaterContext, next: string): UpdateErrorData | null {
+  const { active } = context;
+  if (!active || !isPulled(context.manifest?.body, active.version) || !semver.lt(next, active.version)) return null;
+  return {
+    code: 'VERSION_PULLED',
+    message: `Version ${active.version} was withdrawn by its publisher and no earlier version was kept; the newest version still offered, ${next}, was installed in its place.`,
+  };
 }
 
 function pulledTarget(context: UpdaterContext) {

@@ -140,14 +140,24 @@ describe('publish --pull', () => {
     again.stop();
   });
 
-  it('with nothing kept to go back to, installs the newest version still offered', async () => {
+  it('with nothing kept to go back to, rolls back to the newest version still offered (VERSION_PULLED)', async () => {
     const s = await site('pull-empty', ['1.0.0', '1.1.0']);
     // A fresh install takes 1.1.0 straight away and keeps nothing else.
     const other = updaterFor({ ...s, dir: path.join(tmp, 'pull-empty-other') });
+    const heard: string[] = [];
+    other.on('activated', ({ version }) => heard.push(`activated ${version}`));
+    other.on('rolled-back', ({ version, from, cause }) => heard.push(`rolled-back ${version} from ${from} (${cause?.code})`));
     await other.start();
     expect(await other.check()).toMatchObject({ outcome: 'activated', version: '1.1.0' });
     await publish({ out: s.out, pull: '1.1.0', inputs: [], keys: [key] });
-    expect(await other.check()).toMatchObject({ outcome: 'activated', version: '1.0.0' });
+    expect(await other.check()).toMatchObject({ outcome: 'rolled-back', version: '1.0.0', error: { code: 'VERSION_PULLED' } });
+    expect(other.active?.version).toBe('1.0.0');
+    expect(heard).toEqual(['activated 1.1.0', 'rolled-back 1.0.0 from 1.1.0 (VERSION_PULLED)']);
+    // A newer version replacing a pulled one is an ordinary update.
+    await publish({ out: s.out, version: '1.2.0', inputs: [await sourceFile('pull-empty-1.2.0')], keys: [key] });
+    await publish({ out: s.out, pull: '1.0.0', inputs: [], keys: [key] });
+    expect(await other.check()).toMatchObject({ outcome: 'activated', version: '1.2.0', error: null });
+    expect(heard.at(-1)).toBe('activated 1.2.0');
     other.stop();
   });
 
