@@ -198,6 +198,36 @@ describe('TrustKeeper', () => {
     await keeper.anchor();
     expect(writes).toHaveLength(2);
   });
+
+  it('drops an anchor the updater stopped under (queued, or waiting for the log to be durable)', async () => {
+    const writes: SavedTrust[] = [];
+    const store: TrustStore = { read: async () => ({ keys: [], threshold: 1, serial: 1, anchor: '' }), write: async (saved) => void writes.push(saved) };
+    let durable!: () => void;
+    const flushed = new Promise<void>((resolve) => (durable = resolve));
+    let asked!: () => void;
+    const askedForHead = new Promise<void>((resolve) => (asked = resolve));
+    // The log's head arrives only once the log is durable; stop() lands in between.
+    const keeper = new TrustKeeper(store, async () => {
+      asked();
+      await flushed;
+      return { seq: 3, hash: 'c'.repeat(64) };
+    });
+    await keeper.read();
+    const waiting = keeper.anchor();
+    const queued = keeper.anchor();
+    await askedForHead;
+    keeper.close();
+    durable();
+    await Promise.all([waiting, queued]);
+    expect(writes).toEqual([]);
+    // A trust state saved before the stop is still written whole.
+    const open = new TrustKeeper(store, async () => ({ seq: 4, hash: 'd'.repeat(64) }));
+    await open.read();
+    const saving = open.save({ keys: [], threshold: 1, serial: 7, anchor: '' });
+    open.close();
+    await saving;
+    expect(writes).toEqual([{ keys: [], threshold: 1, serial: 7, anchor: '', logHead: { seq: 4, hash: 'd'.repeat(64) } }]);
+  });
 });
 
 describe('a 0.1.0 install (no anchors)', () => {

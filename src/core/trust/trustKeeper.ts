@@ -31,13 +31,13 @@ export class TrustKeeper {
   /** Keeps a new trust state, with the log's current end; resolves when it is durable. */
   save(trust: TrustState): Promise<void> {
     this.saved = { ...trust };
-    return this.enqueue();
+    return this.enqueue('save');
   }
 
   /** Writes the kept trust state again with the log's current end; nothing when none is kept yet. */
   anchor(): Promise<void> {
     if (!this.saved || this.closed) return Promise.resolve();
-    return this.enqueue();
+    return this.enqueue('anchor');
   }
 
   /** No more anchors after the updater stops (a later process owns the folder). */
@@ -45,12 +45,16 @@ export class TrustKeeper {
     this.closed = true;
   }
 
-  private enqueue(): Promise<void> {
+  private enqueue(kind: 'save' | 'anchor'): Promise<void> {
     const store = this.store;
     if (!store) return Promise.resolve();
     const run = this.queue.then(async () => {
+      // An anchor still queued, or waiting for the log, when the updater stopped is dropped: written
+      // later it could name a log that is gone (set aside, or closed with no head to give).
+      if (kind === 'anchor' && this.closed) return;
       const { logHead: _old, ...trust } = this.saved!;
       const logHead = await this.head();
+      if (kind === 'anchor' && this.closed) return;
       await store.write(logHead ? { ...trust, logHead } : trust);
     });
     this.queue = run.catch(() => undefined);
