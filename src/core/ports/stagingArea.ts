@@ -54,6 +54,19 @@ export interface OpenOptions {
   onError: (error: unknown) => void;
 }
 
+/**
+ * A staged file written at any offsets: spans fetched over parallel connections and chunks copied from
+ * versions already on the device land where they belong, in any order.
+ */
+export interface RandomAccessFile {
+  /** Writes `bytes` at `position` (copied before it resolves: the caller may reuse its buffer). */
+  write(position: number, bytes: Uint8Array): Promise<void>;
+  /** Reads `length` bytes at `position` (fewer at the end of the file). */
+  read(position: number, length: number): Promise<Uint8Array>;
+  /** Makes everything written durable when `sync`, then closes. Idempotent. */
+  close(options: { sync: boolean }): Promise<void>;
+}
+
 export interface StagingArea {
   /** Bytes staged for the file; 0 when there are none. */
   size(file: StagedFile): Promise<number>;
@@ -68,6 +81,11 @@ export interface StagingArea {
   /** A fresh SHA-256. */
   createHash(): Promise<Sha256>;
   open(file: StagedFile, options: OpenOptions): Promise<StagedWriter>;
+  /**
+   * Opens the staged file for writes at any offsets, sized to `size` (bytes already staged are kept, a
+   * longer file is cut). Optional: a platform without it downloads each file whole, in order.
+   */
+  openRandomAccess?(file: StagedFile, size: number): Promise<RandomAccessFile>;
   /** Makes the staged bytes durable (a file already complete from an earlier attempt). */
   sync(file: StagedFile): Promise<void>;
   /** Deletes the staged bytes and the resume record. */
