@@ -1,95 +1,131 @@
 /**
- * The Node host example, for real: tiny ONNX models built in code and run with onnxruntime (wasm), a
- * service that updates in the background, a health check on a golden input, and a version with wrong
- * weights rolled back while the service keeps answering. The example's own dependencies are installed
- * here when missing (they are not the library's).
+ * The Node host example, walked as its README tells it, for real: the Silero voice-activity models from
+ * `@ricky0123/vad-web` (a root devDependency, so `npm install` brings them and nothing is fetched here)
+ * run with onnxruntime-web's wasm build, offline. Keys from `model-updater keygen`, every version
+ * published with `model-updater publish --key --metadata` (signed), served from 127.0.0.1:
+ * legacy (h, c) installs as 1.0.0; v5 (state) arrives as 2.0.0, `migrate` converts the saved stream and
+ * `load` adapts to the new inputs; a damaged v6 (2.1.0) loads but fails the golden tone from its signed
+ * metadata and is rolled back; the pristine v6 (2.1.1) installs.
  */
-import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ModelUpdater, ModelUpdaterOptions } from '../src/index.js';
+import { damageWeights } from '../examples/node-host/damageModel.js';
+import { measureGolden } from '../examples/node-host/golden.js';
+import { createVadService } from '../examples/node-host/service.js';
+import { openVadModel, FRAME_SAMPLES, SAMPLE_RATE } from '../examples/node-host/vadModel.js';
+import { readPublicKeyFile } from '../src/index.js';
+import { runCli } from './helpers/runCli.js';
 import { startTestServer, type TestServer } from './helpers/testServer.js';
 
-const EXAMPLE = 'examples/node-host';
+const VAD = 'node_modules/@ricky0123/vad-web/dist';
 let root: string;
+let site: string;
 let server: TestServer;
-/** The example's surface, typed here: its sources are not in the root typecheck (their packages may not be installed yet). */
-interface ModelService {
-  readonly updater: ModelUpdater<unknown>;
-  start(): Promise<void>;
-  predict(x: number[]): Promise<number[]>;
-  health(): Promise<{ ok: boolean; version: string | null; output: number[] | null }>;
-  stop(): Promise<void>;
-}
-let example: {
-  createModelService(options: { manifestUrl: string; dir: string; checkEveryMs?: number; updater?: Partial<ModelUpdaterOptions<unknown>> }): ModelService;
-  publishOnnx(site: string, version: string, weights: { W: number[]; B: number[] }): Promise<void>;
-};
 
 beforeAll(async () => {
-  if (!existsSync(join(EXAMPLE, 'node_modules', 'onnxruntime-web')) || !existsSync(join(EXAMPLE, 'node_modules', 'onnx-proto'))) {
-    await promisify(execFile)('npm', ['install', '--prefix', EXAMPLE, '--no-audit', '--no-fund'], { timeout: 240_000 });
-  }
-  // Imported after the install: they need the example's own packages.
-  const load = (path: string) => import(/* @vite-ignore */ path);
-  const [service, publishing] = await Promise.all([load('../examples/node-host/service.js'), load('../examples/node-host/publishModels.js')]);
-  example = { createModelService: service.createModelService, publishOnnx: publishing.publishOnnx };
   root = await mkdtemp(join(tmpdir(), 'model-updater-node-host-'));
-  server = await startTestServer({ root: join(root, 'site') });
-}, 300_000);
+  site = join(root, 'site');
+  server = await startTestServer({ root: site });
+});
 
 afterAll(async () => {
   await server?.close();
   if (root) await rm(root, { recursive: true, force: true });
 });
 
-/** Resolves on the next updater event of that name. */
-const next = <T>(on: (listener: (payload: T) => void) => () => void) =>
-  new Promise<T>((resolve) => {
-    const off = on((payload) => {
-      off();
-      resolve(payload);
-    });
-  });
+/** The README's `measureGolden.ts <model> > <file>`: the metadata measured on a pristine model. */
+async function measure(model: string): Promise<string> {
+  const vad = await openVadModel(join(VAD, model));
+  const file = join(root, `${model}.metadata.json`);
+  await writeFile(file, JSON.stringify(await measureGolden(vad)));
+  await vad.release();
+  return file;
+}
 
-describe('node-host example (ONNX)', () => {
-  it('keeps the model current in the background and rolls back a version with wrong weights', async () => {
-    const site = join(root, 'site');
-    // Every good version answers the golden input x = [1, 0, 0] with [1.5, 1.5].
-    await example.publishOnnx(site, '1.0.0', { W: [1, 0.5, 2, 3, 4, 5], B: [0.5, 1] });
-    const service = example.createModelService({
+/** The README's `model-updater publish --out site --version v --key release.key --metadata m <model>`. */
+async function publish(version: string, metadata: string, model: string): Promise<void> {
+  const published = await runCli(['publish', '--out', site, '--version', version, '--key', join(root, 'release.key'), '--metadata', metadata, model]);
+  expect(published.stderr).toBe('');
+  expect(published.stdout).toContain(`published ${version}`);
+  expect(published.stdout).toContain('signed by 1 key(s)');
+  expect(published.code).toBe(0);
+}
+
+/** Speech-like enough to move the state: a 300 Hz tone with a slow swell, `frames` × 512 samples. */
+const audio = (frames: number) =>
+  Float32Array.from({ length: frames * FRAME_SAMPLES }, (_, i) => 0.3 * Math.sin((2 * Math.PI * 3 * i) / SAMPLE_RATE) * Math.sin((2 * Math.PI * 300 * i) / SAMPLE_RATE));
+
+const savedStream = async (version: string) => JSON.parse(await readFile(join(root, 'data', version, 'stream.json'), 'utf8'));
+
+describe('node-host example (Silero VAD, signed)', () => {
+  it('installs legacy, migrates to v5, refuses a damaged v6 by its signed golden answers, then installs the pristine v6', async () => {
+    const keygen = await runCli(['keygen', '--out', join(root, 'release')]);
+    expect(keygen.code).toBe(0);
+    const [legacy, v5, v6] = await Promise.all([measure('silero_vad_legacy.onnx'), measure('silero_vad_v5.onnx'), measure('silero_vad_v6.onnx')]);
+    await publish('1.0.0', legacy, join(VAD, 'silero_vad_legacy.onnx'));
+
+    const service = createVadService({
       manifestUrl: `${server.url}manifest.json`,
       dir: join(root, 'models'),
-      checkEveryMs: 20,
-      updater: { allowUnsigned: true, policy: { checkOnStart: true } },
+      dataDir: join(root, 'data'),
+      updater: { trustedKeys: [await readPublicKeyFile(join(root, 'release.pub'))], policy: { checkOnStart: false } },
     });
     const { updater } = service;
     try {
-      const first = next<{ version: string }>((l) => updater.on('activated', l));
       await service.start();
-      expect(await first).toMatchObject({ version: '1.0.0' });
-      expect(await service.health()).toEqual({ ok: true, version: '1.0.0', output: [1.5, 1.5] });
-      expect(await service.predict([0, 1, 1])).toEqual([6.5, 9]);
+      expect(await updater.check()).toMatchObject({ outcome: 'activated', version: '1.0.0' });
+      expect(await service.health()).toEqual({ ok: true, version: '1.0.0', inputs: ['input', 'sr', 'h', 'c'] });
+      const heard = await service.speech(audio(8));
+      expect(heard).toMatchObject({ version: '1.0.0', frames: 8 });
+      expect(heard.probabilities).toHaveLength(8);
+      const legacyStream = await savedStream('1.0.0');
+      expect(legacyStream).toMatchObject({ layout: 'h,c', frames: 8 });
 
-      // A better model: the background check finds and activates it.
-      const second = next<{ version: string }>((l) => updater.on('activated', l));
-      await example.publishOnnx(site, '1.1.0', { W: [1, 0.5, -1, 1, 0.5, 2], B: [0.5, 1] });
-      expect(await second).toMatchObject({ version: '1.1.0' });
-      expect(await service.predict([0, 1, 1])).toEqual([0, 4]);
+      // v5: a new input signature. migrate writes the stream in the new layout beside the old one.
+      await publish('2.0.0', v5, join(VAD, 'silero_vad_v5.onnx'));
+      expect(await updater.check()).toMatchObject({ outcome: 'activated', version: '2.0.0' });
+      expect(await service.health()).toEqual({ ok: true, version: '2.0.0', inputs: ['input', 'state', 'sr'] });
+      const migrated = await savedStream('2.0.0');
+      expect(migrated).toEqual({ layout: 'state', state: [...legacyStream.h, ...legacyStream.c], frames: 8 });
+      expect(await savedStream('1.0.0')).toEqual(legacyStream); // the old version's data, untouched for a rollback
+      expect(await service.speech(audio(2))).toMatchObject({ version: '2.0.0', frames: 10 });
 
-      // Wrong weights: loaded, fails the golden input, rolled back; 1.1.0 keeps answering.
-      const rolledBack = next<{ version: string | null; cause: { code: string } | null }>((l) => updater.on('rolled-back', l));
-      await example.publishOnnx(site, '1.2.0', { W: [7, 7, 7, 7, 7, 7], B: [0, 0] });
-      expect(await rolledBack).toMatchObject({ version: '1.1.0', cause: { code: 'HEALTH_CHECK_FAILED' } });
-      expect(updater.active?.version).toBe('1.1.0');
-      expect(await service.health()).toEqual({ ok: true, version: '1.1.0', output: [1.5, 1.5] });
-      expect(await service.predict([0, 1, 1])).toEqual([0, 4]);
+      // A damaged v6, signed and published with the answers measured on the pristine one: it loads, it
+      // answers the golden tone wrongly, it is rolled back and quarantined, and 2.0.0 keeps answering.
+      const damaged = join(root, 'damaged', 'silero_vad_v6.onnx');
+      await mkdir(join(root, 'damaged'));
+      await writeFile(damaged, damageWeights(await readFile(join(VAD, 'silero_vad_v6.onnx'))));
+      await publish('2.1.0', v6, damaged);
+      const refused = await updater.check();
+      expect(refused).toMatchObject({ outcome: 'rolled-back', error: { code: 'HEALTH_CHECK_FAILED' } });
+      expect(refused.error?.message).toMatch(/health check of version 2\.1\.0 threw: on the golden 1000 Hz tone, frame 1 has speech probability 0\.[3-9]\d* where its publisher measured 0\.000/);
+      expect(updater.active?.version).toBe('2.0.0');
+      expect(updater.getSnapshot().context.quarantine.map((q) => q.version)).toEqual(['2.1.0']);
+      expect(await service.health()).toMatchObject({ ok: true, version: '2.0.0' });
+      expect(await service.speech(audio(1))).toMatchObject({ version: '2.0.0', frames: 11 });
+
+      // The pristine v6: same signature, the stream carries over as it is.
+      await publish('2.1.1', v6, join(VAD, 'silero_vad_v6.onnx'));
+      expect(await updater.check()).toMatchObject({ outcome: 'activated', version: '2.1.1' });
+      expect(await service.health()).toEqual({ ok: true, version: '2.1.1', inputs: ['input', 'state', 'sr'] });
+      expect(await savedStream('2.1.1')).toEqual(await savedStream('2.0.0'));
+      expect(await service.speech(audio(1))).toMatchObject({ version: '2.1.1', frames: 12 });
     } finally {
       await service.stop();
     }
+  }, 120_000);
+
+  it('says what it needs, without a stack trace, when started with neither TRUSTED_KEY nor ALLOW_UNSIGNED', async () => {
+    const env = { ...process.env, TRUSTED_KEY: '', ALLOW_UNSIGNED: '', MODEL_DIR: join(root, 'unused'), DATA_DIR: join(root, 'unused') };
+    const child = spawn(process.execPath, ['--import', 'tsx', 'examples/node-host/main.ts'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/^The service needs the update service's public key: set TRUSTED_KEY to the \.pub file from `model-updater keygen`\.\nusage: TRUSTED_KEY=/);
+    expect(stderr).not.toMatch(/\n\s+at /);
   });
 });

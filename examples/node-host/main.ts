@@ -1,38 +1,75 @@
 /**
- * Runs the example service by hand over HTTP on 127.0.0.1: GET /health, GET /predict?x=1,2,3.
+ * Runs the voice-activity service on 127.0.0.1 (README.md walks it step by step):
  *
- *   npm install --prefix examples/node-host
- *   MANIFEST_URL=http://127.0.0.1:8000/manifest.json MODEL_DIR=/tmp/models TRUSTED_KEY=release.pub npx tsx examples/node-host/main.ts
+ *   TRUSTED_KEY=/tmp/vad/release.pub MANIFEST_URL=http://127.0.0.1:8000/manifest.json \
+ *   MODEL_DIR=/tmp/vad/models DATA_DIR=/tmp/vad/data CHECK_EVERY_MS=5000 npx tsx examples/node-host/main.ts
  *
- * TRUSTED_KEY names the public key (`model-updater keygen`) the manifests are signed with; ALLOW_UNSIGNED=1
- * instead accepts an unsigned service (for trying it out only). One of the two is required.
+ *   GET  /health   the active version, its inputs, and whether it answers the golden tone as published
+ *   POST /speech   16 kHz float32 little-endian samples, whole frames of 512: one speech probability a frame
+ *
+ * TRUSTED_KEY (required) names the public key from `model-updater keygen` that the manifests are signed with.
+ * ALLOW_UNSIGNED=1 instead accepts an unsigned update service, for trying things out only.
+ * MANIFEST_URL (default http://127.0.0.1:8000/manifest.json), MODEL_DIR (default ./vad/models), DATA_DIR
+ * (default ./vad/data), CHECK_EVERY_MS (default 600000) and PORT (default 8080) are optional.
  */
 import http from 'node:http';
-import { readPublicKeyFile } from '../../src/index.js';
-import { createModelService } from './service.js';
+import { isUpdateError, readPublicKeyFile } from '../../src/index.js';
 
-const trustedKey = process.env.TRUSTED_KEY;
+const env = process.env;
+const usage = `usage: TRUSTED_KEY=<release.pub> [MANIFEST_URL=<url>] [MODEL_DIR=<dir>] [DATA_DIR=<dir>] [CHECK_EVERY_MS=<ms>] [PORT=<port>] npx tsx examples/node-host/main.ts
+       (or ALLOW_UNSIGNED=1 instead of TRUSTED_KEY, to try an unsigned update service)`;
 
-const service = createModelService({
-  manifestUrl: process.env.MANIFEST_URL ?? 'http://127.0.0.1:8000/manifest.json',
-  dir: process.env.MODEL_DIR ?? './models',
-  checkEveryMs: Number(process.env.CHECK_EVERY_MS ?? 60_000),
-  updater: trustedKey ? { trustedKeys: [await readPublicKeyFile(trustedKey)] } : { allowUnsigned: process.env.ALLOW_UNSIGNED === '1' },
+/** Stops with one line that says what to do, not a stack trace. */
+function fail(message: string, code = 1): never {
+  console.error(message);
+  process.exit(code);
+}
+
+if (!env.TRUSTED_KEY && env.ALLOW_UNSIGNED !== '1') {
+  fail(`The service needs the update service's public key: set TRUSTED_KEY to the .pub file from \`model-updater keygen\`.\n${usage}`, 2);
+}
+const trust = env.TRUSTED_KEY
+  ? { trustedKeys: [await readPublicKeyFile(env.TRUSTED_KEY).catch((error: Error) => fail(`TRUSTED_KEY=${env.TRUSTED_KEY}: ${error.message}`))] }
+  : { allowUnsigned: true };
+
+// Loaded after the settings are checked: onnxruntime takes a moment to load, a wrong setting should not wait for it.
+const { createVadService } = await import('./service.js');
+const service = createVadService({
+  manifestUrl: env.MANIFEST_URL ?? 'http://127.0.0.1:8000/manifest.json',
+  dir: env.MODEL_DIR ?? './vad/models',
+  dataDir: env.DATA_DIR ?? './vad/data',
+  checkEveryMs: Number(env.CHECK_EVERY_MS ?? 600_000),
+  updater: trust,
 });
-service.updater.on('activated', ({ version }) => console.log(`model ${version} active`));
-service.updater.on('rolled-back', ({ version, cause }) => console.log(`kept ${version}: ${cause?.code} ${cause?.message}`));
-await service.start();
+const { updater } = service;
+updater.on('activated', ({ version }) => console.log(`model ${version} active (inputs: ${updater.model?.inputNames.join(', ')})`));
+updater.on('rolled-back', ({ version, cause }) => console.log(`kept ${version ?? 'no model'}: ${cause?.message ?? 'rolled back by hand'}`));
+updater.on('error', (error) => console.log(`update failed (${error.code}): ${error.message}`));
+await service.start().catch((error: unknown) => fail(isUpdateError(error) ? `${error.code}: ${error.message}` : String(error)));
 
-const server = http.createServer(async (req, res) => {
+const server = http.createServer((req, res) => {
+  const answer = (status: number, body: unknown) => res.writeHead(status, { 'content-type': 'application/json' }).end(`${JSON.stringify(body)}\n`);
   const url = new URL(req.url ?? '/', 'http://localhost');
-  try {
-    const body = url.pathname === '/predict' ? { y: await service.predict((url.searchParams.get('x') ?? '0,0,0').split(',').map(Number)) } : await service.health();
-    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
-  } catch (error) {
-    res.writeHead(503, { 'content-type': 'application/json' }).end(JSON.stringify({ error: (error as Error).message }));
+  if (req.method === 'GET' && url.pathname === '/health') {
+    void service.health().then((health) => answer(health.ok ? 200 : 503, health));
+  } else if (req.method === 'POST' && url.pathname === '/speech') {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      // Copied into an aligned buffer: a Float32Array needs its offset to be a multiple of 4.
+      const samples = new Float32Array(new Uint8Array(body).buffer, 0, Math.floor(body.length / 4));
+      service.speech(samples).then(
+        (speech) => answer(200, speech),
+        (error: Error) => answer(400, { error: error.message }),
+      );
+    });
+  } else {
+    answer(404, { error: 'GET /health or POST /speech (16 kHz float32 samples, whole frames of 512)' });
   }
 });
-server.listen(Number(process.env.PORT ?? 8080), '127.0.0.1', () => console.log(`listening on http://127.0.0.1:${process.env.PORT ?? 8080}`));
+const port = Number(env.PORT ?? 8080);
+server.listen(port, '127.0.0.1', () => console.log(`listening on http://127.0.0.1:${port} (GET /health, POST /speech)`));
 process.once('SIGINT', () => {
   server.close();
   void service.stop();

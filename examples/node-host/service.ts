@@ -1,87 +1,137 @@
 /**
- * A small Node service that keeps its ONNX model current in the background with model-updater: it
- * loads each version with onnxruntime (wasm), health-checks it on a golden input before switching, and
- * serves predictions from whichever version is active. A version with wrong weights fails the golden
- * input and is rolled back; the service never stops answering.
+ * A voice-activity service, the kind a live-transcription panel runs beside its recogniser: it answers
+ * "is this 32 ms of audio speech?" with a Silero VAD model and keeps that model current in the
+ * background with model-updater. The model family changes under it: the legacy model takes its state as
+ * `h` and `c`, v5 and v6 as one `state`. The hooks handle that:
+ * - `migrate` converts what the host keeps for the old version (the live stream's state, saved per
+ *   version) into the new version's layout, written beside the old one;
+ * - `load` opens the model and adapts to its input signature;
+ * - `healthCheck` plays the golden tone and compares with the answers in the version's signed metadata,
+ *   so a damaged copy that loads fine is still refused and rolled back.
  */
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import * as ort from 'onnxruntime-web';
 // In an app: `from 'model-updater'`. Here the repository's source, so the example tracks it.
-import { createModelUpdater, type ModelUpdater, type ModelUpdaterOptions } from '../../src/index.js';
-import { GOLDEN_INPUT, GOLDEN_OUTPUT } from './onnxModel.js';
+import { createModelUpdater, type ModelRef, type ModelUpdater, type ModelUpdaterOptions } from '../../src/index.js';
+import { checkGolden, vadMetadata } from './golden.js';
+import { convertState, readStream, writeStream, type SavedStream } from './streamState.js';
+import { FRAME_SAMPLES, openVadModel, silentState, type VadModel } from './vadModel.js';
 
-ort.env.wasm.numThreads = 1; // no worker threads: a small model, and a service that exits cleanly
-
-export interface ModelServiceOptions {
+export interface VadServiceOptions {
   manifestUrl: string;
+  /** The updater's folder: model versions and its event log. */
   dir: string;
-  /** Background check interval. Default 10 minutes. */
+  /** The host's own data: the stream state of each version. */
+  dataDir: string;
+  /** Between background checks. Default 10 minutes. */
   checkEveryMs?: number;
-  /** Passed through to the updater (retry, trust, inspect, ...). */
-  updater?: Partial<ModelUpdaterOptions<ort.InferenceSession>>;
+  /** Passed through to the updater (trust, policy, retry, ...). */
+  updater?: Partial<ModelUpdaterOptions<VadModel>>;
 }
 
-export interface ModelService {
-  readonly updater: ModelUpdater<ort.InferenceSession>;
-  /** Starts the updater (restoring and loading the active model) and the background checks. */
+export interface SpeechAnswer {
+  version: string;
+  /** One per frame of FRAME_SAMPLES samples. */
+  probabilities: number[];
+  /** Frames the stream has heard, across versions. */
+  frames: number;
+}
+
+export interface VadService {
+  readonly updater: ModelUpdater<VadModel>;
+  /** Starts the updater: restores its log, loads the active model, checks now and every `checkEveryMs`. */
   start(): Promise<void>;
-  /** y = x·W + B with the active model. */
-  predict(x: number[]): Promise<number[]>;
-  /** The golden input through the active model. */
-  health(): Promise<{ ok: boolean; version: string | null; output: number[] | null }>;
+  /** Runs the active model over 16 kHz samples (whole frames of 512) and carries the stream's state on. */
+  speech(samples: Float32Array): Promise<SpeechAnswer>;
+  /** The active version, its inputs, and whether it still answers the golden tone as published. */
+  health(): Promise<{ ok: boolean; version: string | null; inputs: readonly string[]; problem?: string }>;
   stop(): Promise<void>;
 }
 
-async function run(session: ort.InferenceSession, x: number[]): Promise<number[]> {
-  const { y } = await session.run({ x: new ort.Tensor('float32', Float32Array.from(x), [1, x.length]) });
-  return Array.from(y!.data as Float32Array);
+/** The version's model file: the one `.onnx` it was published with. */
+function modelFile(model: ModelRef): string {
+  const onnx = model.files.filter((file) => file.path.endsWith('.onnx'));
+  if (onnx.length !== 1) throw new Error(`version ${model.version} has ${onnx.length} .onnx files; this service expects one`);
+  return join(model.path, onnx[0]!.path);
 }
-
-const matchesGolden = (output: number[]) => output.length === GOLDEN_OUTPUT.length && output.every((v, i) => Math.abs(v - GOLDEN_OUTPUT[i]!) < 1e-5);
 
 /**
  * @example
- * const service = createModelService({ manifestUrl: 'https://models.example.com/linear/manifest.json', dir: '/var/lib/svc/models' })
- * await service.start(); console.log(await service.predict([1, 2, 3]))
+ * const vad = createVadService({ manifestUrl: 'https://models.example.com/vad/manifest.json', dir: '/var/lib/vad/models', dataDir: '/var/lib/vad/data', updater: { trustedKeys: [pub] } })
+ * await vad.start(); (await vad.speech(samples)).probabilities
  */
-export function createModelService(options: ModelServiceOptions): ModelService {
-  let timer: ReturnType<typeof setInterval> | undefined;
-  let checking: Promise<unknown> | undefined;
-  const updater = createModelUpdater<ort.InferenceSession>({
+export function createVadService(options: VadServiceOptions): VadService {
+  const { dataDir } = options;
+  const updater = createModelUpdater<VadModel>({
     manifestUrl: options.manifestUrl,
     dir: options.dir,
     ...options.updater,
+    policy: { schedule: { intervalMs: options.checkEveryMs ?? 10 * 60_000, startupSpreadMs: 0 }, ...options.updater?.policy },
     loader: {
-      load: async (model) => ort.InferenceSession.create(await readFile(join(model.path, 'model.onnx'))),
-      healthCheck: async (_model, session) => matchesGolden(await run(session, GOLDEN_INPUT)),
-      unload: (_model, session) => session.release(),
+      // Runs before the new version loads, and may run twice after a crash: it only reads the old
+      // version's file and writes the new version's, so running it again gives the same result.
+      async migrate({ from, to }) {
+        const saved = from ? await readStream(dataDir, from.version) : null;
+        if (saved) await writeStream(dataDir, to.version, { state: convertState(saved.state, vadMetadata(to.metadata).layout), frames: saved.frames });
+      },
+      async load(model) {
+        const vad = await openVadModel(modelFile(model));
+        const declared = model.metadata?.layout;
+        if (declared !== undefined && declared !== vad.layout) {
+          await vad.release();
+          throw new Error(`its metadata says layout ${String(declared)}, the model's inputs are ${vad.inputNames.join(', ')}`);
+        }
+        return vad;
+      },
+      healthCheck: async (model, vad) => checkGolden(vad, vadMetadata(model.metadata)),
+      unload: (_model, vad) => vad.release(),
     },
   });
-  const active = () => {
-    const session = updater.model;
-    if (!session) throw new Error('No model is installed yet; the first update is still running.');
-    return session;
+
+  // One request at a time: each frame's state feeds the next, and the file is saved after each request.
+  let queue: Promise<unknown> = Promise.resolve();
+  const serially = <T>(work: () => Promise<T>): Promise<T> => {
+    const run = queue.then(work, work);
+    queue = run.catch(() => undefined);
+    return run;
   };
+  let current: { version: string; stream: SavedStream } | null = null;
+
   return {
     updater,
-    async start() {
-      await updater.start();
-      timer = setInterval(() => {
-        checking ??= updater.check('scheduled').catch(() => undefined).finally(() => (checking = undefined));
-      }, options.checkEveryMs ?? 10 * 60_000);
-      timer.unref();
-    },
-    predict: async (x) => run(active(), x),
-    async health() {
-      const session = updater.model;
-      if (!session) return { ok: false, version: null, output: null };
-      const output = await run(session, GOLDEN_INPUT);
-      return { ok: matchesGolden(output), version: updater.active?.version ?? null, output };
-    },
+    start: () => updater.start(),
+    speech: (samples) =>
+      serially(async () => {
+        const vad = updater.model;
+        const version = updater.active?.version;
+        if (!vad || !version) throw new Error('No model is installed yet: the first update is still running.');
+        if (samples.length === 0 || samples.length % FRAME_SAMPLES !== 0) throw new Error(`send whole frames of ${FRAME_SAMPLES} samples (float32), got ${samples.length} samples`);
+        // A new version continues from the stream its migrate prepared.
+        if (current?.version !== version) current = { version, stream: (await readStream(dataDir, version)) ?? { state: silentState(vad.layout), frames: 0 } };
+        const { stream } = current;
+        const probabilities: number[] = [];
+        for (let at = 0; at < samples.length; at += FRAME_SAMPLES) {
+          const step = await vad.step(samples.subarray(at, at + FRAME_SAMPLES), stream.state);
+          probabilities.push(step.probability);
+          stream.state = step.state;
+          stream.frames += 1;
+        }
+        await writeStream(dataDir, version, stream);
+        return { version, probabilities, frames: stream.frames };
+      }),
+    health: () =>
+      serially(async () => {
+        const vad = updater.model;
+        const active = updater.active;
+        if (!vad || !active) return { ok: false, version: null, inputs: [], problem: 'no model is installed yet' };
+        try {
+          await checkGolden(vad, vadMetadata(active.metadata));
+          return { ok: true, version: active.version, inputs: vad.inputNames };
+        } catch (error) {
+          return { ok: false, version: active.version, inputs: vad.inputNames, problem: (error as Error).message };
+        }
+      }),
     async stop() {
-      clearInterval(timer);
-      await checking;
+      await queue;
       updater.stop();
     },
   };

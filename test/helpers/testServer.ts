@@ -26,6 +26,8 @@ export interface ServerOptions {
   tls?: { key: string | Buffer; cert: string | Buffer };
   /** Loopback address to listen on. Default 127.0.0.1; another 127.x address is a host no proxy bypass covers. */
   host?: string;
+  /** Port to listen on. Default 0: one the OS picks (tests); the examples serve on a fixed one. */
+  port?: number;
 }
 
 export type Fault =
@@ -121,7 +123,7 @@ export async function startTestServer(options: ServerOptions): Promise<TestServe
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, options.host ?? '127.0.0.1', () => {
+    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => {
       server.off('error', reject);
       resolve();
     });
@@ -150,7 +152,7 @@ export async function startTestServer(options: ServerOptions): Promise<TestServe
   };
 }
 
-type Config = Required<Omit<ServerOptions, 'tls' | 'host'>>;
+type Config = Required<Omit<ServerOptions, 'tls' | 'host' | 'port'>>;
 
 async function serve(
   config: Config,
