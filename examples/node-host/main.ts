@@ -69,6 +69,7 @@ const server = http.createServer((req, res) => {
   }
 });
 const port = Number(env.PORT ?? 8080);
+server.once('error', (error: NodeJS.ErrnoException) => fail(`Cannot listen on 127.0.0.1:${port} (${error.code ?? error.message}): set PORT to a free port.`));
 server.listen(port, '127.0.0.1', () => console.log(`listening on http://127.0.0.1:${port} (GET /health, POST /speech)`));
 process.once('SIGINT', () => {
   server.close();
