@@ -25,6 +25,16 @@ export function isHealthy(model: LinearModel): boolean {
 }
 
 /**
+ * The health check: throws, saying what the model answered, when it answers the golden input wrongly
+ * (the updater puts the message in HEALTH_CHECK_FAILED, which the page shows).
+ * @example
+ * assertHealthy({ w: [9, 9, 9], b: 0 }) // throws: for the golden input 1, 2, 3 it answers 54, not 4.5
+ */
+export function assertHealthy(model: LinearModel): void {
+  if (!isHealthy(model)) throw new Error(`for the golden input ${GOLDEN_INPUT.join(', ')} it answers ${predict(model, GOLDEN_INPUT)}, not ${GOLDEN_OUTPUT}`);
+}
+
+/**
  * Reads and checks `model.json`.
  * @example
  * const model = parseModel(await (await store.readFile(version, 'model.json')).text())

@@ -1,23 +1,23 @@
 /**
- * Runs the browser example by hand: builds it, publishes 1.0.0 and 1.1.0 (good) and 1.2.0 (wrong
- * weights) to a demo site, and serves both from 127.0.0.1.
+ * Runs the browser example by hand: builds the page, publishes 1.0.0 to its update site, and serves both
+ * from 127.0.0.1. The page's "Publish next version" button (or `curl -X POST <url>publish-next`)
+ * publishes 1.1.0, then the bad 1.2.0. README.md walks it.
  *
- *   npx tsx examples/browser/serve.ts     # then open the printed URL; Ctrl-C stops
+ *   npx tsx examples/browser/serve.ts     # PORT=8000 by default; Ctrl-C stops
  */
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startTestServer } from '../../test/helpers/testServer.js';
 import { buildBrowserExample } from './build.js';
-import { GOOD_MODEL } from './model.js';
-import { publishModel } from './publishDemo.js';
+import { startExampleServer } from './exampleServer.js';
 
+const port = Number(process.env.PORT ?? 8000);
 const root = await mkdtemp(join(tmpdir(), 'model-updater-browser-example-'));
 await buildBrowserExample(join(root, 'app'));
-const site = join(root, 'app', 'site');
-await publishModel(site, '1.0.0', GOOD_MODEL, 512 * 1024);
-await publishModel(site, '1.1.0', { w: [1, 0.5, 0], b: 2.5 }, 4 * 1024 * 1024);
-await publishModel(site, '1.2.0', { w: [9, 9, 9], b: 0 }, 256 * 1024);
-const server = await startTestServer({ root });
-console.log(`open ${server.url}app/index.html  (1.0.0 → 1.1.0 → 1.2.0, which fails its health check and rolls back)`);
+const server = await startExampleServer({ root, port, onPublish: (step) => console.log(`published ${step.version}: ${step.note}`) }).catch((error: NodeJS.ErrnoException) => {
+  console.error(`Cannot serve on 127.0.0.1:${port} (${error.code ?? error.message}): set PORT to a free port.`);
+  process.exit(1);
+});
+console.log(`open ${server.url}app/index.html`);
+console.log(`next: the page's "Publish next version" button, or curl -X POST ${server.url}publish-next`);
 process.once('SIGINT', () => void server.close());
