@@ -115,7 +115,7 @@ describe.skipIf(chromiumAvailable.skip)('browser example in Chromium', () => {
     await waitForText('#message', /^1\.2\.0 was refused: The health check of version 1\.2\.0 threw: for the golden input 1, 2, 3 it answers 54, not 4\.5\. 1\.1\.0 is still active\.$/);
     await waitForText('#active', '1.1.0');
     await waitForText('#prediction', '4.5');
-    await waitForText('#quarantine', /^1\.2\.0: HEALTH_CHECK_FAILED/);
+    await waitForText('#quarantine', /^1\.2\.0: its health check failed \(HEALTH_CHECK_FAILED, left 1 time\)/);
     // Checked again, the quarantined build is not taken again.
     await page.click('#check');
     await waitForText('#message', 'Up to date: the server offers nothing newer than 1.1.0 (versions refused here are not taken again).');

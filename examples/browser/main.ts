@@ -99,6 +99,15 @@ function describeDeferred(snapshot: UpdaterSnapshot): string {
   return `Could not reach the update server: ${snapshot.context.error?.message ?? 'no answer'}`;
 }
 
+/** Why a build was quarantined, in words (the code stays beside it). */
+const QUARANTINE_REASONS: Record<string, string> = {
+  HEALTH_CHECK_FAILED: 'its health check failed',
+  LOAD_FAILED: 'it did not load',
+  MIGRATION_FAILED: 'migrating to it failed',
+  HOOK_TIMEOUT: 'a hook took too long',
+  ROLLED_BACK_BY_USER: 'you rolled back from it',
+};
+
 function renderQuarantine(snapshot: UpdaterSnapshot): void {
   const list = $('quarantine');
   const quarantined = snapshot.context.quarantine;
@@ -107,7 +116,7 @@ function renderQuarantine(snapshot: UpdaterSnapshot): void {
       ? [Object.assign(document.createElement('li'), { textContent: 'none' })]
       : quarantined.map((bad) => {
           const item = document.createElement('li');
-          item.textContent = `${bad.version}: ${bad.reason} (left ${bad.count} time${bad.count === 1 ? '' : 's'}) `;
+          item.textContent = `${bad.version}: ${QUARANTINE_REASONS[bad.reason] ?? 'it failed here'} (${bad.reason}, left ${bad.count} time${bad.count === 1 ? '' : 's'}) `;
           const release = Object.assign(document.createElement('button'), { textContent: 'Allow again' });
           release.addEventListener('click', () => {
             updater.release(bad.version);

@@ -18,6 +18,9 @@ const server = await startExampleServer({ root, port, onPublish: (step) => conso
   console.error(`Cannot serve on 127.0.0.1:${port} (${error.code ?? error.message}): set PORT to a free port.`);
   process.exit(1);
 });
+// Loopback is fast: the first download of 1.1.0 is sent slowly (64 KiB every 100 ms, about 7 s) so
+// there is time to reload the page in the middle of it. The resumed request comes at full speed.
+server.files.fault('/app/site/1.1.0/weights.bin', { kind: 'trickle', bytes: 64 * 1024, intervalMs: 100, times: 1 });
 console.log(`open ${server.url}app/index.html`);
 console.log(`next: the page's "Publish next version" button, or curl -X POST ${server.url}publish-next`);
 process.once('SIGINT', () => void server.close());
