@@ -116,7 +116,7 @@ describe('node-host example (Silero VAD, signed)', () => {
     } finally {
       await service.stop();
     }
-  }, 120_000);
+  }, 300_000); // five CLI runs (each a tsx child) and four model loads: minutes on a loaded 2-core machine
 
   it('says what it needs, without a stack trace, when started with neither TRUSTED_KEY nor ALLOW_UNSIGNED', async () => {
     const env = { ...process.env, TRUSTED_KEY: '', ALLOW_UNSIGNED: '', MODEL_DIR: join(root, 'unused'), DATA_DIR: join(root, 'unused') };
