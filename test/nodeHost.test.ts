@@ -127,5 +127,5 @@ describe('node-host example (Silero VAD, signed)', () => {
     expect(code).toBe(2);
     expect(stderr).toMatch(/^The service needs the update service's public key: set TRUSTED_KEY to the \.pub file from `model-updater keygen`\.\nusage: TRUSTED_KEY=/);
     expect(stderr).not.toMatch(/\n\s+at /);
-  });
+  }, 120_000);
 });
