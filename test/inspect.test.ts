@@ -11,11 +11,13 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
 import type { InspectionEvent } from 'xstate';
 import { isUpdateError } from '../src/index.js';
-import { replayIntoInspector, connectWebSocketInspector } from '../src/inspect/index.js';
+import { replayIntoInspector, connectWebSocketInspector, createFullBrowserInspector } from '../src/inspect/index.js';
 import { replay, isMachineRecord } from '../src/core/log/replay.js';
 import { chartEventOf } from '../src/core/log/domainEvents.js';
 import { createWorld, plain, type World } from './helpers/fixtures.js';
 import { freePort } from './helpers/freePort.js';
+import { writeLongLog } from './helpers/longLog.js';
+import { listArchivedSegments, readAllRecords } from '../src/node/logSegments.js';
 
 let world: World;
 beforeEach(async () => {
@@ -37,6 +39,33 @@ async function updateAndRollBack(inspect?: (event: InspectionEvent) => void) {
   await world.publishVersion('1.1.0', { bytes: 4_000 });
   expect(await updater.check()).toMatchObject({ outcome: 'rolled-back', error: { code: 'HEALTH_CHECK_FAILED' } });
   return updater;
+}
+
+/** `model-updater log --dir <dir> --inspect --port <free> --no-open --json` in a child, once it has printed its summary. */
+async function serveInspector(dir: string) {
+  const port = await freePort();
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'log', '--dir', dir, '--inspect', '--port', String(port), '--no-open', '--json'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  let stdout = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  await vi.waitFor(() => expect(stdout).toContain('\n'), { timeout: 45_000, interval: 50 });
+  const summary = JSON.parse(stdout) as { ok: boolean; records: number; events: number; state: string };
+  return { port, child, exited, summary };
+}
+
+/** A page (a WebSocket client) that connects after the replay has ended, until it has `count` events. */
+async function pageReceives(port: number, count: number): Promise<StatelyInspectionEvent[]> {
+  const page = new WebSocket(`ws://127.0.0.1:${port}`);
+  const received: StatelyInspectionEvent[] = [];
+  page.on('message', (data) => received.push(JSON.parse(data.toString())));
+  try {
+    await vi.waitFor(() => expect(received.length).toBe(count), { timeout: 30_000, interval: 20 });
+  } finally {
+    page.close();
+  }
+  return received;
 }
 
 describe('live inspection', () => {
@@ -66,6 +95,25 @@ describe('live inspection', () => {
 });
 
 describe('replay into the inspector', () => {
+  it('createFullBrowserInspector holds every event, the definition first, for an inspector window that loads late', async () => {
+    await writeLongLog(world, 500);
+    const records = [...readAllRecords(world.dir)];
+    let forwarded = 0; // actor, event and snapshot inspection events: what @statelyai/inspect passes on
+    replayIntoInspector(records, (event) => (forwarded += ['@xstate.actor', '@xstate.event', '@xstate.snapshot'].includes(event.type) ? 1 : 0));
+    expect(forwarded).toBeGreaterThan(1_000);
+
+    // A page whose inspector popup has not loaded yet: it says it is ready only after the whole replay.
+    const posted: StatelyInspectionEvent[] = [];
+    const page = Object.assign(new EventTarget(), { open: () => ({ postMessage: (event: StatelyInspectionEvent) => posted.push(event) }) });
+    const inspector = createFullBrowserInspector({ window: page as never });
+    replayIntoInspector(records, inspector.inspect);
+    await new Promise<void>((resolve) => setTimeout(resolve, 0)); // queued after the inspector's own deliveries (setTimeout 0 each, in order)
+    expect(posted).toEqual([]);
+    page.dispatchEvent(new MessageEvent('message', { data: { type: '@statelyai.connected' } }));
+    expect(posted.length).toBe(forwarded);
+    expect(posted[0]).toMatchObject({ type: '@xstate.actor', definition: expect.stringContaining('"id":"updater"') });
+  });
+
   it('steps a recorded log through the chart with nothing running and ends on the same snapshot as replay()', async () => {
     const updater = await updateAndRollBack();
     const records = updater.log.records();
@@ -115,34 +163,43 @@ describe('model-updater log --inspect', () => {
     expect(received.some((e) => e.type === '@xstate.actor' && e.definition)).toBe(true);
   });
 
-  it('with no URL, serves an inspector that hands the replay to a page connecting later, until Ctrl-C', async () => {
+  it('with no URL, serves an inspector that hands the whole replay, definition first, to a page connecting later, until Ctrl-C', async () => {
     const updater = await updateAndRollBack();
     updater.stop();
-    const port = await freePort();
-
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'log', '--dir', world.dir, '--inspect', '--port', String(port), '--no-open', '--json'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const served = await serveInspector(world.dir);
     try {
-      let stdout = '';
-      child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-      await vi.waitFor(() => expect(stdout).toContain('\n'), { timeout: 15_000, interval: 50 });
-      const summary = JSON.parse(stdout) as { ok: boolean; events: number; state: string };
-      expect(summary).toMatchObject({ ok: true, state: 'rolledBack' });
-
-      // A page opened later still gets the replay: the server keeps the last 200 events.
-      const page = new WebSocket(`ws://127.0.0.1:${port}`);
-      const received: StatelyInspectionEvent[] = [];
-      page.on('message', (data) => received.push(JSON.parse(data.toString())));
-      await vi.waitFor(() => expect(received.length).toBe(Math.min(summary.events, 200)), { timeout: 5_000, interval: 20 });
+      expect(served.summary).toMatchObject({ ok: true, state: 'rolledBack' });
+      const received = await pageReceives(served.port, served.summary.events);
+      expect(received[0]).toMatchObject({ type: '@xstate.actor', definition: expect.stringContaining('"id":"updater"') });
       expect(received.some((e) => e.type === '@xstate.snapshot' && (e.snapshot as { value?: unknown }).value === 'rolledBack')).toBe(true);
-      page.close();
     } finally {
-      child.kill('SIGINT');
+      served.child.kill('SIGINT');
     }
-    expect(await exited).toBe(0);
+    expect(await served.exited).toBe(0);
   });
+
+  it('a page connecting late to a 10,000-record log, read segment by segment, gets the definition first and every event', async () => {
+    const records = await writeLongLog(world, 10_000);
+    expect(records).toBeGreaterThan(10_000);
+    expect(listArchivedSegments(world.dir).length).toBe(1);
+    const served = await serveInspector(world.dir);
+    try {
+      expect(served.summary).toMatchObject({ ok: true, records, state: 'rolledBack' });
+      const received = await pageReceives(served.port, served.summary.events);
+      expect(received.length).toBe(served.summary.events);
+      expect(received[0]).toMatchObject({ type: '@xstate.actor', definition: expect.stringContaining('"id":"updater"') });
+      // Every journaled event of every run reached the page, in order: the whole story, not its last 200.
+      const machineRecords = [...readAllRecords(world.dir)].filter(isMachineRecord);
+      const delivered = received.filter((e) => e.type === '@xstate.event' && !e.sourceId).map((e) => (e as { event: { type: string } }).event.type);
+      const expected = machineRecords.map((r) => chartEventOf(r).type).filter((type) => type !== 'xstate.init');
+      expect(delivered.filter((type) => type !== 'xstate.init')).toEqual(expected);
+      expect(received.at(-1)).toMatchObject({ type: '@xstate.snapshot' });
+      expect(received.some((e) => e.type === '@xstate.snapshot' && (e.snapshot as { value?: unknown }).value === 'rolledBack')).toBe(true);
+    } finally {
+      served.child.kill('SIGINT');
+    }
+    expect(await served.exited).toBe(0);
+  }, 60_000);
 
   it('refuses a --port that is not a TCP port, saying what to give', async () => {
     const result = await runCli(['log', '--dir', world.dir, '--inspect', '--port', '80x', '--json']);

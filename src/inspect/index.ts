@@ -5,3 +5,5 @@
  */
 export { replayIntoInspector, type InspectTarget } from './replayIntoInspector.js';
 export { connectWebSocketInspector, type WebSocketInspector } from './webSocketInspector.js';
+export { startInspectorRelay, type InspectorRelay, type InspectorRelayOptions } from './inspectorRelay.js';
+export { createFullBrowserInspector, type BrowserInspectorOptions } from './browserInspector.js';

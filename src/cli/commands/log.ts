@@ -31,7 +31,7 @@ export async function run(argv: string[]): Promise<number> {
     }
     // Every segment, archived ones first, streamed: the whole history is never in memory at once.
     if (values.inspect !== undefined) {
-      return await inspectLog([...readAllRecords(dir)], { url: values.inspect, port: inspectorPort(values.port), open: !values['no-open'] }, output);
+      return await inspectLog(readAllRecords(dir), { url: values.inspect, port: inspectorPort(values.port), open: !values['no-open'] }, output);
     }
     if (values.verify) {
       const { verification: result, tornTailBytes, segments } = verifyLogFolder(dir);
