@@ -66,6 +66,7 @@ export async function statechartSvg(machine: AnyStateMachine): Promise<string> {
   });
   const compound = new Set(boxes(graph.root).filter((b) => b.children.length > 0).map((b) => b.id));
   const keys = new Map(boxes(graph.root).map((b) => [b.id, b.key]));
+  const arrowOf = new Map(graph.arrows.map((arrow) => [`${arrow.source}->${arrow.target}`, arrow]));
   const shapes: string[] = [];
   const lines: string[] = [];
   const visit = (node: ElkNode) => {
@@ -90,7 +91,9 @@ export async function statechartSvg(machine: AnyStateMachine): Promise<string> {
     for (const edge of node.edges ?? []) {
       for (const section of edge.sections ?? []) {
         const points = [section.startPoint, ...(section.bendPoints ?? []), section.endPoint].map((p) => `${round(p.x)},${round(p.y)}`);
-        lines.push(`<polyline class="transition" data-transition="${escapeXml(edge.id)}" points="${points.join(' ')}"/>`);
+        const arrow = arrowOf.get(edge.id);
+        const ends = arrow ? ` data-from="${escapeXml(arrow.source)}" data-to="${escapeXml(arrow.target)}"` : '';
+        lines.push(`<polyline class="transition"${ends} points="${points.join(' ')}"/>`);
       }
       for (const label of edge.labels ?? []) {
         const tspans = (label.text ?? '').split('\n').map((line, index) => `<tspan x="${round((label.x ?? 0) + 2)}" dy="${index === 0 ? LABEL_FONT : LABEL_FONT + 2}">${escapeXml(line)}</tspan>`);
@@ -103,7 +106,7 @@ export async function statechartSvg(machine: AnyStateMachine): Promise<string> {
   const height = Math.ceil(layout.height ?? 0);
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" class="statechart" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" role="img" aria-label="${escapeXml(machine.id)} statechart">`,
-    '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0L10,5L0,10z"/></marker></defs>',
+    '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerUnits="userSpaceOnUse" markerWidth="9" markerHeight="9" orient="auto-start-reverse"><path d="M0,0L10,5L0,10z"/></marker></defs>',
     ...shapes,
     ...lines,
     '</svg>',

@@ -13,15 +13,15 @@ const STYLE = String.raw`
 :root { --ink: #0f172a; --muted: #64748b; --line: #cbd5e1; --panel: #f8fafc; --accent: #d97706; --accent-soft: #fef3c7; --current: #fbbf24; }
 * { box-sizing: border-box; }
 html, body { margin: 0; height: 100%; }
-body { font: 14px/1.4 system-ui, "DejaVu Sans", "Liberation Sans", sans-serif; color: var(--ink); display: grid; grid-template-rows: auto minmax(0, 1fr) auto minmax(120px, 30vh); }
+body { font: 14px/1.4 system-ui, "DejaVu Sans", "Liberation Sans", sans-serif; color: var(--ink); display: grid; grid-template-rows: auto minmax(0, 1fr) auto minmax(110px, 26vh); }
 header { display: flex; align-items: baseline; gap: 16px; padding: 8px 16px; border-bottom: 1px solid var(--line); background: var(--panel); }
 header h1 { font-size: 16px; margin: 0; }
 header p { margin: 0; color: var(--muted); }
-main { display: grid; grid-template-columns: minmax(0, 1fr) 380px; min-height: 0; }
+main { display: grid; grid-template-columns: minmax(0, 1fr) 360px; min-height: 0; }
 #chart { overflow: auto; position: relative; border-right: 1px solid var(--line); }
 #chart svg { display: block; }
 #chart.fit svg { width: 100%; height: auto; max-height: 100%; }
-#chart-tools { position: sticky; top: 0; left: 0; z-index: 1; padding: 6px; display: flex; gap: 6px; }
+#chart-tools { position: sticky; top: 0; left: 0; z-index: 1; padding: 6px; display: flex; gap: 6px; width: max-content; }
 .statechart { font-family: "DejaVu Sans Mono", ui-monospace, monospace; }
 .state > rect { fill: #fff; stroke: #94a3b8; stroke-width: 1; }
 .state.compound > rect { fill: #f1f5f9; }
@@ -30,6 +30,7 @@ main { display: grid; grid-template-columns: minmax(0, 1fr) 380px; min-height: 0
 .state.active > rect { fill: var(--accent-soft); stroke: var(--accent); stroke-width: 2.5; }
 .state.current > rect { fill: var(--current); stroke: var(--accent); stroke-width: 3; }
 .transition { fill: none; stroke: #64748b; stroke-width: 1; marker-end: url(#arrow); }
+.transition.taken { stroke: var(--accent); stroke-width: 3; }
 marker path { fill: #64748b; }
 .event { font-size: 10px; fill: #475569; }
 .initial { fill: var(--ink); }
@@ -64,6 +65,7 @@ const total = records.length;
 const ROW = 22;
 const $ = (id) => document.getElementById(id);
 const states = Array.from(document.querySelectorAll('#chart .state'));
+const arrows = Array.from(document.querySelectorAll('#chart .transition[data-from]'));
 const sessionColor = (index) => index < 0 ? '#94a3b8' : 'hsl(' + ((index * 137) % 360) + ', 65%, 45%)';
 const sessionName = (index) => index < 0 ? '-' : data.sessions[index];
 let current = -1;
@@ -83,6 +85,13 @@ function go(index) {
     node.classList.toggle('active', active.includes(id));
     node.classList.toggle('current', innermost.includes(id));
   }
+  // The arrow the chart took into this record's states: left its source, entered its target.
+  const before = index > 0 ? data.activeSets[records[index - 1][4]] : [];
+  for (const arrow of arrows) {
+    const from = arrow.getAttribute('data-from');
+    const to = arrow.getAttribute('data-to');
+    arrow.classList.toggle('taken', before.includes(from) && !active.includes(from) && active.includes(to) && !before.includes(to));
+  }
   current = index;
   $('position').textContent = (index + 1) + ' / ' + total;
   $('seq').textContent = String(record[0]);
@@ -97,7 +106,7 @@ function go(index) {
   document.body.setAttribute('data-step', String(index));
   if (!$('chart').classList.contains('fit')) {
     const target = document.querySelector('#chart .state.current');
-    if (target) target.scrollIntoView({ block: 'nearest', inline: 'nearest' });
+    if (target) target.scrollIntoView({ block: 'center', inline: 'center' });
   }
   revealRow(index);
   renderRows();
@@ -173,10 +182,6 @@ function drawTimeline() {
     context.fillRect(x(current) - 1, 4, 2, 32);
     context.beginPath();
     context.moveTo(x(current) - 5, 0); context.lineTo(x(current) + 5, 0); context.lineTo(x(current), 6); context.fill();
-    context.font = '11px system-ui, sans-serif';
-    const label = records[current][1];
-    const labelWidth = context.measureText(label).width;
-    context.fillText(label, Math.max(0, Math.min(width - labelWidth, x(current) - labelWidth / 2)), 45);
   }
 }
 function seek(event) {
@@ -197,7 +202,7 @@ $('prev-change').addEventListener('click', () => go(change(-1)));
 $('next-change').addEventListener('click', () => go(change(1)));
 $('fit').addEventListener('click', () => {
   const fit = $('chart').classList.toggle('fit');
-  $('fit').textContent = fit ? 'actual size' : 'fit';
+  $('fit').textContent = fit ? 'actual size' : 'whole chart';
   go(current);
 });
 document.addEventListener('keydown', (event) => {
@@ -239,8 +244,8 @@ export function renderLogPage(data: LogPageData, chartSvg: string): string {
 <body>
 <header><h1>${escapeHtml(title)}</h1><p id="count"></p></header>
 <main>
-<section id="chart" class="fit" aria-label="statechart">
-<div id="chart-tools"><button id="fit" type="button">actual size</button></div>
+<section id="chart" aria-label="statechart">
+<div id="chart-tools"><button id="fit" type="button">whole chart</button></div>
 ${chartSvg}
 </section>
 <aside aria-label="the selected record">
