@@ -6,12 +6,13 @@
 import { runCli } from './helpers/runCli.js';
 import { spawn } from 'node:child_process';
 import net, { type AddressInfo } from 'node:net';
-import { createInspector, type StatelyInspectionEvent } from '@statelyai/inspect';
+import { createBrowserInspector, createInspector, type StatelyInspectionEvent } from '@statelyai/inspect';
+import { createInspectorServer } from '@statelyai/inspect/server';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
 import type { InspectionEvent } from 'xstate';
 import { isUpdateError } from '../src/index.js';
-import { replayIntoInspector, connectWebSocketInspector, createFullBrowserInspector } from '../src/inspect/index.js';
+import { replayIntoInspector, connectWebSocketInspector, startInspectorRelay } from '../src/inspect/index.js';
 import { replay, isMachineRecord } from '../src/core/log/replay.js';
 import { chartEventOf } from '../src/core/log/domainEvents.js';
 import { createWorld, plain, type World } from './helpers/fixtures.js';
@@ -50,7 +51,7 @@ async function serveInspector(dir: string) {
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   let stdout = '';
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  await vi.waitFor(() => expect(stdout).toContain('\n'), { timeout: 45_000, interval: 50 });
+  await vi.waitFor(() => expect(stdout).toContain('\n'), { timeout: 90_000, interval: 50 });
   const summary = JSON.parse(stdout) as { ok: boolean; records: number; events: number; state: string };
   return { port, child, exited, summary };
 }
@@ -94,24 +95,78 @@ describe('live inspection', () => {
   });
 });
 
+describe('the inspector relay', () => {
+  it('a live updater inspected through startInspectorRelay: a page connecting afterwards gets every event, the definition first', async () => {
+    const relay = await startInspectorRelay({ port: 0 });
+    try {
+      expect(relay.url).toMatch(/^ws:\/\/127\.0\.0\.1:\d+$/);
+      const socket = await connectWebSocketInspector(relay.url);
+      await updateAndRollBack(socket.inspect.next!.bind(socket.inspect));
+      await socket.close();
+      expect(relay.events).toBe(socket.sent);
+      const page = new WebSocket(relay.url);
+      const received: StatelyInspectionEvent[] = [];
+      page.on('message', (data) => received.push(JSON.parse(data.toString())));
+      await vi.waitFor(() => expect(received.length).toBe(socket.sent), { timeout: 10_000, interval: 20 });
+      page.close();
+      expect(received[0]).toMatchObject({ type: '@xstate.actor', definition: expect.stringContaining('"id":"updater"') });
+      // The page it serves holds everything until the inspector app says it is ready.
+      const html = await (await fetch(relay.pageUrl)).text();
+      expect(html).toContain(`new WebSocket(${JSON.stringify(relay.url)})`);
+      expect(html).toContain('<iframe id="inspector" src="https://stately.ai/inspect">');
+    } finally {
+      await relay.close();
+    }
+  });
+
+  it("@statelyai/inspect's createInspectorServer hands a late page only the last 200 events", async () => {
+    const port = await freePort();
+    const server = createInspectorServer({ port, autoOpen: false });
+    const producer = new WebSocket(`ws://localhost:${port}`);
+    try {
+      await new Promise((resolve, reject) => producer.once('open', resolve).once('error', reject));
+      for (let index = 0; index < 300; index++) producer.send(JSON.stringify({ index }));
+      const page = new WebSocket(`ws://localhost:${port}`);
+      const received: Array<{ index: number }> = [];
+      page.on('message', (data) => received.push(JSON.parse(data.toString())));
+      await new Promise((resolve) => page.once('open', resolve));
+      producer.send(JSON.stringify({ index: 300 })); // arrives after what the server held for the page
+      await vi.waitFor(() => expect(received.at(-1)?.index).toBe(300), { timeout: 10_000, interval: 20 });
+      expect(received.length).toBe(201);
+      expect(received[0]!.index).toBe(100);
+      page.terminate();
+    } finally {
+      producer.terminate();
+      server.stop();
+    }
+  });
+});
+
 describe('replay into the inspector', () => {
-  it('createFullBrowserInspector holds every event, the definition first, for an inspector window that loads late', async () => {
+  it("@statelyai/inspect's browser inspector holds the last 200 events for a window that loads late; with maxDeferredEvents: Infinity, all of them, the definition first", async () => {
     await writeLongLog(world, 500);
     const records = [...readAllRecords(world.dir)];
     let forwarded = 0; // actor, event and snapshot inspection events: what @statelyai/inspect passes on
     replayIntoInspector(records, (event) => (forwarded += ['@xstate.actor', '@xstate.event', '@xstate.snapshot'].includes(event.type) ? 1 : 0));
     expect(forwarded).toBeGreaterThan(1_000);
 
-    // A page whose inspector popup has not loaded yet: it says it is ready only after the whole replay.
-    const posted: StatelyInspectionEvent[] = [];
-    const page = Object.assign(new EventTarget(), { open: () => ({ postMessage: (event: StatelyInspectionEvent) => posted.push(event) }) });
-    const inspector = createFullBrowserInspector({ window: page as never });
-    replayIntoInspector(records, inspector.inspect);
-    await new Promise<void>((resolve) => setTimeout(resolve, 0)); // queued after the inspector's own deliveries (setTimeout 0 each, in order)
-    expect(posted).toEqual([]);
-    page.dispatchEvent(new MessageEvent('message', { data: { type: '@statelyai.connected' } }));
-    expect(posted.length).toBe(forwarded);
-    expect(posted[0]).toMatchObject({ type: '@xstate.actor', definition: expect.stringContaining('"id":"updater"') });
+    /** A page whose inspector popup says it is ready only after the whole replay; what the popup got. */
+    const lateWindow = async (options: { maxDeferredEvents?: number }) => {
+      const posted: StatelyInspectionEvent[] = [];
+      const page = Object.assign(new EventTarget(), { open: () => ({ postMessage: (event: StatelyInspectionEvent) => posted.push(event) }) });
+      const inspector = createBrowserInspector({ window: page as never, ...options });
+      replayIntoInspector(records, inspector.inspect);
+      await new Promise<void>((resolve) => setTimeout(resolve, 0)); // queued after the inspector's own deliveries (setTimeout 0 each, in order)
+      expect(posted).toEqual([]);
+      page.dispatchEvent(new MessageEvent('message', { data: { type: '@statelyai.connected' } }));
+      return posted;
+    };
+    const defaults = await lateWindow({});
+    expect(defaults.length).toBe(200);
+    expect(defaults.some((e) => e.type === '@xstate.actor' && e.definition?.includes('"id":"updater"'))).toBe(false);
+    const all = await lateWindow({ maxDeferredEvents: Infinity });
+    expect(all.length).toBe(forwarded);
+    expect(all[0]).toMatchObject({ type: '@xstate.actor', definition: expect.stringContaining('"id":"updater"') });
   });
 
   it('steps a recorded log through the chart with nothing running and ends on the same snapshot as replay()', async () => {
@@ -199,7 +254,7 @@ describe('model-updater log --inspect', () => {
       served.child.kill('SIGINT');
     }
     expect(await served.exited).toBe(0);
-  }, 60_000);
+  }, 150_000);
 
   it('refuses a --port that is not a TCP port, saying what to give', async () => {
     const result = await runCli(['log', '--dir', world.dir, '--inspect', '--port', '80x', '--json']);

@@ -6,4 +6,4 @@
 export { replayIntoInspector, type InspectTarget } from './replayIntoInspector.js';
 export { connectWebSocketInspector, type WebSocketInspector } from './webSocketInspector.js';
 export { startInspectorRelay, type InspectorRelay, type InspectorRelayOptions } from './inspectorRelay.js';
-export { createFullBrowserInspector, type BrowserInspectorOptions } from './browserInspector.js';
+export { htmlLog, logPageData, type HtmlLog, type LogPageData } from './htmlLog.js';
