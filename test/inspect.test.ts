@@ -17,6 +17,8 @@ import { replay, isMachineRecord } from '../src/core/log/replay.js';
 import { chartEventOf } from '../src/core/log/domainEvents.js';
 import { createWorld, plain, type World } from './helpers/fixtures.js';
 import { freePort } from './helpers/freePort.js';
+import { chromium } from 'playwright-core';
+import { CHROMIUM, chromiumProgram } from './helpers/systemPrograms.js';
 import { writeLongLog } from './helpers/longLog.js';
 import { listArchivedSegments, readAllRecords } from '../src/node/logSegments.js';
 
@@ -285,4 +287,50 @@ describe('model-updater log --inspect', () => {
     expect(isUpdateError(error) && error.code).toBe('NETWORK_UNAVAILABLE');
     expect(error.message).toMatch(/Start one/);
   });
+});
+
+const browserProgram = chromiumProgram();
+
+describe.skipIf(browserProgram.skip)('the relay page in Chromium', () => {
+  it('holds every event until the inspector app in its frame is ready, then hands it all of them, the definition first', async () => {
+    browserProgram.require();
+    await writeLongLog(world, 300);
+    const relay = await startInspectorRelay({ port: 0 });
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+    try {
+      const socket = await connectWebSocketInspector(relay.url);
+      replayIntoInspector(readAllRecords(world.dir), socket.inspect);
+      await socket.close();
+      expect(relay.events).toBeGreaterThan(600);
+
+      // The Stately app stands in here for the real one (no network): it keeps what it is sent and says
+      // it is ready only when told to, long after the relay's page has received every event.
+      const context = await browser.newContext();
+      await context.route('**/*', (route) => {
+        const url = route.request().url();
+        if (url.startsWith(relay.pageUrl)) return route.continue();
+        if (url === 'https://stately.ai/inspect') {
+          return route.fulfill({
+            contentType: 'text/html',
+            body: '<script>window.received = []; addEventListener("message", (e) => received.push(e.data)); window.ready = () => parent.postMessage({ type: "@statelyai.connected" }, "*");</script>',
+          });
+        }
+        return route.abort();
+      });
+      const page = await context.newPage();
+      await page.goto(relay.pageUrl);
+      const app = () => page.frames().find((frame) => frame.url() === 'https://stately.ai/inspect')!;
+      await vi.waitFor(() => expect(app()).toBeDefined(), { timeout: 10_000, interval: 50 });
+      // The relay's page has every event, held: the app has none yet.
+      await vi.waitFor(async () => expect(await page.evaluate('held.length')).toBe(relay.events), { timeout: 20_000, interval: 50 });
+      expect(await app().evaluate(() => (window as unknown as { received: unknown[] }).received.length)).toBe(0);
+      await app().evaluate(() => (window as unknown as { ready(): void }).ready());
+      await vi.waitFor(async () => expect(await app().evaluate(() => (window as unknown as { received: unknown[] }).received.length)).toBe(relay.events), { timeout: 20_000, interval: 50 });
+      const first = await app().evaluate(() => (window as unknown as { received: StatelyInspectionEvent[] }).received[0]);
+      expect(first).toMatchObject({ type: '@xstate.actor', definition: expect.stringContaining('"id":"updater"') });
+    } finally {
+      await browser.close();
+      await relay.close();
+    }
+  }, 90_000);
 });
