@@ -2,7 +2,7 @@
  * `npm run screenshot:log`: the picture of a `log --html` page in the README (docs/log-html.png). It
  * writes a real log (1.0.0 installed, then 1.1.0 fails its health check and is rolled back, from a
  * loopback update service), turns it into the page, and photographs it in headless Chromium, offline,
- * on the record where the health check failed.
+ * on the record where 1.1.0 has loaded and its health check runs.
  *
  *   npm run screenshot:log            # docs/log-html.png
  *   tsx scripts/screenshotLog.ts OUT  # elsewhere
@@ -32,7 +32,8 @@ try {
     const page = await context.newPage();
     await page.goto(pathToFileURL(file).href);
     await page.keyboard.press('End');
-    await page.keyboard.press('ArrowLeft'); // health.failed: the chart moves to rollingBack
+    await page.keyboard.press('ArrowLeft');
+    await page.keyboard.press('ArrowLeft'); // model.loaded: 1.1.0 is in migrating.checkingHealth
     await page.screenshot({ path: OUT });
   } finally {
     await browser.close();
