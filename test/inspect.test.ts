@@ -114,8 +114,28 @@ describe('the inspector relay', () => {
       expect(received[0]).toMatchObject({ type: '@xstate.actor', definition: expect.stringContaining('"id":"updater"') });
       // The page it serves holds everything until the inspector app says it is ready.
       const html = await (await fetch(relay.pageUrl)).text();
-      expect(html).toContain(`new WebSocket(${JSON.stringify(relay.url)})`);
+      expect(html).toContain("new WebSocket('ws://' + location.host)");
       expect(html).toContain('<iframe id="inspector" src="https://stately.ai/inspect">');
+    } finally {
+      await relay.close();
+    }
+  });
+
+  it('refuses WebSocket connections from other web pages, so a site open in the same browser cannot read the log', async () => {
+    const relay = await startInspectorRelay({ port: 0 });
+    try {
+      const port = new URL(relay.url).port;
+      const connects = (url: string, origin?: string) =>
+        new Promise<boolean>((resolve) => {
+          const socket = new WebSocket(url, origin ? { origin } : {});
+          socket.once('open', () => (socket.close(), resolve(true)));
+          socket.once('error', () => resolve(false));
+        });
+      expect(await connects(relay.url)).toBe(true); // a Node producer sends no Origin
+      expect(await connects(relay.url, relay.pageUrl)).toBe(true); // the relay's own page
+      expect(await connects(`ws://localhost:${port}`, `http://localhost:${port}`)).toBe(true); // the same, by name (a forwarded port)
+      expect(await connects(relay.url, 'https://example.com')).toBe(false);
+      expect(await connects(relay.url, `http://evil.example:${port}`)).toBe(false);
     } finally {
       await relay.close();
     }

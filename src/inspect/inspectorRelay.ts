@@ -47,12 +47,11 @@ export interface InspectorRelay {
  */
 export async function startInspectorRelay({ port = 8080, host = '127.0.0.1', inspectorUrl = STATELY_INSPECTOR_URL, open = false }: InspectorRelayOptions = {}): Promise<InspectorRelay> {
   const kept: string[] = [];
-  let wsUrl = '';
   const httpServer = http.createServer((_request, response) => {
     response.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
-    response.end(bridgePage(wsUrl, inspectorUrl));
+    response.end(bridgePage(inspectorUrl));
   });
-  const sockets = new WebSocketServer({ server: httpServer });
+  const sockets = new WebSocketServer({ server: httpServer, verifyClient: ({ origin, req }: { origin?: string; req: http.IncomingMessage }) => allowedOrigin(origin, req.headers.host) });
   // ws re-emits the HTTP server's errors (a taken port) here; the listen below reports them.
   sockets.on('error', () => undefined);
   sockets.on('connection', (socket) => {
@@ -73,7 +72,7 @@ export async function startInspectorRelay({ port = 8080, host = '127.0.0.1', ins
   });
   const address = httpServer.address() as AddressInfo;
   const authority = `${host.includes(':') ? `[${host}]` : host}:${address.port}`;
-  wsUrl = `ws://${authority}`;
+  const wsUrl = `ws://${authority}`;
   const pageUrl = `http://${authority}`;
   if (open) openInBrowser(pageUrl);
   return {
@@ -91,6 +90,18 @@ export async function startInspectorRelay({ port = 8080, host = '127.0.0.1', ins
   };
 }
 
+/**
+ * Browsers let any web page open a WebSocket to 127.0.0.1, so a site open in the same browser could read
+ * the log's events: only the relay's own page (same origin, reached by a loopback name, so not through
+ * DNS rebinding) and clients that are not browsers (no Origin, e.g. connectWebSocketInspector) get in.
+ */
+export function allowedOrigin(origin: string | undefined, host: string | undefined): boolean {
+  if (!origin) return true;
+  if (!host || origin !== `http://${host}`) return false;
+  const name = host.replace(/:\d+$/, '');
+  return name === 'localhost' || name === '[::1]' || /^127(\.\d{1,3}){3}$/.test(name);
+}
+
 function openInBrowser(url: string): void {
   const command = platform() === 'darwin' ? 'open' : platform() === 'win32' ? 'explorer' : 'xdg-open';
   // A machine without a browser (a remote box) just does not open one: the URL is printed anyway.
@@ -100,10 +111,11 @@ function openInBrowser(url: string): void {
 }
 
 /**
- * The page: the inspector app in an iframe, fed over `postMessage` with every event from the relay.
- * Events that arrive before the app says it is ready are held (all of them), then delivered in order.
+ * The page: the inspector app in an iframe, fed over `postMessage` with every event from the relay it
+ * was served by (whatever port forwarding put in between). Events that arrive before the app says it
+ * is ready are held (all of them), then delivered in order.
  */
-export function bridgePage(wsUrl: string, inspectorUrl: string): string {
+export function bridgePage(inspectorUrl: string): string {
   return `<!DOCTYPE html>
 <html>
 <head>
@@ -122,7 +134,7 @@ window.addEventListener('message', (message) => {
   ready = true;
   for (const event of held.splice(0)) frame.contentWindow.postMessage(event, '*');
 });
-const socket = new WebSocket(${JSON.stringify(wsUrl)});
+const socket = new WebSocket('ws://' + location.host);
 socket.onmessage = (message) => {
   const event = JSON.parse(message.data);
   if (ready) frame.contentWindow.postMessage(event, '*');
