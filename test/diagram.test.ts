@@ -3,7 +3,9 @@
  */
 import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
-import { machineToMermaid, withDiagram } from '../scripts/diagram.js';
+import { CHART_SVG_MODULE, chartSvgModule, machineToMermaid, withDiagram } from '../scripts/diagram.js';
+import { STATECHART_SVG } from '../src/inspect/statechartSvg.generated.js';
+import { statechartGraph } from '../src/inspect/statechartGraph.js';
 import { updaterMachine } from '../src/index.js';
 
 describe('README diagram', () => {
@@ -26,5 +28,11 @@ describe('README diagram', () => {
     for (const state of ['checking', 'deciding', 'downloading', 'verifying', 'migrating', 'active', 'rollingBack', 'rolledBack']) {
       expect(diagram).toMatch(new RegExp(`--> ${state}:`));
     }
+  });
+
+  it('the chart in `log --html` pages is drawn from the same reading of the machine and is current (run `npm run diagram` to update it)', async () => {
+    expect(await readFile(CHART_SVG_MODULE, 'utf8'), 'src/inspect/statechartSvg.generated.ts is stale: run `npm run diagram`').toBe(await chartSvgModule(updaterMachine));
+    const { arrows } = statechartGraph(updaterMachine);
+    for (const arrow of arrows) expect(STATECHART_SVG).toContain(`data-from="${arrow.source}" data-to="${arrow.target}"`);
   });
 });

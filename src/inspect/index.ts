@@ -5,3 +5,5 @@
  */
 export { replayIntoInspector, type InspectTarget } from './replayIntoInspector.js';
 export { connectWebSocketInspector, type WebSocketInspector } from './webSocketInspector.js';
+export { startInspectorRelay, type InspectorRelay, type InspectorRelayOptions } from './inspectorRelay.js';
+export { htmlLog, logPageData, type HtmlLog, type LogPageData } from './htmlLog.js';

@@ -22,7 +22,8 @@ function inertMachine(machine: typeof updaterMachine): typeof updaterMachine {
 
 /**
  * Feeds the records through the machine with `inspect` attached and returns the final snapshot (the
- * same as `replay(records)`), or null for a log that was never started. Each `updater.created` record starts
+ * same as `replay(records)`), or null for a log that was never started. `records` may be any iterable,
+ * e.g. `readAllRecords(dir)`, which reads a long log segment by segment instead of all at once. Each `updater.created` record starts
  * a new root actor, as a new process did. Inspectors that deliver later (`@statelyai/inspect` does, a
  * tick late) still receive everything after this returns.
  * @example
@@ -30,7 +31,7 @@ function inertMachine(machine: typeof updaterMachine): typeof updaterMachine {
  * const inspector = createBrowserInspector()
  * replayIntoInspector(await readIdbLog('asr'), inspector.inspect)
  */
-export function replayIntoInspector(records: readonly LogRecord[], inspect: InspectTarget, machine = updaterMachine): UpdaterSnapshot | null {
+export function replayIntoInspector(records: Iterable<LogRecord>, inspect: InspectTarget, machine = updaterMachine): UpdaterSnapshot | null {
   const inert = inertMachine(machine);
   let actor: Actor<typeof updaterMachine> | undefined;
   let last: UpdaterSnapshot | null = null;

@@ -20,8 +20,8 @@ export interface WebSocketInspector {
 const afterQueuedDeliveries = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
 
 /**
- * Connects to an inspector server, e.g. one started with `createInspectorServer()` from
- * `@statelyai/inspect/server`, which shows the events in the Stately inspector in a browser.
+ * Connects to an inspector server, e.g. one started with `startInspectorRelay()`, which shows the
+ * events in the Stately inspector in a browser.
  * @example
  * const inspector = await connectWebSocketInspector('ws://localhost:8080')
  * const updater = createModelUpdater({ ...options, inspect: inspector.inspect })
@@ -34,7 +34,7 @@ export async function connectWebSocketInspector(url: string): Promise<WebSocketI
       reject(
         new UpdateError(
           'NETWORK_UNAVAILABLE',
-          `No inspector server answered at ${url} (${error.message}). Start one (\`model-updater log --dir <dir> --inspect\` serves one on port 8080, or createInspectorServer() from @statelyai/inspect/server), then try again.`,
+          `No inspector server answered at ${url} (${error.message}). Start one (\`model-updater log --dir <dir> --inspect\` serves one on port 8080, or startInspectorRelay() from model-updater/inspect), then try again.`,
           { cause: error },
         ),
       ),

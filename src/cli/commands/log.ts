@@ -1,6 +1,8 @@
 import { parseArgs } from 'node:util';
 import { formatRecord } from '../../core/log/describe.js';
-import { join } from 'node:path';
+import { writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { htmlLog } from '../../inspect/htmlLog.js';
 import { readLogFile } from '../../node/fileEventLog.js';
 import { LIVE_SEGMENT, readAllRecords, verifyLogFolder } from '../../node/logSegments.js';
 import { quarantineLog } from '../../node/quarantineLog.js';
@@ -12,13 +14,13 @@ import { inspectLog, normalizeInspectFlag } from '../inspectLog.js';
 import { UpdateError } from '../../core/errors.js';
 import type { LogRecord } from '../../core/log/record.js';
 
-export const usage = 'log --dir <dir> [--verify] [--json] [--inspect [ws://host:port]] [--port <n>] [--no-open] [--quarantine [--force]]';
+export const usage = 'log --dir <dir> [--verify] [--json] [--html <file>] [--inspect [ws://host:port]] [--port <n>] [--no-open] [--quarantine [--force]]';
 
 export async function run(argv: string[]): Promise<number> {
   const { values } = parsed(() =>
     parseArgs({
       args: normalizeInspectFlag(argv),
-      options: { dir: { type: 'string' }, verify: { type: 'boolean' }, json: { type: 'boolean' }, inspect: { type: 'string' }, port: { type: 'string' }, 'no-open': { type: 'boolean' }, quarantine: { type: 'boolean' }, force: { type: 'boolean' } },
+      options: { dir: { type: 'string' }, html: { type: 'string' }, verify: { type: 'boolean' }, json: { type: 'boolean' }, inspect: { type: 'string' }, port: { type: 'string' }, 'no-open': { type: 'boolean' }, quarantine: { type: 'boolean' }, force: { type: 'boolean' } },
     }),
   );
   const output = new CliOutput(values.json ?? false);
@@ -29,9 +31,19 @@ export async function run(argv: string[]): Promise<number> {
       output.result({ ok: true, ...report }, [`set aside ${report.movedTo} (${report.reason}); a new log starts on the next run, the models are kept`]);
       return 0;
     }
+    if (values.html !== undefined) {
+      const file = resolve(values.html);
+      const page = htmlLog(readAllRecords(dir), { title: resolve(dir) });
+      if (page.records === 0) throw new UpdateError('INVALID_ARGUMENT', `There is no event log in ${dir}: give --dir the model folder the updater writes to.`);
+      await writeFile(file, page.html);
+      output.result({ ok: true, file, records: page.records, sessions: page.sessions, bytes: Buffer.byteLength(page.html) }, [
+        `wrote ${file}: ${page.records} records in ${page.sessions} session${page.sessions === 1 ? '' : 's'}; open it in any browser, it needs no network`,
+      ]);
+      return 0;
+    }
     // Every segment, archived ones first, streamed: the whole history is never in memory at once.
     if (values.inspect !== undefined) {
-      return await inspectLog([...readAllRecords(dir)], { url: values.inspect, port: inspectorPort(values.port), open: !values['no-open'] }, output);
+      return await inspectLog(readAllRecords(dir), { url: values.inspect, port: inspectorPort(values.port), open: !values['no-open'] }, output);
     }
     if (values.verify) {
       const { verification: result, tornTailBytes, segments } = verifyLogFolder(dir);
