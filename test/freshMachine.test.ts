@@ -5,6 +5,7 @@
  * passes; with CI=true they are required and the run fails naming them. Hiding programs needs root.
  */
 import { spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { mountCapability } from './helpers/systemPrograms.js';
@@ -46,6 +47,8 @@ describe.skipIf(mounting.skip)('on a machine without Chromium, nginx, tinyproxy 
     expect(output).toMatch(/Tests\s+\d+ passed \| \d+ skipped/);
     expect(output).not.toMatch(/\d+ failed/);
     expect(code, output).toBe(0);
+    // The README quotes the line as it is.
+    expect(await readFile(path.join(PROJECT, 'README.md'), 'utf8')).toContain(`\n\`${SKIP_LINES[0]}\`\n`);
   }, 240_000);
 
   it('under CI=true they are required: the run fails and says what to install', async () => {
