@@ -5,7 +5,7 @@
  * exits 1. See test/helpers/leftoverProcesses.ts.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { canFindLeftoverProcesses, describeLeftovers, findLeftoverProcesses, killLeftoverProcesses, RUN_MARKER, type LeftoverProcess, type LeftoverSearch } from './leftoverProcesses.js';
@@ -24,6 +24,11 @@ async function leftoversAfterGrace(search: LeftoverSearch): Promise<LeftoverProc
 
 export async function setup(): Promise<() => Promise<void>> {
   const tempRoot = await mkdtemp(path.join(os.tmpdir(), 'model-updater-test-run-'));
+  // tsx keeps its compile cache in TMPDIR/tsx-<uid>: share the usual one, or every CLI child of every
+  // run compiles the sources from scratch (a symlink: files opened through it do not count as the run's).
+  const tsxCache = `tsx-${process.geteuid?.() ?? os.userInfo().username}`;
+  await mkdir(path.join(os.tmpdir(), tsxCache), { recursive: true, mode: 0o700 });
+  await symlink(path.join(os.tmpdir(), tsxCache), path.join(tempRoot, tsxCache));
   // vitest's own workers are this process's children; whatever a test starts is theirs, or init's once orphaned.
   const search: LeftoverSearch = { marker: randomUUID(), tempRoot, excludeChildrenOf: [process.pid] };
   // Workers are forked after this: they, and every process they start, inherit both.
