@@ -4,7 +4,7 @@
  * bypass covers) and, for https, on 127.0.0.1 with the test certificate. The CLI runs as a child with
  * the proxy variables in its environment; the library runs in-process with the `proxy` option.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import net, { type AddressInfo } from 'node:net';
@@ -20,15 +20,14 @@ import { runCli as runHelper, type CliResult } from './helpers/runCli.js';
 import { openNodeHttpExchange } from '../src/node/nodeHttpExchange.js';
 import { proxyFor } from '../src/node/proxy.js';
 import { freePort } from './helpers/freePort.js';
+import { tinyproxyProgram } from './helpers/systemPrograms.js';
 import { startTestServer, type TestServer } from './helpers/testServer.js';
 import { TEST_TLS } from './helpers/testTls.js';
 
 const PROXY_VARIABLES = ['http_proxy', 'HTTP_PROXY', 'https_proxy', 'HTTPS_PROXY', 'all_proxy', 'ALL_PROXY', 'no_proxy', 'NO_PROXY'];
 
 // Launching it is how the suite finds out; without it the suite skips, except in CI, where it fails.
-const missing = spawnSync('tinyproxy', ['-v']).error !== undefined;
-const skip = missing && process.env.CI !== 'true';
-if (skip) console.log('install tinyproxy (apt-get install tinyproxy) to run the proxy tests');
+const tinyproxy = tinyproxyProgram();
 
 interface Tinyproxy {
   /** http://127.0.0.1:PORT */
@@ -49,10 +48,10 @@ let misnamedOrigin: TestServer;
 let proxy: Tinyproxy;
 /** A proxy that wants credentials: user "updater", password "s3cret-pass". */
 let guardedProxy: Tinyproxy;
-const children: ChildProcess[] = [];
+/** Stops every tinyproxy started: SIGTERM (it shuts down on it), then waits for the exit. */
+const stops: (() => Promise<void>)[] = [];
 
 async function startTinyproxy(name: string, extra: string[]): Promise<Tinyproxy> {
-  if (missing) throw new Error('tinyproxy is missing: install it (apt-get install tinyproxy); .ci/run does.');
   const port = await freePort();
   const logFile = path.join(tmp, `${name}.log`);
   const config = path.join(tmp, `${name}.conf`);
@@ -60,7 +59,11 @@ async function startTinyproxy(name: string, extra: string[]): Promise<Tinyproxy>
   const child = spawn('tinyproxy', ['-d', '-c', config], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (text: string) => (stderr += text));
-  children.push(child);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  stops.push(async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    await exited;
+  });
   const log = () => readFile(logFile, 'utf8').catch(() => '');
   // It logs this line once it listens; a probe connection would show up in its log.
   for (let attempt = 0; !(await log()).includes('Accepting connections'); attempt++) {
@@ -98,8 +101,9 @@ const modelDir = async () => mkdtemp(path.join(tmp, 'models-'));
 /** Paths the origin was asked for since `from`. */
 const pathsSince = (server: TestServer, from: number) => server.requests.slice(from).map((request) => request.path);
 
-describe.skipIf(skip)('proxies (tinyproxy)', () => {
+describe.skipIf(tinyproxy.skip)('proxies (tinyproxy)', () => {
   beforeAll(async () => {
+    tinyproxy.require();
     tmp = await mkdtemp(path.join(os.tmpdir(), 'model-updater-proxy-'));
     const site = path.join(tmp, 'site');
     model = randomBytes(3 * 1024 * 1024 + 17);
@@ -121,10 +125,7 @@ describe.skipIf(skip)('proxies (tinyproxy)', () => {
   });
 
   afterAll(async () => {
-    for (const child of children.splice(0)) {
-      child.kill('SIGKILL');
-      await new Promise((resolve) => (child.exitCode === null && child.signalCode === null ? child.once('exit', resolve) : resolve(undefined)));
-    }
+    for (const stop of stops.splice(0)) await stop();
     await Promise.all([origin, secureOrigin, misnamedOrigin].map((server) => server?.close()));
     if (tmp) await rm(tmp, { recursive: true, force: true });
   });

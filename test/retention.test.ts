@@ -3,9 +3,10 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { exclusiveBytes, planRetention } from '../machines/retention.js';
 import { createWorld, type World } from './helpers/fixtures.js';
+import { mountCapability } from './helpers/systemPrograms.js';
 
 let world: World;
 beforeEach(async () => {
@@ -97,7 +98,10 @@ async function withTmpfs(sizeMB: number, body: (mount: string) => Promise<void>)
   }
 }
 
-describe('disk space on a real 24 MB filesystem', () => {
+const mounting = mountCapability();
+describe.skipIf(mounting.skip)('disk space on a real 24 MB filesystem', () => {
+  beforeAll(() => mounting.require());
+
   it('INSUFFICIENT_DISK_SPACE before the first byte, and the preflight counts what retention frees', async () => {
     await withTmpfs(24, async (mount) => {
       const dir = join(mount, 'models');

@@ -3,16 +3,15 @@
  * configurations (no ranges, weak ETags, a missing file, wrong bytes, the wrong key, a manifest about to
  * expire), and the README's nginx example run in a real nginx.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, truncate, unlink, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateKeyPair, parsePrivateKeyText, publish } from '../src/publish/index.js';
-import { freePort } from './helpers/freePort.js';
+import { startNginx } from './helpers/nginx.js';
 import { runCli } from './helpers/runCli.js';
+import { nginxProgram } from './helpers/systemPrograms.js';
 import { startTestServer, type ServerOptions, type TestServer } from './helpers/testServer.js';
 
 let tmp: string;
@@ -114,71 +113,30 @@ describe('verify-service', () => {
   });
 });
 
-/** Resolves once something accepts connections on the port. */
-async function waitForPort(port: number, child: ChildProcess): Promise<void> {
-  for (let attempt = 0; attempt < 200; attempt++) {
-    if (child.exitCode !== null) throw new Error(`nginx exited with ${child.exitCode} before listening`);
-    const up = await new Promise<boolean>((resolve) => {
-      const socket = net.connect(port, '127.0.0.1', () => resolve(true));
-      socket.once('error', () => resolve(false));
-      socket.once('connect', () => socket.destroy());
-    });
-    if (up) return;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`nginx does not listen on ${port}`);
-}
+const nginx = nginxProgram();
+describe.skipIf(nginx.skip)("the README's nginx example", () => {
+  beforeAll(() => nginx.require());
 
-describe("the README's nginx example", () => {
-  const hasNginx = spawnSync('nginx', ['-v']).status === 0;
-  it('serves a published folder that verify-service --full passes, with the cache headers it promises', async (context) => {
-    if (!hasNginx) {
-      if (process.env.CI === 'true') throw new Error('nginx is missing: apt-get install -y nginx-light');
-      console.log('skipped: nginx is not installed (apt-get install -y nginx-light)');
-      context.skip();
-    }
+  it('serves a published folder that verify-service --full passes, with the cache headers it promises', async () => {
     const readme = await readFile(path.join(import.meta.dirname, '..', 'README.md'), 'utf8');
     const block = /<!-- nginx-example -->\n```nginx\n([\s\S]*?)```/.exec(readme)?.[1];
     expect(block, 'the README has the nginx example').toBeDefined();
-    const root = await site('nginx');
-    const prefix = path.join(tmp, 'nginx-prefix');
-    await mkdir(path.join(prefix, 'logs'), { recursive: true });
-    const port = await freePort();
-    const server = block!.replace('listen 8080;', `listen 127.0.0.1:${port};`).replace('root /srv/models;', `root ${root};`);
-    expect(server).toContain(`root ${root};`);
-    const config = [
-      'daemon off;',
-      ...(process.getuid?.() === 0 ? ['user root;'] : []),
-      'worker_processes 1;',
-      'error_log stderr;',
-      `pid ${path.join(prefix, 'nginx.pid')};`,
-      'events { worker_connections 64; }',
-      'http {',
-      `  access_log off; client_body_temp_path ${prefix}; proxy_temp_path ${prefix}; fastcgi_temp_path ${prefix}; uwsgi_temp_path ${prefix}; scgi_temp_path ${prefix};`,
-      server,
-      '}',
-    ].join('\n');
-    await writeFile(path.join(prefix, 'nginx.conf'), config);
-    const child = spawn('nginx', ['-p', prefix, '-c', path.join(prefix, 'nginx.conf'), '-e', 'stderr'], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr?.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+    // Its listen and root are placeholders; the rest runs as written.
+    const parts = /^server \{\n\s*listen 8080;\n\s*root \/srv\/models;[^\n]*\n([\s\S]*)\}\s*$/.exec(block!);
+    expect(parts, 'the example is one server block that starts with listen 8080 and root /srv/models').not.toBeNull();
+    const server = await startNginx({ root: await site('nginx'), serverDirectives: parts![1] });
     try {
-      await waitForPort(port, child).catch((error: Error) => {
-        throw new Error(`${error.message}; nginx said: ${stderr}`);
-      });
-      const base = `http://127.0.0.1:${port}/`;
-      const result = await verify('--manifest', `${base}manifest.json`, '--trusted-key', publicKeyFile, '--full', '--json');
-      expect(result.code, result.stdout + stderr).toBe(0);
+      const result = await verify('--manifest', `${server.url}manifest.json`, '--trusted-key', publicKeyFile, '--full', '--json');
+      expect(result.code, result.stdout + result.stderr).toBe(0);
       expect(result.json.manifest.etag).toMatch(/^"/);
-      const manifest = await fetch(`${base}manifest.json`);
+      const manifest = await fetch(`${server.url}manifest.json`);
       expect(manifest.headers.get('cache-control')).toBe('no-cache');
-      const file = await fetch(`${base}1.0.0/model.bin`);
+      const file = await fetch(`${server.url}1.0.0/model.bin`);
       expect(file.headers.get('cache-control')).toBe('public, max-age=31536000, immutable');
       await file.arrayBuffer();
       await manifest.arrayBuffer();
     } finally {
-      child.kill('SIGKILL');
-      await new Promise((resolve) => (child.exitCode === null && child.signalCode === null ? child.once('exit', resolve) : resolve(undefined)));
+      await server.stop();
     }
   });
 });

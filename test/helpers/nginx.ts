@@ -22,6 +22,8 @@ export interface NginxOptions {
   limitRate?: string;
   /** nginx's `max_ranges`: 0 turns Range off (every answer is a whole 200). Default nginx's own. */
   maxRanges?: number;
+  /** More directives for the `server` block, after its listen and root: `location` blocks, headers. */
+  serverDirectives?: string;
 }
 
 export interface Nginx {
@@ -73,6 +75,7 @@ export async function startNginx(options: NginxOptions): Promise<Nginx> {
     `  server { listen 127.0.0.1:${port}; root ${path.resolve(options.root)};` +
       (options.limitRate ? ` limit_rate ${options.limitRate};` : '') +
       (options.maxRanges !== undefined ? ` max_ranges ${options.maxRanges};` : '') +
+      (options.serverDirectives ? `\n${options.serverDirectives}\n` : '') +
       ' }',
     '}',
   ].join('\n');

@@ -10,6 +10,10 @@
  * });
  */
 import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { RUN_MARKER } from './leftoverProcesses.js';
 
 export interface SystemProgram {
   /** The command as launched. */
@@ -25,16 +29,34 @@ export interface SystemProgram {
 const CHROMIUM_PATH = '/usr/bin/chromium';
 const printed = new Set<string>();
 
-/** Launches `command args` once to see whether it runs; prints the skip line once per program. */
-export function systemProgram(command: string, args: string[], install: string): SystemProgram {
+/**
+ * Whether this is the first time in the whole run (every worker) that `name` is skipped: a file in the
+ * run's own temp folder (test/helpers/noLeftoverProcesses.ts) is created once; outside such a run, once
+ * a process.
+ */
+function firstSkip(name: string): boolean {
+  if (printed.has(name)) return false;
+  printed.add(name);
+  if (process.env[RUN_MARKER] === undefined) return true;
+  try {
+    writeFileSync(path.join(os.tmpdir(), `skipped-${name.replace(/[^\w.-]/g, '_')}`), '', { flag: 'wx' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Launches `command args` once to see whether it runs; prints the skip line once per program and run.
+ * `missing` replaces the default line for a capability rather than a program (root, for mounts).
+ */
+export function systemProgram(command: string, args: string[], install: string, missing?: string): SystemProgram {
   const result = spawnSync(command, args, { stdio: 'ignore', timeout: 30_000 });
   const available = result.error === undefined && result.status === 0;
   const required = process.env.CI === 'true';
-  const reason = `${command} is missing: install it (${install}) to run these tests; .ci/run does.`;
-  if (!available && !required && !printed.has(command)) {
-    printed.add(command);
-    console.log(`skipped: ${reason}`);
-  }
+  const reason = missing ?? `${command} is missing: install it (${install}) to run these tests; .ci/run does.`;
+  // One plain line (console.log would add a header naming the file).
+  if (!available && !required && firstSkip(path.basename(command) + (missing ? '-capability' : ''))) process.stdout.write(`skipped: ${reason}\n`);
   return {
     command,
     available,
@@ -52,3 +74,9 @@ export const CHROMIUM = CHROMIUM_PATH;
 export const nginxProgram = (): SystemProgram => systemProgram('nginx', ['-v'], 'apt-get install -y nginx-light');
 export const tinyproxyProgram = (): SystemProgram => systemProgram('tinyproxy', ['-v'], 'apt-get install -y tinyproxy');
 export const python3Program = (): SystemProgram => systemProgram('python3', ['--version'], 'apt-get install -y python3');
+/**
+ * Mounting a filesystem (a tmpfs for a real disk-full test, bind mounts to hide programs): needs root,
+ * or CAP_SYS_ADMIN. Probed by mounting a tmpfs in a private mount namespace that ends with the probe.
+ */
+export const mountCapability = (): SystemProgram =>
+  systemProgram('unshare', ['-m', 'mount', '-t', 'tmpfs', 'tmpfs', os.tmpdir()], 'util-linux', 'mounting a filesystem needs root: run the tests as root to run these tests; .ci/run does.');
