@@ -79,9 +79,11 @@ export async function checkInvariants(world: SimulatedWorld<any>, previous: Obse
 
   // The live snapshot is what its log replays to.
   const updater = world.updater;
-  const live = updater && !world.halted ? updater.getSnapshot() : null;
-  if (live && updater) {
-    const own = replay(updater.log.records());
+  // A process whose start() failed before its log opened has no live updater to compare.
+  const ownRecords = updater && !world.halted ? journalOf(updater) : null;
+  const live = updater && ownRecords ? updater.getSnapshot() : null;
+  if (live && ownRecords) {
+    const own = replay(ownRecords);
     if (!own || plain(own) !== plain(live)) {
       fail(`replay(log) differs from the live snapshot:\n  live:   ${plain(live)}\n  replay: ${own ? plain(own) : 'null'}`);
     }
@@ -101,8 +103,8 @@ export async function checkInvariants(world: SimulatedWorld<any>, previous: Obse
   // The active version changes only by a completed switch, a rollback, or a recovery (which replays one).
   const active = live ? (live.context.active?.version ?? null) : previous.active;
   if (live && active !== previous.active) {
-    const since = updater!.log.records().slice(Math.min(previous.records, updater!.log.records().length));
-    if (!since.some((record) => CHANGES_ACTIVE.includes(domainTypeOf(record))) && previous.records <= updater!.log.records().length) {
+    const since = ownRecords!.slice(Math.min(previous.records, ownRecords!.length));
+    if (!since.some((record) => CHANGES_ACTIVE.includes(domainTypeOf(record))) && previous.records <= ownRecords!.length) {
       fail(`the active version changed from ${previous.active} to ${active} without a completed switch or rollback in the log`);
     }
   }
@@ -132,7 +134,16 @@ export async function checkInvariants(world: SimulatedWorld<any>, previous: Obse
 
   // Halted (its log failed), the updater may have acted on a record only the disk holds: count from
   // where its own log ended, so the next process's replay of that record is seen as the change.
-  return { active, records: updater && !world.halted ? updater.log.records().length : previous.records, everInstalled, errors: world.errors.length };
+  return { active, records: ownRecords ? ownRecords.length : previous.records, everInstalled, errors: world.errors.length };
+}
+
+/** The records of the updater's own log, or null while it has none (not started, or its start failed). */
+function journalOf(updater: NonNullable<SimulatedWorld<any>['updater']>) {
+  try {
+    return updater.log.records();
+  } catch {
+    return null;
+  }
 }
 
 function describeStart(state: SimulatedWorld['startState']): string {
