@@ -97,3 +97,26 @@ describe('found by the simulator: restarts in the middle of a switch or a rollba
     expect((await world.store.readPointer())?.active.version).toBe(snapshot.context.active?.version);
   });
 });
+
+describe('found by the simulator: retention after a manual rollback', () => {
+  it('rolling back to the oldest version keeps the others within maxRetainedBytes', async () => {
+    // Found by simulate()'s default search: update, update, update, rollback(oldest).
+    const world = new SimulatedWorld({ hooks: { load: (m) => m.version }, updater: { keepVersions: 3, maxRetainedBytes: 8_000 } });
+    void world.boot();
+    await world.settle();
+    const sizes: Record<string, number> = { '1.0.0': 1, '2.0.0': 8_001, '3.0.0': 1 };
+    for (const [version, size] of Object.entries(sizes)) {
+      world.service.publish(version, { 'part0.bin': new Uint8Array(size).fill(Number(version[0])) });
+      world.call('check', (u) => u.check());
+      await world.settle();
+    }
+    expect(world.updater!.getSnapshot().context.retained.map((v) => v.version)).toEqual(['2.0.0', '1.0.0']);
+    world.call('rollback', (u) => u.rollback('1.0.0'));
+    await world.settle();
+    const { active, retained } = world.updater!.getSnapshot().context;
+    expect(active?.version).toBe('1.0.0');
+    // 3.0.0 is the version just left (always kept); 2.0.0's 8,001 bytes are over the budget.
+    expect(retained.map((v) => v.version)).toEqual(['3.0.0']);
+    expect((await world.store.readPointer())?.retained.map((v) => v.version)).toEqual(['3.0.0']);
+  });
+});

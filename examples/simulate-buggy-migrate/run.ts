@@ -1,14 +1,19 @@
 /**
  * Throws random failure schedules at a migrate hook with a bug, then at the fixed one:
- * `npx tsx examples/simulate-buggy-migrate/run.ts [--fixed] [--seed n]`. Exits 1 when a bug is found.
+ * `npx tsx examples/simulate-buggy-migrate/run.ts [--fixed] [--seed n] [--runs n]`. Exits 1 when a bug is
+ * found. Without --seed every run draws a fresh one (the report names it); --runs defaults to simulate()'s.
  */
 import { parseArgs } from 'node:util';
 // In an app: `from 'model-updater/testing'`.
 import { simulate } from '../../src/testing/index.js';
 import { buggyHooks, fixedHooks } from './hooks.js';
 
-const { values } = parseArgs({ options: { fixed: { type: 'boolean', default: false }, seed: { type: 'string', default: '3' }, runs: { type: 'string', default: '200' } } });
-const report = await simulate({ hooks: values.fixed ? fixedHooks : buggyHooks, runs: Number(values.runs), seed: Number(values.seed) });
+const { values } = parseArgs({ options: { fixed: { type: 'boolean', default: false }, seed: { type: 'string' }, runs: { type: 'string' } } });
+const report = await simulate({
+  hooks: values.fixed ? fixedHooks : buggyHooks,
+  ...(values.runs === undefined ? {} : { runs: Number(values.runs) }),
+  ...(values.seed === undefined ? {} : { seed: Number(values.seed) }),
+});
 if (report.ok) {
   console.log(`${values.fixed ? 'fixed' : 'buggy'} hooks: ${report.runs} failure schedules, every invariant held`);
 } else {

@@ -90,7 +90,7 @@ export function provideActors({ options, platform, store, models, config, policy
       loadModel: createLoadModel(models),
       checkHealth: createCheckHealth(models),
       switchActive: createSwitchActive(store, models, config, now, logHead),
-      restoreVersion: createRestoreVersion(store, models, now, logHead),
+      restoreVersion: createRestoreVersion(store, models, config, now, logHead),
     },
   });
 }

@@ -13,5 +13,5 @@ export { SimulatedLoader, type HookFault, type HookName, type SimulatedHandle } 
 export { SimulatedHostData } from './simulatedHostData.js';
 export { SimulatedProcess } from './simulatedProcess.js';
 export { checkInvariants, InvariantViolation, FIRST_OBSERVATION, type Observation } from './invariants.js';
-export { simulationCommands, initialModel, type Fault, type SimulationModel, type SimulationCommand } from './commands.js';
+export { simulationCommands, storyCommands, installedHistory, initialModel, UpdateCommand, RollbackCommand, type CrashPoint, type Interruption, type Fault, type SimulationModel, type SimulationCommand } from './commands.js';
 export { correctHooks } from './defaultHooks.js';

@@ -5,14 +5,14 @@
  */
 import fc from 'fast-check';
 import { formatRecord } from '../core/log/describe.js';
-import { initialModel, simulationCommands, type SimulationCommand } from './commands.js';
+import { initialModel, installedHistory, simulationCommands, storyCommands, type SimulationCommand } from './commands.js';
 import { correctHooks } from './defaultHooks.js';
 import { SimulatedWorld, type SimulatedHooks, type SimulatedWorldOptions } from './simulatedWorld.js';
 
 export interface SimulateOptions<Handle = unknown> {
   /** The host's hooks (migrate, load, healthCheck, unload), or a factory given the simulated host. Default: a correct host. */
   hooks?: SimulatedHooks<Handle>;
-  /** Schedules to try. Default 50. */
+  /** Schedules to try. Default 100 (the search stops at the first failure). */
   runs?: number;
   /** Seed for a reproducible run (the report of a failure names it). */
   seed?: number;
@@ -77,7 +77,12 @@ interface FailedRun {
  * await fc.assert(simulationProperty({ hooks }), { numRuns: 100 })
  */
 export function simulationProperty<Handle>(options: Omit<SimulateOptions<Handle>, 'runs' | 'seed' | 'path'> = {}, onFailure?: (run: FailedRun) => void) {
-  return fc.asyncProperty(settingsArbitrary, fc.commands(simulationCommands(), { maxCommands: options.maxCommands ?? 30, size: 'medium', ...(options.replayPath ? { replayPath: options.replayPath } : {}) }), async (settings, commands) => {
+  // Short schedules first (fast-check's 'small' size: up to 10 commands, the shortest most often): they
+  // run fast and shrink fast. Half are stories of updates and rollbacks, half use every command; each
+  // starts after up to three clean updates, so a host's history is there to break.
+  const constraints = { maxCommands: options.maxCommands ?? 30, size: 'small' as const, ...(options.replayPath ? { replayPath: options.replayPath } : {}) };
+  const schedule = fc.oneof(fc.commands(storyCommands(), constraints), fc.commands(simulationCommands(), constraints));
+  return fc.asyncProperty(settingsArbitrary, installedHistory(), schedule, async (settings, history, commands) => {
     const world = new SimulatedWorld<Handle>({
       hooks: options.hooks ?? (correctHooks as unknown as SimulatedHooks<Handle>),
       updater: {
@@ -94,7 +99,7 @@ export function simulationProperty<Handle>(options: Omit<SimulateOptions<Handle>
       void world.boot();
       await world.settle();
       const model = initialModel();
-      const traced = [...commands].map((command) => tracing(command, executed));
+      const traced = [...history, ...commands].map((command) => tracing(command, executed));
       await fc.asyncModelRun(() => ({ model, real: world }), traced);
     } catch (error) {
       const run: FailedRun = {
@@ -146,7 +151,7 @@ export async function simulate<Handle>(options: SimulateOptions<Handle> = {}): P
   let last: FailedRun | undefined;
   const details = await fc.check(
     simulationProperty(options, (run) => (last = run)),
-    { numRuns: options.runs ?? 50, seed, ...(options.path ? { path: options.path } : {}) },
+    { numRuns: options.runs ?? 100, seed, ...(options.path ? { path: options.path } : {}) },
   );
   if (!details.failed || !last) return { ok: true, runs: details.numRuns, seed, counterexample: null };
   return {
@@ -157,7 +162,7 @@ export async function simulate<Handle>(options: SimulateOptions<Handle> = {}): P
       error: last.error,
       seed,
       path: details.counterexamplePath ?? '',
-      replayPath: /replayPath="([^"]*)"/.exec(String(details.counterexample?.[1]))?.[1] ?? '',
+      replayPath: /replayPath="([^"]*)"/.exec(String(details.counterexample?.[2]))?.[1] ?? '',
       commands: last.commands,
       log: last.log,
       state: last.state,

@@ -1,6 +1,7 @@
 /**
  * The host's own data (caches, user adaptations) that its migrate hook converts: durable across
- * crashes like a file the host writes, and each write a point where the simulator can stop the process.
+ * crashes like a file the host writes, and each write or delete a point where the simulator can stop
+ * the process.
  */
 import type { SimulatedProcess } from './simulatedProcess.js';
 
@@ -23,8 +24,21 @@ export class SimulatedHostData {
     return [...this.entries.keys()];
   }
 
+  has(key: string): boolean {
+    return this.entries.has(key);
+  }
+
   /** Writes one entry durably. The write the simulator chose stalls: a crash then cuts the host off there. */
   async set(key: string, value: unknown): Promise<void> {
+    await this.write(() => this.entries.set(key, structuredClone(value)));
+  }
+
+  /** Deletes one entry durably; like a write, a point where the simulator can stop the process. */
+  async delete(key: string): Promise<void> {
+    await this.write(() => this.entries.delete(key));
+  }
+
+  private async write(change: () => void): Promise<void> {
     const generation = this.process.generation;
     this.writes++;
     if (this.stallAt !== null && this.writes >= this.stallAt) {
@@ -32,17 +46,17 @@ export class SimulatedHostData {
       await this.process.stall();
     }
     if (!this.process.alive(generation)) return new Promise(() => undefined); // the process is dead
-    this.entries.set(key, structuredClone(value));
+    change();
   }
 
-  async delete(key: string): Promise<void> {
-    const generation = this.process.generation;
-    if (this.process.alive(generation)) this.entries.delete(key);
-  }
-
-  /** Stalls the `after`-th write from now (0: the next one) until heal() or a crash. */
+  /** Stalls the `after`-th write or delete from now (0: the next one) until heal() or a crash. */
   stallWrite(after: number): void {
     this.stallAt = this.writes + 1 + after;
+  }
+
+  /** Writes and deletes so far: how far a host's migrate got. */
+  get writeCount(): number {
+    return this.writes;
   }
 
   heal(): void {

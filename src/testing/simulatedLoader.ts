@@ -45,6 +45,11 @@ export class SimulatedLoader {
     this.faults = [];
   }
 
+  /** Takes back one injected fault that has not fired yet. */
+  remove(fault: HookFault): void {
+    this.faults = this.faults.filter((f) => f !== fault);
+  }
+
   /** The process died: nothing is loaded any more. */
   restarted(): void {
     this.loaded.clear();

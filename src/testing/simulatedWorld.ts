@@ -92,6 +92,34 @@ export class SimulatedWorld<Handle = unknown> {
     return this.options.interpose(label, result);
   };
 
+  private storeStall: { call: string; after: number } | null = null;
+
+  /**
+   * Stalls the `after`-th call (0: the next) of a store method just after it returned, its write and
+   * fsync done: a crash there is a crash between the store's durable write and the updater acting on it.
+   * @example
+   * world.stallStoreCall('writePointer'); world.call('check', (u) => u.check()); await world.settle()
+   */
+  stallStoreCall(call: 'promote' | 'writePointer' | 'discardStaging' | 'collectGarbage' | 'removeVersion', after = 0): void {
+    this.storeStall = { call, after };
+  }
+
+  /** Takes back a stallStoreCall() that has not fired. */
+  clearStoreStall(): void {
+    this.storeStall = null;
+  }
+
+  private storeBoundary<T>(label: string, result: Promise<T>): Promise<T> {
+    const stall = this.storeStall;
+    if (!stall || label !== `store ${stall.call}`) return result;
+    if (stall.after > 0) {
+      this.storeStall = { ...stall, after: stall.after - 1 };
+      return result;
+    }
+    this.storeStall = null;
+    return result.then(async (value) => (await this.process.stall(), value));
+  }
+
   /** Starts a new process: a new updater over whatever the store and log hold now. */
   async boot(): Promise<void> {
     const generation = this.process.generation;
@@ -114,7 +142,7 @@ export class SimulatedWorld<Handle = unknown> {
         manifestTimeoutMs: 3_600_000,
       },
       {
-        store: fenced(this.store, this.process, generation, this.interpose),
+        store: fenced(this.store, this.process, generation, (label, result) => this.interpose(label, this.storeBoundary(label, result))),
         staging: fenced<StagingArea>(this.store.staging, this.process, generation, (_label, result) => result),
         transport: fenced<Transport>(memoryTransport(this.service), this.process, generation, (_label, result) => result),
         openLog: (now) => this.logDisk.open(now, this.options.updater?.log),
@@ -171,6 +199,7 @@ export class SimulatedWorld<Handle = unknown> {
     this.updater?.stop();
     this.updater = null;
     this.inFlight = 0;
+    this.storeStall = null;
     this.store.crash({ dropUnsynced });
     this.logDisk.crash({ dropUnsynced });
     this.loader.restarted();
@@ -178,6 +207,7 @@ export class SimulatedWorld<Handle = unknown> {
 
   /** Every fault ends and every stalled operation goes on. */
   heal(): void {
+    this.storeStall = null;
     this.service.faults = {};
     this.store.heal();
     this.logDisk.heal();

@@ -3,13 +3,14 @@
  * pointer, reload the old model) or on a manual rollback (load, check and switch to a retained version).
  */
 import { fromPromise } from 'xstate';
+import { planRetention, type RetentionPolicy } from '../../../machines/retention.js';
 import type { RestoreOutput, RollbackPlan } from '../../../machines/types.js';
 import { UpdateError } from '../errors.js';
 import type { LoadedModels } from '../modelRef.js';
 import type { ModelStore } from '../ports/modelStore.js';
 import type { LogHead } from '../log/logAnchor.js';
 
-export function createRestoreVersion(store: ModelStore, models: LoadedModels<any>, now: () => number, logHead?: () => Promise<LogHead | null>) {
+export function createRestoreVersion(store: ModelStore, models: LoadedModels<any>, policy: RetentionPolicy, now: () => number, logHead?: () => Promise<LogHead | null>) {
   return fromPromise<RestoreOutput, RollbackPlan>(async ({ input }) => {
     const { from, to } = input;
     const current = await store.readPointer();
@@ -37,7 +38,9 @@ export function createRestoreVersion(store: ModelStore, models: LoadedModels<any
 
     // The target loads before the pointer moves: if it cannot, the pointer stays where the chart says.
     if (to) await models.load(to);
-    const retained = input.manual && from ? [from, ...others] : others;
+    // A manual rollback keeps the version it leaves, and older ones within the count and the byte budget
+    // as after a switch (rolling back to the oldest would otherwise keep them all beside it).
+    const retained = input.manual && from && to ? planRetention(to, from, others, policy).retained : others;
     if (to && (current?.active.version !== to.version || input.manual)) {
       // The pointer also anchors the end of the log as it is now (see logAnchor.ts).
       const head = await logHead?.();
