@@ -14,6 +14,7 @@ import { deleteRange, prefixRange } from './idbLayout.js';
 import { guardedIdb } from './idbStorageError.js';
 import type { OpfsClient } from './opfsClient.js';
 import { OpfsLayout, opfsRemove, opfsSize } from './opfsLayout.js';
+import { quotaError } from './quotaError.js';
 
 const MiB = 1024 * 1024;
 /** Buffers out at the worker at once: enough to keep it busy while the network fills the next. */
@@ -29,7 +30,6 @@ interface SavedState {
 
 const recordKey = (file: StagedFile): IDBValidKey => ['s', file.version, file.path, 'record'];
 const stateKey = (file: StagedFile): IDBValidKey => ['s', file.version, file.path, 'state'];
-const mb = (bytes: number) => (bytes / MiB).toFixed(1);
 
 /**
  * A SHA-256 whose bytes are hashed in the OPFS worker once a writer takes it: `update` only checks
@@ -88,16 +88,6 @@ async function freshHasher(state?: Uint8Array): Promise<IHasher> {
   hasher.init();
   if (state) hasher.load(state);
   return hasher;
-}
-
-/** What a refused write means: how much was needed, what was kept, and what to free. */
-export function quotaError(file: StagedFile, written: number, expected: number | undefined, error: unknown): UpdateError {
-  const need = expected === undefined ? '' : ` ${mb(Math.max(0, expected - written))} MB more is needed for this file (${mb(expected)} MB in all).`;
-  return new UpdateError(
-    'INSUFFICIENT_DISK_SPACE',
-    `The browser refused to store more of ${file.path} of version ${file.version}: this site's storage quota is used up after ${mb(written)} MB.${need} Free that much of this site's storage (other data it keeps, or old model versions with a smaller retention), or let the user grant persistent storage; the ${mb(written)} MB downloaded are kept and the update resumes from there.`,
-    { cause: error },
-  );
 }
 
 function storageFailure(what: string, error: unknown): UpdateError {
