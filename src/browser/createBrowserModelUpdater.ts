@@ -56,6 +56,11 @@ export function createBrowserModelUpdater<Handle = unknown>(options: BrowserMode
   });
   const own = {
     store,
+    /** Stops the updater and the OPFS worker (start() starts both again). */
+    stop(): void {
+      core.stop();
+      store.close();
+    },
     async flush(): Promise<void> {
       await log?.flush();
     },

@@ -187,17 +187,24 @@ export class IdbModelStore implements ModelStore {
     return sum;
   }
 
+  /**
+   * The OPFS file of stored content, looked for whatever the backend (versions installed through OPFS
+   * stay readable when a later run keeps new ones in IndexedDB); undefined where there is no OPFS.
+   */
+  private async opfsContent(sha256: string): Promise<FileSystemFileHandle | undefined> {
+    if (this.backend !== 'opfs' && typeof (globalThis.navigator as Navigator | undefined)?.storage?.getDirectory !== 'function') return undefined;
+    return opfsFile(this.layout.content(sha256)).catch(() => undefined);
+  }
+
   async hasContent(sha256: string): Promise<boolean> {
-    if (this.backend === 'opfs' && (await opfsFile(this.layout.content(sha256)))) return true;
+    if (await this.opfsContent(sha256)) return true;
     return (await getAllKeysInRange(this.db.files, IDBKeyRange.only(['b', sha256]))).length > 0;
   }
 
   /** The stored content named `sha256` as a Blob (an OPFS File, or the IndexedDB chunks as one Blob). */
   private async content(sha256: string): Promise<Blob | undefined> {
-    if (this.backend === 'opfs') {
-      const handle = await opfsFile(this.layout.content(sha256));
-      if (handle) return handle.getFile();
-    }
+    const handle = await this.opfsContent(sha256);
+    if (handle) return handle.getFile();
     const value = await get<Blob | ChunkedContent>(['b', sha256], this.db.files);
     if (value === undefined || value instanceof Blob) return value;
     if (!isChunked(value)) return undefined;
