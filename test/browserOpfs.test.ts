@@ -221,6 +221,41 @@ describe.skipIf(chromium.skip)('browser runtime in Chromium: OPFS worker', () =>
     expect(result).toEqual({ read: [1, 1, 2, 2], tail: [3, 3], size: 3 * 65536, after: 0 });
   });
 
+  it('hashes in the worker exactly what the caller hashed, also when that is not what it writes', async () => {
+    await startUpdater(page);
+    const digests = await page.evaluate(async () => {
+      const staging = (globalThis as any).updater.store.staging;
+      const file = { version: 'hash', path: 'model.bin' };
+      const hash = await staging.createHash();
+      let drains = 0;
+      const writer = await staging.open(file, { position: 0, hash, onDrain: () => drains++, onError: () => undefined });
+      const a = new Uint8Array(3 * 1024 * 1024).fill(7);
+      const b = new Uint8Array(1000).fill(8);
+      // In step (downloadFile's way), then in two updates and one write, then an update that is never written.
+      hash.update(a);
+      writer.write(a);
+      hash.update(b);
+      hash.update(a);
+      const both = new Uint8Array(b.length + a.length);
+      both.set(b);
+      both.set(a, b.length);
+      writer.write(both);
+      hash.update(b);
+      await writer.finish({ sync: true });
+      const hex = async (bytes: Uint8Array<ArrayBuffer>) => [...new Uint8Array(await crypto.subtle.digest('SHA-256', bytes))].map((x) => x.toString(16).padStart(2, '0')).join('');
+      const expected = new Uint8Array(2 * a.length + 2 * b.length);
+      expected.set(a);
+      expected.set(b, a.length);
+      expected.set(a, a.length + b.length);
+      expected.set(b, 2 * a.length + b.length);
+      const size = await staging.size(file);
+      await staging.remove(file);
+      return { worker: hash.digest(), expected: await hex(expected), size };
+    });
+    expect(digests.worker).toBe(digests.expected);
+    expect(digests.size).toBe(2 * 3 * MiB + 1000);
+  });
+
   it('fails before the first byte under a 400 MiB quota that estimate() does not show, saying how much is needed', async () => {
     await world.publishVersion('1.0.0', { files: { 'model.bin': randomBytes(64 * MiB) } });
     const cdp = await chrome.newCDPSession(page);

@@ -32,13 +32,14 @@ const recordKey = (file: StagedFile): IDBValidKey => ['s', file.version, file.pa
 const stateKey = (file: StagedFile): IDBValidKey => ['s', file.version, file.path, 'state'];
 
 /**
- * A SHA-256 whose bytes are hashed in the OPFS worker once a writer takes it: `update` only checks
- * that the caller hashes what it then writes, and `digest` answers what the worker computed when the
+ * A SHA-256 whose bytes are hashed in the OPFS worker once a writer takes it: `update` keeps a reference
+ * to what the caller hashed, the writer has the worker hash exactly that (with the bytes when they are
+ * the ones written, as downloadFile does), and `digest` answers what the worker computed when the
  * writer finished. Not given to a writer, it hashes on this thread like any other.
  */
 export class WorkerHash implements Sha256 {
   private writing = false;
-  private expected: Uint8Array | undefined;
+  private updates: Uint8Array[] = [];
   private result: string | undefined;
   private lastState: Uint8Array | undefined;
 
@@ -46,7 +47,7 @@ export class WorkerHash implements Sha256 {
 
   update(bytes: Uint8Array): void {
     if (this.result !== undefined) throw new Error('This hash is complete: its file was finished.');
-    if (this.writing) this.expected = bytes;
+    if (this.writing) this.updates.push(bytes);
     else this.local.update(bytes);
   }
 
@@ -66,11 +67,11 @@ export class WorkerHash implements Sha256 {
     return this.local.save();
   }
 
-  /** Whether `bytes` are what the caller hashed last (the worker hashes exactly what it writes). */
-  takes(bytes: Uint8Array): boolean {
-    const same = this.expected === bytes;
-    this.expected = undefined;
-    return same;
+  /** What the caller hashed since the last write, in order. */
+  takeUpdates(): Uint8Array[] {
+    const updates = this.updates;
+    this.updates = [];
+    return updates;
   }
 
   saved(state: Uint8Array): void {
@@ -260,6 +261,7 @@ class OpfsWriter implements StagedWriter {
   private readonly spare: ArrayBuffer[] = [];
   private batch: ArrayBuffer | undefined;
   private filled = 0;
+  private batchHashed = false;
   private out = 0;
   private paused = false;
   private failure: unknown;
@@ -285,8 +287,21 @@ class OpfsWriter implements StagedWriter {
 
   write(bytes: Uint8Array): boolean {
     if (this.failure !== undefined) return false;
-    if (this.hash && !this.hash.takes(bytes)) {
-      throw new Error('The OPFS staging area hashes what it writes: update the hash with exactly the bytes then written.');
+    let hashed = false;
+    if (this.hash) {
+      const updates = this.hash.takeUpdates();
+      if (updates.length === 1 && updates[0] === bytes) {
+        hashed = true;
+      } else if (updates.length > 0) {
+        // Hashed apart from what is written: the worker hashes those bytes alone, after the batch so far.
+        this.send();
+        for (const update of updates) this.hashOnly(update);
+      }
+    }
+    // A batch is hashed whole or not at all.
+    if (hashed !== this.batchHashed) {
+      this.send();
+      this.batchHashed = hashed;
     }
     let at = 0;
     while (at < bytes.byteLength) {
@@ -302,7 +317,10 @@ class OpfsWriter implements StagedWriter {
   }
 
   async finish({ sync }: { sync: boolean }): Promise<void> {
-    if (this.failure === undefined) this.send();
+    if (this.failure === undefined) {
+      this.send();
+      for (const update of this.hash?.takeUpdates() ?? []) this.hashOnly(update);
+    }
     await this.replies;
     // The furthest the hash got is where a later attempt resumes.
     if (this.latest && this.latest.end > this.savedEnd) this.save(this.latest);
@@ -327,11 +345,22 @@ class OpfsWriter implements StagedWriter {
     this.batch = undefined;
     this.filled = 0;
     this.out++;
-    const reply = this.client.request({ op: 'write', handle: this.handle, buffer, length, hashed: this.hash ? length : 0 }, [buffer]);
+    const reply = this.client.request({ op: 'write', handle: this.handle, buffer, length, hashed: this.batchHashed ? length : 0 }, [buffer]);
     this.replies = this.replies.then(() =>
       reply.then(
         (answer) => this.returned(answer.buffer!, answer.end!, answer.state),
         (error) => this.refused(error),
+      ),
+    );
+  }
+
+  private hashOnly(bytes: Uint8Array): void {
+    const buffer = bytes.slice().buffer;
+    const reply = this.client.request({ op: 'hash', handle: this.handle, buffer, length: bytes.byteLength }, [buffer]);
+    this.replies = this.replies.then(() =>
+      reply.then(
+        () => undefined,
+        (error) => this.refused(error, false),
       ),
     );
   }
@@ -351,8 +380,8 @@ class OpfsWriter implements StagedWriter {
     }
   }
 
-  private refused(error: unknown): void {
-    this.out--;
+  private refused(error: unknown, written = true): void {
+    if (written) this.out--;
     if (this.failure !== undefined) return;
     this.failure = (error as DOMException)?.name === 'QuotaExceededError' ? quotaError(this.file, this.written, this.expectedSize, error) : storageFailure(`write the staged ${this.file.path}`, error);
     this.options.onError(this.failure);
