@@ -56,6 +56,15 @@ export function createBrowserModelUpdater<Handle = unknown>(options: BrowserMode
   });
   const own = {
     store,
+    /** Starts the updater; when it cannot (LOCKED by another tab, ...), the OPFS worker is stopped again. */
+    async start(): Promise<void> {
+      try {
+        await core.start();
+      } catch (error) {
+        store.close();
+        throw error;
+      }
+    },
     /** Stops the updater and the OPFS worker (start() starts both again). */
     stop(): void {
       core.stop();
