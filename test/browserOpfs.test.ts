@@ -221,7 +221,7 @@ describe.skipIf(chromium.skip)('browser runtime in Chromium: OPFS worker', () =>
     expect(result).toEqual({ read: [1, 1, 2, 2], tail: [3, 3], size: 3 * 65536, after: 0 });
   });
 
-  it('hashes in the worker exactly what the caller hashed, also when that is not what it writes', async () => {
+  it('hashes in the worker exactly what the caller hashed, also when that is not what it writes, and holds the network back while buffers are out', async () => {
     await startUpdater(page);
     const digests = await page.evaluate(async () => {
       const staging = (globalThis as any).updater.store.staging;
@@ -232,14 +232,16 @@ describe.skipIf(chromium.skip)('browser runtime in Chromium: OPFS worker', () =>
       const a = new Uint8Array(3 * 1024 * 1024).fill(7);
       const b = new Uint8Array(1000).fill(8);
       // In step (downloadFile's way), then in two updates and one write, then an update that is never written.
+      const taken: boolean[] = [];
       hash.update(a);
-      writer.write(a);
+      taken.push(writer.write(a));
       hash.update(b);
       hash.update(a);
       const both = new Uint8Array(b.length + a.length);
       both.set(b);
       both.set(a, b.length);
-      writer.write(both);
+      // Six buffers out at the worker: more than it takes at once, so the writer says wait.
+      taken.push(writer.write(both));
       hash.update(b);
       await writer.finish({ sync: true });
       const hex = async (bytes: Uint8Array<ArrayBuffer>) => [...new Uint8Array(await crypto.subtle.digest('SHA-256', bytes))].map((x) => x.toString(16).padStart(2, '0')).join('');
@@ -250,9 +252,12 @@ describe.skipIf(chromium.skip)('browser runtime in Chromium: OPFS worker', () =>
       expected.set(b, 2 * a.length + b.length);
       const size = await staging.size(file);
       await staging.remove(file);
-      return { worker: hash.digest(), expected: await hex(expected), size };
+      return { worker: hash.digest(), expected: await hex(expected), size, taken, drains };
     });
     expect(digests.worker).toBe(digests.expected);
+    // Back-pressure: the second write asked the network to wait, and the worker's replies let it go on.
+    expect(digests.taken).toEqual([true, false]);
+    expect(digests.drains).toBe(1);
     expect(digests.size).toBe(2 * 3 * MiB + 1000);
   });
 
