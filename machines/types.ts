@@ -274,7 +274,8 @@ export type UpdaterEvent =
   /** The host configured other trusted keys than the ones the trust state grew from. */
   | { type: 'TRUST'; trust: TrustState }
   /** The host process started (journaled before the active model is loaded). */
-  | { type: 'STARTED'; at: number }
+  /** `storagePersisted`: whether the platform granted persistent storage (browsers; absent where it is not asked). */
+  | { type: 'STARTED'; at: number; storagePersisted?: boolean }
   /** The active model loaded at start-up. */
   | { type: 'LOADED'; version: string }
   /** The host confirms the active version works: probation ends. */

@@ -1,6 +1,7 @@
 /**
- * The browser entry point: an updater whose versions, staging, event log and trust state live in
- * IndexedDB, guarded against other tabs by a Web Lock.
+ * The browser entry point: an updater whose model bytes live in the Origin Private File System (written
+ * by a worker; IndexedDB chunks where OPFS is missing) and whose pointer, event log, resume records and
+ * trust state live in IndexedDB, guarded against other tabs by a Web Lock.
  */
 import { createUpdater, type ModelUpdater, type UpdaterOptions } from '../core/createUpdater.js';
 import { fetchTransport } from './fetchTransport.js';
@@ -17,19 +18,20 @@ export interface BrowserModelUpdaterOptions<Handle = unknown> extends UpdaterOpt
 }
 
 export interface BrowserModelUpdater<Handle = unknown> extends ModelUpdater<Handle> {
-  /** The IndexedDB store: `store.readFile(version, path)` gives a model file as a Blob. */
+  /** The store: `store.openFile(version, path)` gives a model file as a File/Blob, without a copy. */
   readonly store: IdbModelStore;
   /** Resolves when every event-log record so far is committed to IndexedDB. */
   flush(): Promise<void>;
 }
 
 /**
- * Creates an updater whose models and log are in IndexedDB (databases `model-updater:<name>:*`).
+ * Creates an updater whose models are in OPFS (`model-updater/<name>/`) and whose log is in IndexedDB
+ * (databases `model-updater:<name>:*`); `opfs: false` keeps the models in IndexedDB too.
  * `start()` fails with LOCKED while another tab or worker runs the updater for the same name.
  * @example
  * const updater = createBrowserModelUpdater({
  *   manifestUrl: 'https://models.example.com/asr/manifest.json', name: 'asr', trustedKeys: [publicKey],
- *   loader: { load: async (model) => loadOnnx(await updater.store.readFile(model.version, 'model.onnx')) },
+ *   loader: { load: async (model) => loadOnnx(await updater.store.openFile(model.version, 'model.onnx')) },
  * })
  * await updater.start()
  */
@@ -54,6 +56,20 @@ export function createBrowserModelUpdater<Handle = unknown>(options: BrowserMode
   });
   const own = {
     store,
+    /** Starts the updater; when it cannot (LOCKED by another tab, ...), the OPFS worker is stopped again. */
+    async start(): Promise<void> {
+      try {
+        await core.start();
+      } catch (error) {
+        store.close();
+        throw error;
+      }
+    },
+    /** Stops the updater and the OPFS worker (start() starts both again). */
+    stop(): void {
+      core.stop();
+      store.close();
+    },
     async flush(): Promise<void> {
       await log?.flush();
     },

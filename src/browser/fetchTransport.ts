@@ -19,7 +19,7 @@ export function fetchTransport(fetchImpl: typeof fetch = (...args) => globalThis
       // The browser decodes a compressed body: its Content-Length is not the file's size.
       const encoding = names['content-encoding'];
       if (encoding !== undefined && encoding !== 'identity') delete names['content-length'];
-      const reader = response.body?.getReader();
+      const reader = response.body ? bodyReader(response.body) : undefined;
       let resume: (() => void) | undefined;
       return {
         status: response.status,
@@ -51,3 +51,33 @@ export function fetchTransport(fetchImpl: typeof fetch = (...args) => globalThis
     },
   };
 }
+
+/** Bytes asked of the network at a time when the body is read into a buffer of ours. */
+const READ_BYTES = 256 * 1024;
+
+/**
+ * Reads the body into one buffer of ours, again and again (a BYOB reader, where the browser's body is a
+ * byte stream): the sink copies what it takes, so a download leaves no trail of network chunks for the
+ * garbage collector to catch up with (which grows the page's memory by tens of MB on a large model).
+ * Elsewhere, the default reader.
+ */
+function bodyReader(body: ReadableStream<Uint8Array>): { read(): Promise<ReadableStreamReadResult<Uint8Array>>; cancel(): Promise<void> } {
+  let byob: ReadableStreamBYOBReader;
+  try {
+    byob = body.getReader({ mode: 'byob' });
+  } catch {
+    return body.getReader();
+  }
+  let buffer = new ArrayBuffer(READ_BYTES);
+  return {
+    async read() {
+      const result = await byob.read(new Uint8Array(buffer));
+      // The read hands the same memory back in a new ArrayBuffer: the next read fills it again.
+      if (result.value) buffer = result.value.buffer as ArrayBuffer;
+      else if (!result.done) buffer = new ArrayBuffer(READ_BYTES);
+      return result.done ? { done: true, value: undefined } : { done: false, value: result.value! };
+    },
+    cancel: () => byob.cancel(),
+  };
+}
+

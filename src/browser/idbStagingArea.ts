@@ -8,6 +8,7 @@ import { createSHA256, type IHasher } from 'hash-wasm';
 import { del, get, set, type UseStore } from 'idb-keyval';
 import { UpdateError } from '../core/errors.js';
 import { guardedIdb, idbStorageError } from './idbStorageError.js';
+import { quotaError } from './quotaError.js';
 import type { OpenOptions, ResumeRecord, Sha256, StagedFile, StagedWriter, StagingArea } from '../core/ports/stagingArea.js';
 import { deleteRange, getAllInRange, getAllKeysInRange, prefixRange, type StagedChunk } from './idbLayout.js';
 
@@ -46,6 +47,8 @@ export interface IdbStagingAreaOptions {
 export class IdbStagingArea implements StagingArea {
   private readonly chunkBytes: number;
   beforeWrite: () => Promise<void>;
+  /** The manifest's size of each file being written (from its resume record), for quota messages. */
+  private readonly expectedSizes = new Map<string, number>();
 
   constructor(
     private readonly files: UseStore,
@@ -66,6 +69,7 @@ export class IdbStagingArea implements StagingArea {
 
   async writeRecord(file: StagedFile, record: ResumeRecord): Promise<void> {
     await this.beforeWrite();
+    this.expectedSizes.set(JSON.stringify([file.version, file.path]), record.expectedSize);
     await guardedIdb('store the download', () => set(recordKey(file), record, this.files));
   }
 
@@ -93,6 +97,7 @@ export class IdbStagingArea implements StagingArea {
       if (typeof at === 'number' && at >= index) await guardedIdb('discard staged downloads', () => del(key, this.files));
     }
     let offset = options.position;
+    let stored = options.position;
     let pending: Uint8Array[] = [];
     let pendingBytes = 0;
     let writes = Promise.resolve();
@@ -112,8 +117,12 @@ export class IdbStagingArea implements StagingArea {
         if (failure === undefined) {
           try {
             await set(key, chunk, this.files);
+            stored = chunk.end;
           } catch (error) {
-            failure = idbStorageError('store the download', error);
+            failure =
+              (error as DOMException)?.name === 'QuotaExceededError'
+                ? quotaError(file, stored, this.expectedSizes.get(JSON.stringify([file.version, file.path])), error)
+                : idbStorageError('store the download', error);
             options.onError(failure);
           }
         }

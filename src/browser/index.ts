@@ -3,7 +3,9 @@
  * 'model-updater/browser'`. Nothing here imports a Node built-in.
  */
 export { createBrowserModelUpdater, type BrowserModelUpdater, type BrowserModelUpdaterOptions } from './createBrowserModelUpdater.js';
-export { IdbModelStore, type IdbModelStoreOptions, type StorageEstimator } from './idbModelStore.js';
+export { IdbModelStore, type IdbModelStoreOptions, type StorageEstimator, type BrowserBackend } from './idbModelStore.js';
+export type { OpfsWorkerScript } from './opfsClient.js';
+export { OpfsStagingArea } from './opfsStagingArea.js';
 export { IdbEventLog, readIdbLog } from './idbEventLog.js';
 export { holdLock } from './webLock.js';
 export { fetchTransport } from './fetchTransport.js';

@@ -341,7 +341,8 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
       if (checksManifests && held.anchor !== configured.anchor) actor.send({ type: 'TRUST', trust: { ...configured, serial: saved?.serial ?? null } });
       else if (saved && aheadOf(saved, held)) actor.send({ type: 'TRUST', trust: saved });
       // Journaled before the model loads: a start that dies loading it counts against a version on probation.
-      actor.send({ type: 'STARTED', at: now() });
+      // Whether the browser granted persistent storage, in the log with the start (absent where not asked).
+      actor.send({ type: 'STARTED', at: now(), ...(store.persisted === undefined ? {} : { storagePersisted: store.persisted }) });
       if (journal.failure) throw journal.failure;
       // A restored switch or rollback decides which version is active: let it finish before loading one.
       const deciding = actor.getSnapshot();

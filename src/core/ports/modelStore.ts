@@ -27,6 +27,11 @@ export interface GarbageReport {
 export interface ModelStore {
   /** Where the store lives, for messages. */
   readonly location: string;
+  /**
+   * Whether the platform granted persistent storage when init() asked (a browser's
+   * `navigator.storage.persist()`); logged with the start. Absent where nothing is asked.
+   */
+  readonly persisted?: boolean | undefined;
   /** Creates what the store needs (folders, object stores). Idempotent. */
   init(): Promise<void>;
   freeBytes(): Promise<number>;
