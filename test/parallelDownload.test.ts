@@ -122,8 +122,9 @@ describe('parallel download', () => {
     });
     await allArrived;
     controller.abort();
-    expect(((await promise.catch((e: unknown) => e)) as UpdateError).code).toBe('CANCELLED');
+    const cancelError = (await promise.catch((e: unknown) => e)) as UpdateError;
     const record = await staging.readRecord(STAGED);
+    expect(cancelError.code).toBe('CANCELLED');
     expect(record?.completed).toEqual([[0, 2 * MIB], [Math.ceil(SIZE / 4), SIZE]]);
   });
 

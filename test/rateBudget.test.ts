@@ -2,6 +2,9 @@ import { SimulatedClock } from 'xstate';
 import { describe, expect, it } from 'vitest';
 import { Pacer, RateBudget } from '../src/core/download/rateBudget.js';
 import { UpdateError } from '../src/core/errors.js';
+import { createModelUpdater } from '../src/node/createModelUpdater.js';
+import os from 'node:os';
+import path from 'node:path';
 import type { Timers } from '../src/core/download/transferGuard.js';
 
 const KIB = 1024;
@@ -71,5 +74,21 @@ describe('bandwidth cap', () => {
       expect(() => new RateBudget(bad, timers)).toThrow(UpdateError);
       expect(() => new RateBudget(1000, timers).setRate(bad)).toThrow(/maxBytesPerSecond must be a positive number/);
     }
+  });
+
+  it('is an updater option the host moves while it runs, checked like every option', () => {
+    const dir = path.join(os.tmpdir(), 'model-updater-cap-never-created');
+    const make = (download: object) => () => createModelUpdater({ dir, manifestUrl: 'http://127.0.0.1:9/manifest.json', allowUnsigned: true, download });
+    expect(make({ maxBytesPerSecond: 0 })).toThrow(/download.maxBytesPerSecond must be a positive number/);
+    expect(make({ connections: 0 })).toThrow(/download.connections must be a whole number from 1 to 64/);
+    expect(make({ connections: 2.5 })).toThrow(UpdateError);
+    const updater = make({ maxBytesPerSecond: 5_000_000 })();
+    expect(updater.maxBytesPerSecond).toBe(5_000_000);
+    updater.setMaxBytesPerSecond(500_000);
+    expect(updater.maxBytesPerSecond).toBe(500_000);
+    expect(() => updater.setMaxBytesPerSecond(-1)).toThrow(UpdateError);
+    expect(updater.maxBytesPerSecond).toBe(500_000);
+    updater.setMaxBytesPerSecond(undefined);
+    expect(updater.maxBytesPerSecond).toBeUndefined();
   });
 });

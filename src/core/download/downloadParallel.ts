@@ -66,10 +66,10 @@ export async function downloadParallel(options: DownloadParallelOptions): Promis
   const record = (): ResumeRecord => ({ expectedSize, ...(validator === undefined ? {} : { validator }), completed: completed.list() });
   let hasher = new InOrderHasher(raf, await staging.createHash(), completed);
   let bytesFetched = 0;
+  const checkpoints = new Checkpoints(() => staging.sync(file), (spans) => staging.writeRecord(file, spans), record);
   try {
     // From here the file is one written by ranges: its size says nothing, the record's spans do.
     await storage(() => staging.writeRecord(file, record()), `write the resume record of ${where}`);
-    const checkpoints = new Checkpoints(() => staging.sync(file), (spans) => staging.writeRecord(file, spans), record);
     options.onStart?.(resumedFrom);
     for (let restarted = false; completed.size < expectedSize; ) {
       try {
@@ -110,6 +110,7 @@ export async function downloadParallel(options: DownloadParallelOptions): Promis
         if (!isRestartRequired(error) || restarted) throw error;
         // The file changed under us: what was kept is worthless; start over, once.
         restarted = true;
+        await checkpoints.idle();
         await raf.close({ sync: false }).catch(() => undefined);
         await storage(() => staging.remove(file), `remove ${where}`);
         completed = new SpanSet();
@@ -126,7 +127,8 @@ export async function downloadParallel(options: DownloadParallelOptions): Promis
     await storage(() => staging.removeRecord(file), `remove the resume record of ${where}`);
     return { size: expectedSize, sha256, resumedFrom, bytesFetched };
   } catch (error) {
-    // What arrived is kept for the next attempt: durable first, then recorded.
+    // What arrived is kept for the next attempt: durable first, then recorded (after any checkpoint, whose record is older).
+    await checkpoints.idle();
     const closed = await raf.close({ sync: true }).then(
       () => true,
       () => false,
@@ -203,7 +205,7 @@ class InOrderHasher {
     if (end <= this.#hashed) return;
     const at = this.#hashed;
     this.#reading = this.file
-      .read(at, Math.min(4 * MIB, end - at))
+      .read(at, Math.min(MIB, end - at))
       .then((bytes) => {
         this.hash.update(bytes);
         this.#hashed = at + bytes.byteLength;

@@ -59,6 +59,12 @@ export interface FetchSpansOptions {
   connections?: number;
   /** Spans longer than this are cut into parts fetched in parallel (at chunk boundaries). Default 8 MiB. */
   minPartBytes?: number;
+  /**
+   * No part longer than this (unless one chunk is): parts go out in file order, so the connections work
+   * side by side near the start of what is missing, and whatever hashes the file in order follows
+   * closely instead of reading most of it back at the end. Default 16 MiB.
+   */
+  maxPartBytes?: number;
   /** Take a 200 to the first request as the whole file (written from 0), instead of failing with RestartRequired. */
   acceptWholeBody?: boolean;
   /** Abort: UpdateError('CANCELLED'); what arrived is written and reported first. */
@@ -140,7 +146,7 @@ export async function fetchSpans(options: FetchSpansOptions): Promise<FetchSpans
   const limits = resolveLimits(options.limits);
   const timers = options.timers ?? REAL_TIMERS;
   const connections = resolveConnections({ connections: options.connections });
-  const parts = planParts(options.spans, expectedSize, connections, options.minPartBytes ?? 8 * MIB);
+  const parts = planParts(options.spans, expectedSize, connections, options.minPartBytes ?? 8 * MIB, options.maxPartBytes ?? 16 * MIB);
   const headers = normalizeHeaders(options.headers);
   delete headers.range;
   delete headers['if-range'];
@@ -162,7 +168,7 @@ export async function fetchSpans(options: FetchSpansOptions): Promise<FetchSpans
   };
   const queue = parts.slice();
   const workers: Array<Promise<void>> = [];
-  const context: PartContext = { options, limits, timers, state, signal: all.signal, connections };
+  const context: PartContext = { options, limits, timers, state, signal: all.signal, connections, slots: [] };
 
   const fail = (error: unknown) => {
     const failure = error instanceof UpdateError ? error : networkError(error, state.url, 'body');
@@ -215,6 +221,8 @@ interface PartContext {
   };
   signal: AbortSignal;
   connections: number;
+  /** Write slots every request of the call reuses. */
+  slots: Uint8Array[];
 }
 
 /**
@@ -330,6 +338,7 @@ async function receiveRange(sent: SentRequest, start: number, bodyEnd: number, h
   };
   const pacer = new Pacer(options.budget, timers, resume, () => guard.arrived(0));
   const writer = new RangeWriter(options.file, start, {
+    pool: context.slots,
     onDrain: () => {
       writerFull = false;
       resume();
@@ -408,9 +417,9 @@ async function receiveRange(sent: SentRequest, start: number, bodyEnd: number, h
 
 /**
  * The spans, checked, cut into parts: enough that every connection has work, none smaller than
- * `minPartBytes` unless its span is, cuts only at chunk boundaries.
+ * `minPartBytes` unless its span is, none larger than `maxPartBytes`, cuts only at chunk boundaries.
  */
-function planParts(spans: FetchSpan[], expectedSize: number, connections: number, minPartBytes: number): Part[] {
+function planParts(spans: FetchSpan[], expectedSize: number, connections: number, minPartBytes: number, maxPartBytes: number): Part[] {
   let total = 0;
   let last = 0;
   for (const span of spans) {
@@ -425,7 +434,7 @@ function planParts(spans: FetchSpan[], expectedSize: number, connections: number
     last = span.end;
     total += span.end - span.start;
   }
-  const target = Math.max(minPartBytes, Math.ceil(total / connections));
+  const target = Math.min(maxPartBytes, Math.max(minPartBytes, Math.ceil(total / connections)));
   const parts: Part[] = [];
   for (const span of spans) {
     const chunks = [...(span.chunks ?? [])].sort((a, b) => a.offset - b.offset);
