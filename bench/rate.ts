@@ -1,7 +1,7 @@
 /**
  * The bandwidth cap against a real nginx on loopback (no limit_rate: the cap is the only brake): a
  * 256 MiB safetensors-like file over 4 connections under one 5 MB/s budget. Measures the rate over
- * seconds 1-5 (after the first burst), then lowers the cap to 2 MB/s as a host would when a call
+ * seconds 1-9 (after the first burst; pieces arrive up to 1 MiB at a time, so a short window measures them), then lowers the cap to 2 MB/s as a host would when a call
  * starts, and measures how long until the new rate holds: the first moment (50 ms steps) from which
  * the rate over the next 3 s is within 10 % of it. (Pieces arrive up to 1 MiB at a time, so shorter
  * windows measure the pieces, not the rate.) Then cancels.
@@ -24,7 +24,7 @@ import { writeSafetensorsLike } from './safetensorsFile.js';
 const CAP = 5_000_000;
 const LOWER = 2_000_000;
 const MEASURE_FROM = 1;
-const MEASURE_TO = 5;
+const MEASURE_TO = 9;
 const HOLD = 3;
 
 const tmp = await mkdtemp(path.join(os.tmpdir(), 'model-updater-bench-rate-'));
