@@ -12,6 +12,7 @@ import { createNodeTransport } from '../src/node/nodeTransport.js';
 import { startNginx } from './helpers/nginx.js';
 import { nginxProgram } from './helpers/systemPrograms.js';
 import { startTestServer, type TestServer } from './helpers/testServer.js';
+import { createWorld } from './helpers/fixtures.js';
 
 const MIB = 1024 * 1024;
 const SIZE = 48 * MIB + 777;
@@ -156,6 +157,29 @@ describe('parallel download', () => {
     expect(result.resumedFrom).toBeGreaterThanOrEqual(kept);
     expect(result.bytesFetched).toBe(SIZE - result.resumedFrom);
     for (const [start, last] of ranges(server)) for (const [a, b] of killedAt!) expect(last < a || start >= b).toBe(true);
+  });
+});
+
+describe('parallel download in an update', () => {
+  it('the updater fetches a large file by ranges over its default connections, with progress and the same result', async () => {
+    const world = await createWorld();
+    try {
+      const model = randomBytes(40 * MIB + 5);
+      await world.publishVersion('1.0.0', { files: { 'model.bin': model } });
+      const updater = world.updater();
+      const progress: number[] = [];
+      updater.on('progress', (p) => progress.push(p.bytes));
+      await updater.start();
+      const result = await updater.check();
+      expect(result.outcome).toBe('activated');
+      expect((await readFile(path.join(updater.active!.path, 'model.bin'))).equals(model)).toBe(true);
+      const asked = world.modelRequests().map((request) => request.headers.range);
+      expect(asked).toHaveLength(4);
+      expect(asked.every((range) => /^bytes=\d+-\d+$/.test(String(range)))).toBe(true);
+      expect(progress.at(-1)).toBe(model.length);
+    } finally {
+      await world.close();
+    }
   });
 });
 
