@@ -7,7 +7,9 @@ import { fromPromise } from 'xstate';
 import type { DownloadInput, DownloadOutput, DownloadProgress } from '../../../machines/types.js';
 import { totalSize } from '../../../machines/selectCandidate.js';
 import { downloadFile } from '../download/downloadFile.js';
-import type { DownloadLimits, Timers } from '../download/transferGuard.js';
+import { downloadParallel, goesParallel } from '../download/downloadParallel.js';
+import type { RateBudget } from '../download/rateBudget.js';
+import { resolveConnections, type DownloadLimits, type Timers } from '../download/transferGuard.js';
 import type { StagingArea } from '../ports/stagingArea.js';
 import type { ModelStore } from '../ports/modelStore.js';
 import type { Transport } from '../ports/transport.js';
@@ -17,8 +19,10 @@ export interface DownloadVersionOptions {
   transport: Transport;
   staging: StagingArea;
   manifestUrl: string;
-  /** Slow-retrieval limits of each file. */
+  /** Slow-retrieval limits of each file, and its connections. */
   limits: DownloadLimits;
+  /** The bandwidth cap every connection draws from. */
+  budget?: RateBudget;
   /** Timers of the guards (the updater's clock when it has one). */
   timers: Timers;
   /** Receives sampled progress (at most one report per interval, plus the last one). */
@@ -28,7 +32,8 @@ export interface DownloadVersionOptions {
 }
 
 export function createDownloadVersion(options: DownloadVersionOptions) {
-  const { store, transport, staging, manifestUrl, limits, timers, onProgress, progressIntervalMs, now } = options;
+  const { store, transport, staging, manifestUrl, limits, timers, onProgress, progressIntervalMs, now, budget } = options;
+  const connections = resolveConnections(limits);
   return fromPromise<DownloadOutput, DownloadInput>(async ({ input, signal }) => {
     const { candidate } = input;
     const total = totalSize(candidate);
@@ -67,7 +72,11 @@ export function createDownloadVersion(options: DownloadVersionOptions) {
         digests.push({ path: file.path, size: file.size, sha256: file.sha256 });
         continue;
       }
-      const result = await downloadFile({
+      // Large files over several connections where the platform writes at any offset; else in order.
+      const download = goesParallel(staging, file.size, connections) ? downloadParallel : downloadFile;
+      const result = await download({
+        connections,
+        ...(budget ? { budget } : {}),
         // Relative to the mirror that served the (verified) manifest.
         url: new URL(file.url, input.baseUrl ?? manifestUrl).href,
         file: { version: candidate.version, path: file.path },

@@ -8,13 +8,14 @@
  * partial file in a state the next attempt resumes.
  */
 import { UpdateError } from '../errors.js';
-import { parseRetryAfter } from '../retryAfter.js';
 import type { StagedFile, StagedWriter, StagingArea, Sha256 } from '../ports/stagingArea.js';
 import { storageError } from '../storageError.js';
 import type { Transport, TransportResponse } from '../ports/transport.js';
-import { brokenRanges, cancelled, endedEarly, networkError, serviceUnavailable, sizeMismatch, unexpectedStatus } from './downloadErrors.js';
-import { basicAuth, normalizeHeaders, parseUrl, withoutCredentials } from './requestHeaders.js';
-import { REAL_TIMERS, resolveLimits, TransferGuard, type DownloadLimits, type Timers } from './transferGuard.js';
+import { brokenRanges, cancelled, endedEarly, networkError, sizeMismatch } from './downloadErrors.js';
+import { normalizeHeaders, parseUrl } from './requestHeaders.js';
+import { RANGE_VALIDATOR_HEADER, sendRequest, type Attempt, contentRange, declaredTotal, recordValidator, storage, strong, throwIfAborted } from './sendRequest.js';
+import { limitsUnderCap, Pacer, type RateBudget } from './rateBudget.js';
+import { REAL_TIMERS, resolveLimits, type DownloadLimits, type Timers, type TransferGuard } from './transferGuard.js';
 
 export interface DownloadFileOptions {
   /** Absolute http: or https: URL. */
@@ -40,6 +41,8 @@ export interface DownloadFileOptions {
   timers?: Timers;
   /** Request headers (Authorization, ...); credentials are dropped when a redirect leaves the origin. */
   headers?: Record<string, string>;
+  /** The update's bandwidth cap (rateBudget.ts), shared with its other downloads. */
+  budget?: RateBudget;
 }
 
 export interface DownloadFileResult {
@@ -53,10 +56,7 @@ export interface DownloadFileResult {
   bytesFetched: number;
 }
 
-const MAX_REDIRECTS = 5;
-/** The one header that makes a range conditional on the validator; only this file sends it. */
-export const RANGE_VALIDATOR_HEADER = 'if-range';
-const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
+export { RANGE_VALIDATOR_HEADER } from './sendRequest.js';
 
 /**
  * Downloads `url` into the staged `file`, resuming a prefix left by an earlier attempt, and returns the
@@ -90,6 +90,9 @@ export async function downloadFile(options: DownloadFileOptions): Promise<Downlo
 
   const record = await storage(() => staging.readRecord(file), `read the resume record of ${where}`);
   let prefix = await storage(() => staging.size(file), `read ${where}`);
+  // A file written by ranges (downloadParallel.ts): only its first span, if it starts at 0, is a prefix.
+  const firstSpan = record?.completed?.[0];
+  if (record?.completed !== undefined) prefix = firstSpan?.[0] === 0 ? Math.min(prefix, firstSpan[1]) : 0;
   // A prefix of a different size of file cannot belong to this one, whatever the server says.
   if (prefix > expectedSize || (prefix > 0 && record !== undefined && record.expectedSize !== expectedSize)) {
     await storage(() => staging.remove(file), `remove ${where}`);
@@ -113,52 +116,15 @@ export async function downloadFile(options: DownloadFileOptions): Promise<Downlo
     return { size: prefix, sha256: hash.digest(), resumedFrom: prefix, bytesFetched: 0 };
   }
 
-  let redirects = 0;
   let restarted = false;
   for (;;) {
-    const requestHeaders = { ...headers };
-    const auth = basicAuth(url);
-    if (auth !== undefined && requestHeaders.authorization === undefined) requestHeaders.authorization = auth;
-    if (prefix > 0) {
-      requestHeaders.range = `bytes=${prefix}-`;
-      if (validator !== undefined) requestHeaders[RANGE_VALIDATOR_HEADER] = validator;
-    }
-
-    const attempt = new Attempt(signal);
-    const guard = new TransferGuard(url, limits, timers, (error) => attempt.fail(error));
-    guard.startHead();
-    let response: TransportResponse;
-    try {
-      response = await transport.get({ url, headers: requestHeaders, signal: attempt.signal });
-    } catch (error) {
-      guard.dispose();
-      attempt.dispose();
-      throw attempt.failure ?? (signal?.aborted ? cancelled() : networkError(error, url, 'head'));
-    }
-    guard.headArrived();
+    const range = prefix > 0 ? `bytes=${prefix}-` : undefined;
+    const sent = await sendRequest({ transport, url, headers, ...(range ? { range } : {}), ...(range && validator ? { validator } : {}), signal, limits: limitsUnderCap(limits, options.budget, 1), timers, href: options.url });
+    ({ url, headers } = sent);
+    const { response, guard, attempt, stop } = sent;
     const { status } = response;
-    const stop = () => {
-      guard.dispose();
-      attempt.dispose();
-      response.close();
-    };
 
-    if (REDIRECT_STATUSES.has(status)) {
-      stop();
-      const location = response.headers.location;
-      if (location === undefined) {
-        throw new UpdateError('DOWNLOAD_FAILED', `${url.href} answered ${status} without a Location header; the server is misconfigured.`);
-      }
-      if (++redirects > MAX_REDIRECTS) {
-        throw new UpdateError('DOWNLOAD_FAILED', `${options.url} redirected more than ${MAX_REDIRECTS} times; check the URL in the manifest.`);
-      }
-      const next = parseUrl(location, url);
-      if (next.origin !== url.origin) headers = withoutCredentials(headers);
-      url = next;
-      continue;
-    }
-
-    if (status === 416 || (status === 206 && contentRangeStart(response.headers) !== prefix)) {
+    if (status === 416 || (status === 206 && contentRange(response.headers)?.start !== prefix)) {
       stop();
       if (prefix === 0 || restarted) throw brokenRanges(url, status, restarted, prefix);
       // The staged prefix does not fit what the server holds now: start over, once.
@@ -168,15 +134,6 @@ export async function downloadFile(options: DownloadFileOptions): Promise<Downlo
       validator = undefined;
       hash = await staging.createHash();
       continue;
-    }
-
-    if (status === 429 || status >= 500) {
-      stop();
-      throw serviceUnavailable(url, status, parseRetryAfter(response.headers['retry-after'], timers.now()));
-    }
-    if (status !== 200 && status !== 206) {
-      stop();
-      throw unexpectedStatus(url, status, response.statusText);
     }
 
     if (status === 200 && prefix > 0) {
@@ -202,7 +159,7 @@ export async function downloadFile(options: DownloadFileOptions): Promise<Downlo
       throw error;
     }
     onStart?.(prefix);
-    const received = await receive(response, { staging, file, where, prefix, expectedSize, hash, guard, attempt, url, signal, ...(onBytes ? { onBytes } : {}) }).finally(stop);
+    const received = await receive(response, { staging, file, where, prefix, expectedSize, hash, guard, attempt, url, signal, timers, ...(onBytes ? { onBytes } : {}), ...(options.budget ? { budget: options.budget } : {}) }).finally(stop);
     const size = prefix + received;
     if (size < expectedSize) throw endedEarly(url, size, expectedSize);
     await storage(() => staging.removeRecord(file), `remove the resume record of ${where}`);
@@ -221,7 +178,9 @@ interface ReceiveContext {
   attempt: Attempt;
   url: URL;
   signal: AbortSignal | undefined;
+  timers: Timers;
   onBytes?: (delta: number) => void;
+  budget?: RateBudget;
 }
 
 /**
@@ -233,13 +192,18 @@ async function receive(response: TransportResponse, context: ReceiveContext): Pr
   const { staging, file, where, prefix, expectedSize, hash, guard, attempt, url, onBytes } = context;
   const limit = expectedSize - prefix;
   let received = 0;
+  let writerFull = false;
+  const pacer = new Pacer(context.budget, context.timers, () => {
+    if (!writerFull && !attempt.failure) response.resume();
+  }, () => guard.arrived(0));
   const writer: StagedWriter = await storage(
     () =>
       staging.open(file, {
         position: prefix,
         hash,
         onDrain: () => {
-          if (!attempt.failure) response.resume();
+          writerFull = false;
+          if (!attempt.failure && !pacer.paused) response.resume();
         },
         onError: (error) => attempt.fail(storageError(error, `write ${where}`)),
       }),
@@ -260,13 +224,15 @@ async function receive(response: TransportResponse, context: ReceiveContext): Pr
         received += bytes.length;
         hash.update(bytes);
         onBytes?.(bytes.length);
-        return writer.write(bytes);
+        writerFull = !writer.write(bytes);
+        return pacer.take(bytes.length) && !writerFull;
       },
     });
   } catch (error) {
     bodyError = error;
   }
   guard.dispose();
+  pacer.dispose();
   const failure = attempt.failure ?? (bodyError === undefined ? undefined : context.signal?.aborted ? cancelled() : networkError(bodyError, url, 'body'));
   const complete = failure === undefined && prefix + received === expectedSize;
   try {
@@ -277,71 +243,4 @@ async function receive(response: TransportResponse, context: ReceiveContext): Pr
   if (failure?.code === 'SIZE_MISMATCH') await staging.remove(file).catch(() => undefined);
   if (failure) throw failure;
   return received;
-}
-
-/** One request's life: the first failure wins and aborts it; the caller's abort aborts it too. */
-class Attempt {
-  readonly #controller = new AbortController();
-  #failure: UpdateError | undefined;
-  readonly #forward = (): void => this.#controller.abort(cancelled());
-
-  constructor(private readonly parent: AbortSignal | undefined) {
-    parent?.addEventListener('abort', this.#forward, { once: true });
-    if (parent?.aborted) this.#forward();
-  }
-
-  get signal(): AbortSignal {
-    return this.#controller.signal;
-  }
-
-  get failure(): UpdateError | undefined {
-    return this.#failure;
-  }
-
-  fail(error: UpdateError): void {
-    if (this.#failure) return;
-    this.#failure = error;
-    this.#controller.abort(error);
-  }
-
-  dispose(): void {
-    this.parent?.removeEventListener('abort', this.#forward);
-  }
-}
-
-/** A validator If-Range may carry: a weak ETag never matches there, so every resume would start over. */
-function strong(validator: string | undefined): string | undefined {
-  return validator === undefined || validator.startsWith('W/') ? undefined : validator;
-}
-
-function recordValidator(headers: Record<string, string>): { validator?: string } {
-  const validator = strong(headers.etag) ?? headers['last-modified'];
-  return validator === undefined ? {} : { validator };
-}
-
-function contentRangeStart(headers: Record<string, string>): number | undefined {
-  const match = /^bytes (\d+)-\d+\/(?:\d+|\*)$/.exec(headers['content-range'] ?? '');
-  return match === null ? undefined : Number(match[1]);
-}
-
-/** The size the server claims for the whole file, when it says so. */
-function declaredTotal(headers: Record<string, string>, status: number): number | undefined {
-  if (status === 206) {
-    const match = /\/(\d+)$/.exec(headers['content-range'] ?? '');
-    return match === null ? undefined : Number(match[1]);
-  }
-  const length = headers['content-length'];
-  return length === undefined || headers['transfer-encoding'] !== undefined || !/^\d+$/.test(length) ? undefined : Number(length);
-}
-
-function throwIfAborted(signal: AbortSignal | undefined): void {
-  if (signal?.aborted) throw cancelled();
-}
-
-async function storage<T>(action: () => Promise<T>, what: string): Promise<T> {
-  try {
-    return await action();
-  } catch (error) {
-    throw storageError(error, what);
-  }
 }
