@@ -5,6 +5,7 @@ import { copyFile, mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
+import { opfsWorkerPlugin } from '../../scripts/bundleBrowserWorker.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -24,6 +25,8 @@ export async function buildBrowserExample(outDir: string): Promise<void> {
     target: 'es2022',
     sourcemap: true,
     logLevel: 'warning',
+    // Bundled from the sources, the OPFS worker's script comes from this plugin (the npm package has it built in).
+    plugins: [opfsWorkerPlugin()],
   });
   for (const page of ['index.html', 'receiver.html']) await copyFile(join(here, page), join(outDir, page));
 }

@@ -36,7 +36,7 @@ const updater: BrowserModelUpdater<LinearModel> = createBrowserModelUpdater<Line
   chunkBytes: 64 * 1024,
   inspect: (event) => inspector?.inspect.next?.(event),
   loader: {
-    load: async (model): Promise<LinearModel> => parseModel(await (await updater.store.readFile(model.version, 'model.json')).text()),
+    load: async (model): Promise<LinearModel> => parseModel(await (await updater.store.openFile(model.version, 'model.json')).text()),
     healthCheck: (_model, linear) => assertHealthy(linear),
   },
 });

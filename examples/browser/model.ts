@@ -37,7 +37,7 @@ export function assertHealthy(model: LinearModel): void {
 /**
  * Reads and checks `model.json`.
  * @example
- * const model = parseModel(await (await store.readFile(version, 'model.json')).text())
+ * const model = parseModel(await (await store.openFile(version, 'model.json')).text())
  */
 export function parseModel(text: string): LinearModel {
   const value = JSON.parse(text) as Partial<LinearModel>;

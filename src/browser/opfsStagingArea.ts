@@ -21,6 +21,8 @@ const MiB = 1024 * 1024;
 const BUFFERS_OUT = 4;
 /** How often the hash state is saved for a resume (a reload re-fetches at most this much). */
 const SAVE_STATE_EVERY = 8 * MiB;
+/** A part-filled batch goes to the worker after this long: on a slow link a reload keeps what arrived. */
+const FLUSH_IDLE_MS = 200;
 
 /** The hash state saved beside the resume record: the SHA-256 of the first `end` staged bytes. */
 interface SavedState {
@@ -270,6 +272,7 @@ class OpfsWriter implements StagedWriter {
   private latest: { end: number; state: Uint8Array } | undefined;
   private replies: Promise<void> = Promise.resolve();
   private saves: Promise<unknown> = Promise.resolve();
+  private flushTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
     private readonly client: OpfsClient,
@@ -312,6 +315,7 @@ class OpfsWriter implements StagedWriter {
       at += n;
       if (this.filled === this.batchBytes) this.send();
     }
+    if (this.filled > 0) this.flushTimer ??= setTimeout(() => this.send(), FLUSH_IDLE_MS);
     if (this.out >= BUFFERS_OUT) this.paused = true;
     return !this.paused;
   }
@@ -339,6 +343,9 @@ class OpfsWriter implements StagedWriter {
 
   /** Hands the batch being filled to the worker. */
   private send(): void {
+    clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    if (this.failure !== undefined) return;
     const buffer = this.batch;
     const length = this.filled;
     if (!buffer || length === 0) return;
