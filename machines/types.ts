@@ -11,6 +11,19 @@ export interface ManifestFile {
   sha256: string;
   /** Where to fetch it, relative to the manifest's URL. */
   url: string;
+  /**
+   * Its chunk index (src/core/chunks/chunkIndex.ts), written by `publish`: a client that holds some of its
+   * chunks fetches only the others. Absent in manifests published before indexes (whole-file download).
+   */
+  chunkIndex?: ChunkIndexRef;
+}
+
+/** Where a file's chunk index is and what it must be: the signed manifest names its size and SHA-256. */
+export interface ChunkIndexRef {
+  /** Relative to the manifest's URL. */
+  url: string;
+  size: number;
+  sha256: string;
 }
 
 export interface ManifestVersion {
