@@ -25,10 +25,11 @@ export interface ChunkCopy {
   from: LocalChunk;
 }
 
-/** One `Range` request: whole chunks of the new file, each verified as it arrives. */
+/** One `Range` request, bytes [start, end): whole chunks of the new file, each verified as it arrives. */
 export interface FetchSpan {
-  offset: number;
-  length: number;
+  start: number;
+  /** Exclusive. */
+  end: number;
   chunks: Chunk[];
 }
 
@@ -104,14 +105,13 @@ export function planDelta(target: ChunkIndex, local: LocalChunkMap, options: Pla
   const spans: FetchSpan[] = runs.map(([first, last]) => {
     const chunks = target.chunks.slice(first, last + 1);
     for (let i = first; i <= last; i++) fetched.add(i);
-    const offset = chunks[0]!.offset;
-    return { offset, length: chunks.at(-1)!.offset + chunks.at(-1)!.length - offset, chunks };
+    return { start: chunks[0]!.offset, end: chunks.at(-1)!.offset + chunks.at(-1)!.length, chunks };
   });
   const copies: ChunkCopy[] = [];
   for (const [i, chunk] of target.chunks.entries()) {
     if (fetched.has(i)) continue;
     copies.push({ offset: chunk.offset, length: chunk.length, sha256: chunk.sha256, from: held[i]! });
   }
-  const fetchBytes = spans.reduce((sum, span) => sum + span.length, 0);
+  const fetchBytes = spans.reduce((sum, span) => sum + span.end - span.start, 0);
   return { copies, spans, fetchBytes, copyBytes: target.size - fetchBytes };
 }
