@@ -12,10 +12,10 @@
  */
 import { createHash as nodeHash } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
-import { lstat, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { lstat, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { UpdateError } from '../core/errors.js';
-import type { OpenOptions, ResumeRecord, Sha256, StagedFile, StagedWriter, StagingArea } from '../core/ports/stagingArea.js';
+import type { OpenOptions, RandomAccessFile, ResumeRecord, Sha256, StagedFile, StagedWriter, StagingArea } from '../core/ports/stagingArea.js';
 import { storageError } from '../core/storageError.js';
 import { assertNoSymlinks, mkdirNoFollow, NO_FOLLOW, WRITE_NO_FOLLOW } from './noSymlinks.js';
 import { SlotWriter } from './slotWriter.js';
@@ -79,7 +79,11 @@ export class FileStagingArea implements StagingArea {
     try {
       const value = JSON.parse(text) as Partial<ResumeRecord>;
       if (typeof value.expectedSize !== 'number') return undefined;
-      return { expectedSize: value.expectedSize, ...(typeof value.validator === 'string' ? { validator: value.validator } : {}) };
+      return {
+        expectedSize: value.expectedSize,
+        ...(typeof value.validator === 'string' ? { validator: value.validator } : {}),
+        ...(isSpanList(value.completed) ? { completed: value.completed } : {}),
+      };
     } catch {
       // A torn record only costs the validator: the resume goes on without one.
       return undefined;
@@ -91,8 +95,68 @@ export class FileStagingArea implements StagingArea {
     await storage(async () => {
       await mkdirNoFollow(this.location, dirname(path));
       await assertNoSymlinks(this.location, path);
-      await writeFile(path, JSON.stringify(record), { flag: WRITE_NO_FOLLOW });
+      // Written aside and renamed: a torn record of a file written by ranges would make its holes look like a prefix.
+      const aside = `${path}.new`;
+      await assertNoSymlinks(this.location, aside);
+      await writeFile(aside, JSON.stringify(record), { flag: WRITE_NO_FOLLOW });
+      await rename(aside, path);
     }, `write ${path}`);
+  }
+
+  /**
+   * Opens the staged file for positional writes and reads (created when missing, cut to `size` when
+   * longer), through no symbolic link planted in the folder.
+   * @example
+   * const file = await staging.openRandomAccess({ version: '1.2.0', path: 'model.bin' }, 734_003_200)
+   * await file.write(4096, bytes); await file.close({ sync: true })
+   */
+  async openRandomAccess(file: StagedFile, size: number): Promise<RandomAccessFile> {
+    const path = this.pathOf(file);
+    const handle = await storage(async () => {
+      await mkdirNoFollow(this.location, dirname(path));
+      await assertNoSymlinks(this.location, path);
+      const opened = await open(path, fsConstants.O_RDWR | fsConstants.O_CREAT | NO_FOLLOW);
+      try {
+        if ((await opened.stat()).size > size) await opened.truncate(size);
+      } catch (error) {
+        await opened.close().catch(() => undefined);
+        throw error;
+      }
+      return opened;
+    }, `open ${path}`);
+    let closing: Promise<void> | undefined;
+    return {
+      async write(position, bytes) {
+        await storage(async () => {
+          for (let done = 0; done < bytes.byteLength; ) {
+            const { bytesWritten } = await handle.write(bytes, done, bytes.byteLength - done, position + done);
+            done += bytesWritten;
+          }
+        }, `write ${path}`);
+      },
+      async read(position, length) {
+        return storage(async () => {
+          const buffer = Buffer.allocUnsafe(length);
+          let done = 0;
+          while (done < length) {
+            const { bytesRead } = await handle.read(buffer, done, length - done, position + done);
+            if (bytesRead === 0) break;
+            done += bytesRead;
+          }
+          return new Uint8Array(buffer.buffer, buffer.byteOffset, done);
+        }, `read ${path}`);
+      },
+      close({ sync }) {
+        closing ??= storage(async () => {
+          try {
+            if (sync) await handle.sync();
+          } finally {
+            await handle.close();
+          }
+        }, `write ${path}`);
+        return closing;
+      },
+    };
   }
 
   async hashPrefix(file: StagedFile, length: number, signal: AbortSignal): Promise<{ hash: Sha256; length: number }> {
@@ -185,4 +249,17 @@ async function storage<T>(action: () => Promise<T>, what: string): Promise<T> {
   } catch (error) {
     throw storageError(error, what);
   }
+}
+
+/** [start, end) pairs of whole numbers, sorted and disjoint: anything else is not trusted. */
+function isSpanList(value: unknown): value is Array<[number, number]> {
+  if (!Array.isArray(value)) return false;
+  let last = 0;
+  for (const span of value) {
+    if (!Array.isArray(span) || span.length !== 2 || !Number.isSafeInteger(span[0]) || !Number.isSafeInteger(span[1])) return false;
+    const [start, end] = span as [number, number];
+    if (start < last || end <= start) return false;
+    last = end;
+  }
+  return true;
 }

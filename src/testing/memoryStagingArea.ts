@@ -5,7 +5,7 @@
  * faults ('writeStaged') and for its capacity.
  */
 import { createHash } from 'node:crypto';
-import type { OpenOptions, ResumeRecord, Sha256, StagedFile, StagedWriter, StagingArea } from '../core/ports/stagingArea.js';
+import type { OpenOptions, RandomAccessFile, ResumeRecord, Sha256, StagedFile, StagedWriter, StagingArea } from '../core/ports/stagingArea.js';
 import { storageError } from '../core/storageError.js';
 import type { DiskImage } from './memoryModelStore.js';
 import { errno } from './memoryModelStore.js';
@@ -42,13 +42,13 @@ export class MemoryStagingArea implements StagingArea {
 
   async readRecord(file: StagedFile): Promise<ResumeRecord | undefined> {
     const record = this.disk.written().records.get(file.version)?.get(file.path);
-    return record === undefined ? undefined : { ...record };
+    return record === undefined ? undefined : copyRecord(record);
   }
 
   async writeRecord(file: StagedFile, record: ResumeRecord): Promise<void> {
     const records = this.disk.written().records;
     const files = records.get(file.version) ?? new Map<string, ResumeRecord>();
-    records.set(file.version, files.set(file.path, { ...record }));
+    records.set(file.version, files.set(file.path, copyRecord(record)));
   }
 
   async hashPrefix(file: StagedFile, length: number): Promise<{ hash: Sha256; length: number }> {
@@ -106,6 +106,50 @@ export class MemoryStagingArea implements StagingArea {
     };
   }
 
+  /**
+   * The staged file for writes at any offsets: bytes land in the written image (a crash before a sync
+   * loses them); each write counts as a 'writeStaged' for the injected faults and the capacity.
+   */
+  async openRandomAccess(file: StagedFile, size: number): Promise<RandomAccessFile> {
+    const put = (bytes: Uint8Array) => {
+      const written = this.disk.written().staging;
+      written.set(file.version, (written.get(file.version) ?? new Map<string, Uint8Array>()).set(file.path, bytes));
+    };
+    // A fresh buffer (never one an image still shows), grown by doubling; the image shows its used part.
+    const kept = (this.bytes(file) ?? new Uint8Array()).subarray(0, size);
+    let buffer = new Uint8Array(Math.max(64 * 1024, kept.byteLength));
+    buffer.set(kept);
+    let length = kept.byteLength;
+    put(buffer.subarray(0, length));
+    let closed = false;
+    return {
+      write: async (position, bytes) => {
+        if (closed) throw storageError(new Error('the file is closed'), `write ${file.path}`);
+        try {
+          this.disk.write('writeStaged');
+        } catch (error) {
+          throw storageError(error, `write ${file.path}`);
+        }
+        const end = Math.max(length, position + bytes.byteLength);
+        if (end - length > this.disk.free()) throw storageError(errno('ENOSPC', `write ${file.path}`), `write ${file.path}`);
+        if (end > buffer.byteLength) {
+          const grown = new Uint8Array(Math.max(buffer.byteLength * 2, end));
+          grown.set(buffer.subarray(0, length));
+          buffer = grown;
+        }
+        buffer.set(bytes, position);
+        length = end;
+        put(buffer.subarray(0, length));
+      },
+      read: async (position, length) => (this.bytes(file) ?? new Uint8Array()).slice(position, position + length),
+      close: async ({ sync }) => {
+        if (closed) return;
+        closed = true;
+        if (sync) await this.sync(file);
+      },
+    };
+  }
+
   async sync(file: StagedFile): Promise<void> {
     const bytes = this.bytes(file);
     if (!bytes) return;
@@ -122,4 +166,8 @@ export class MemoryStagingArea implements StagingArea {
   async removeRecord(file: StagedFile): Promise<void> {
     this.disk.written().records.get(file.version)?.delete(file.path);
   }
+}
+
+function copyRecord(record: ResumeRecord): ResumeRecord {
+  return record.completed === undefined ? { ...record } : { ...record, completed: record.completed.map(([start, end]) => [start, end]) };
 }

@@ -8,13 +8,13 @@
  * partial file in a state the next attempt resumes.
  */
 import { UpdateError } from '../errors.js';
-import { parseRetryAfter } from '../retryAfter.js';
 import type { StagedFile, StagedWriter, StagingArea, Sha256 } from '../ports/stagingArea.js';
 import { storageError } from '../storageError.js';
 import type { Transport, TransportResponse } from '../ports/transport.js';
-import { brokenRanges, cancelled, endedEarly, networkError, serviceUnavailable, sizeMismatch, unexpectedStatus } from './downloadErrors.js';
-import { basicAuth, normalizeHeaders, parseUrl, withoutCredentials } from './requestHeaders.js';
-import { REAL_TIMERS, resolveLimits, TransferGuard, type DownloadLimits, type Timers } from './transferGuard.js';
+import { brokenRanges, cancelled, endedEarly, networkError, sizeMismatch } from './downloadErrors.js';
+import { normalizeHeaders, parseUrl } from './requestHeaders.js';
+import { RANGE_VALIDATOR_HEADER, sendRequest, type Attempt, contentRange, declaredTotal, recordValidator, storage, strong, throwIfAborted } from './sendRequest.js';
+import { REAL_TIMERS, resolveLimits, type DownloadLimits, type Timers, type TransferGuard } from './transferGuard.js';
 
 export interface DownloadFileOptions {
   /** Absolute http: or https: URL. */
@@ -53,10 +53,7 @@ export interface DownloadFileResult {
   bytesFetched: number;
 }
 
-const MAX_REDIRECTS = 5;
-/** The one header that makes a range conditional on the validator; only this file sends it. */
-export const RANGE_VALIDATOR_HEADER = 'if-range';
-const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
+export { RANGE_VALIDATOR_HEADER } from './sendRequest.js';
 
 /**
  * Downloads `url` into the staged `file`, resuming a prefix left by an earlier attempt, and returns the
@@ -113,52 +110,15 @@ export async function downloadFile(options: DownloadFileOptions): Promise<Downlo
     return { size: prefix, sha256: hash.digest(), resumedFrom: prefix, bytesFetched: 0 };
   }
 
-  let redirects = 0;
   let restarted = false;
   for (;;) {
-    const requestHeaders = { ...headers };
-    const auth = basicAuth(url);
-    if (auth !== undefined && requestHeaders.authorization === undefined) requestHeaders.authorization = auth;
-    if (prefix > 0) {
-      requestHeaders.range = `bytes=${prefix}-`;
-      if (validator !== undefined) requestHeaders[RANGE_VALIDATOR_HEADER] = validator;
-    }
-
-    const attempt = new Attempt(signal);
-    const guard = new TransferGuard(url, limits, timers, (error) => attempt.fail(error));
-    guard.startHead();
-    let response: TransportResponse;
-    try {
-      response = await transport.get({ url, headers: requestHeaders, signal: attempt.signal });
-    } catch (error) {
-      guard.dispose();
-      attempt.dispose();
-      throw attempt.failure ?? (signal?.aborted ? cancelled() : networkError(error, url, 'head'));
-    }
-    guard.headArrived();
+    const range = prefix > 0 ? `bytes=${prefix}-` : undefined;
+    const sent = await sendRequest({ transport, url, headers, ...(range ? { range } : {}), ...(range && validator ? { validator } : {}), signal, limits, timers, href: options.url });
+    ({ url, headers } = sent);
+    const { response, guard, attempt, stop } = sent;
     const { status } = response;
-    const stop = () => {
-      guard.dispose();
-      attempt.dispose();
-      response.close();
-    };
 
-    if (REDIRECT_STATUSES.has(status)) {
-      stop();
-      const location = response.headers.location;
-      if (location === undefined) {
-        throw new UpdateError('DOWNLOAD_FAILED', `${url.href} answered ${status} without a Location header; the server is misconfigured.`);
-      }
-      if (++redirects > MAX_REDIRECTS) {
-        throw new UpdateError('DOWNLOAD_FAILED', `${options.url} redirected more than ${MAX_REDIRECTS} times; check the URL in the manifest.`);
-      }
-      const next = parseUrl(location, url);
-      if (next.origin !== url.origin) headers = withoutCredentials(headers);
-      url = next;
-      continue;
-    }
-
-    if (status === 416 || (status === 206 && contentRangeStart(response.headers) !== prefix)) {
+    if (status === 416 || (status === 206 && contentRange(response.headers)?.start !== prefix)) {
       stop();
       if (prefix === 0 || restarted) throw brokenRanges(url, status, restarted, prefix);
       // The staged prefix does not fit what the server holds now: start over, once.
@@ -168,15 +128,6 @@ export async function downloadFile(options: DownloadFileOptions): Promise<Downlo
       validator = undefined;
       hash = await staging.createHash();
       continue;
-    }
-
-    if (status === 429 || status >= 500) {
-      stop();
-      throw serviceUnavailable(url, status, parseRetryAfter(response.headers['retry-after'], timers.now()));
-    }
-    if (status !== 200 && status !== 206) {
-      stop();
-      throw unexpectedStatus(url, status, response.statusText);
     }
 
     if (status === 200 && prefix > 0) {
@@ -277,71 +228,4 @@ async function receive(response: TransportResponse, context: ReceiveContext): Pr
   if (failure?.code === 'SIZE_MISMATCH') await staging.remove(file).catch(() => undefined);
   if (failure) throw failure;
   return received;
-}
-
-/** One request's life: the first failure wins and aborts it; the caller's abort aborts it too. */
-class Attempt {
-  readonly #controller = new AbortController();
-  #failure: UpdateError | undefined;
-  readonly #forward = (): void => this.#controller.abort(cancelled());
-
-  constructor(private readonly parent: AbortSignal | undefined) {
-    parent?.addEventListener('abort', this.#forward, { once: true });
-    if (parent?.aborted) this.#forward();
-  }
-
-  get signal(): AbortSignal {
-    return this.#controller.signal;
-  }
-
-  get failure(): UpdateError | undefined {
-    return this.#failure;
-  }
-
-  fail(error: UpdateError): void {
-    if (this.#failure) return;
-    this.#failure = error;
-    this.#controller.abort(error);
-  }
-
-  dispose(): void {
-    this.parent?.removeEventListener('abort', this.#forward);
-  }
-}
-
-/** A validator If-Range may carry: a weak ETag never matches there, so every resume would start over. */
-function strong(validator: string | undefined): string | undefined {
-  return validator === undefined || validator.startsWith('W/') ? undefined : validator;
-}
-
-function recordValidator(headers: Record<string, string>): { validator?: string } {
-  const validator = strong(headers.etag) ?? headers['last-modified'];
-  return validator === undefined ? {} : { validator };
-}
-
-function contentRangeStart(headers: Record<string, string>): number | undefined {
-  const match = /^bytes (\d+)-\d+\/(?:\d+|\*)$/.exec(headers['content-range'] ?? '');
-  return match === null ? undefined : Number(match[1]);
-}
-
-/** The size the server claims for the whole file, when it says so. */
-function declaredTotal(headers: Record<string, string>, status: number): number | undefined {
-  if (status === 206) {
-    const match = /\/(\d+)$/.exec(headers['content-range'] ?? '');
-    return match === null ? undefined : Number(match[1]);
-  }
-  const length = headers['content-length'];
-  return length === undefined || headers['transfer-encoding'] !== undefined || !/^\d+$/.test(length) ? undefined : Number(length);
-}
-
-function throwIfAborted(signal: AbortSignal | undefined): void {
-  if (signal?.aborted) throw cancelled();
-}
-
-async function storage<T>(action: () => Promise<T>, what: string): Promise<T> {
-  try {
-    return await action();
-  } catch (error) {
-    throw storageError(error, what);
-  }
 }

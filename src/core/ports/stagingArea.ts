@@ -18,6 +18,12 @@ export interface ResumeRecord {
   expectedSize: number;
   /** A strong ETag, or else Last-Modified: what a resumed request sends as the range's condition. Never a weak ETag. */
   validator?: string;
+  /**
+   * The file was written at any offsets (by ranges, download/fetchSpans.ts): the [start, end) spans
+   * known durable, sorted and disjoint. Only these bytes are kept on resume, and only with the same
+   * validator; the file's size says nothing about them.
+   */
+  completed?: Array<[number, number]>;
 }
 
 /** An incremental SHA-256. */
