@@ -1,0 +1,342 @@
+/**
+ * A differential download of one file: its chunk index (checked against the signed manifest) is
+ * compared with the chunks of the files the device holds; held chunks are copied into the staged file,
+ * the rest is fetched as coalesced single `Range` spans (download/fetchSpans.ts, several connections,
+ * each chunk verified as it arrives). One pass in file order copies, waits for fetched spans and hashes
+ * the whole file, so the result carries the whole-file SHA-256 the version is verified with, exactly
+ * as a whole-file download's: nothing changes in what is trusted.
+ *
+ * Not applicable (resolves null, the caller downloads the file whole): no random-access staging, a
+ * store that cannot read its content, no chunk held locally, an index the server does not have, a
+ * server that ignores Range, or a file that changed on the server under us.
+ */
+import type { ManifestFile } from '../../../machines/types.js';
+import type { ChunkIndex } from '../chunks/chunkIndex.js';
+import { cancelled } from '../download/downloadErrors.js';
+import { fetchSpans, isRestartRequired, type FetchSpan as RangeSpan } from '../download/fetchSpans.js';
+import type { DownloadFileResult } from '../download/downloadFile.js';
+import type { RateBudget } from '../download/rateBudget.js';
+import type { DownloadLimits, Timers } from '../download/transferGuard.js';
+import { UpdateError } from '../errors.js';
+import type { ModelStore } from '../ports/modelStore.js';
+import type { RandomAccessFile, StagedFile, StagingArea } from '../ports/stagingArea.js';
+import type { Transport } from '../ports/transport.js';
+import { fetchChunkIndex } from './fetchChunkIndex.js';
+import { chunkIndexName, heldChunkIndexes, type HeldContent } from './localChunks.js';
+import { localChunkMap, planDelta, type ChunkCopy, type DeltaPlan } from './planDelta.js';
+
+export interface DeltaDownloadOptions {
+  /** Absolute URL of the file. */
+  url: string;
+  /** Absolute URL of its chunk index. */
+  indexUrl: string;
+  /** The manifest's entry (size, SHA-256, chunkIndex). */
+  expected: Pick<ManifestFile, 'size' | 'sha256' | 'chunkIndex'>;
+  file: StagedFile;
+  /** Stored content the chunks may come from (the active and retained versions' files). */
+  held: readonly HeldContent[];
+  transport: Transport;
+  staging: StagingArea;
+  store: ModelStore;
+  signal?: AbortSignal;
+  limits?: DownloadLimits;
+  timers?: Timers;
+  headers?: Record<string, string>;
+  /** Connections for the spans. Default fetchSpans'. */
+  connections?: number;
+  budget?: RateBudget;
+  /** See PlanOptions.maxGapBytes. */
+  maxGapBytes?: number;
+  /** Bytes received over the network. */
+  onBytes?: (delta: number) => void;
+  /** Bytes copied from the device. */
+  onCopied?: (delta: number) => void;
+  /** The plan, once made (before any byte is written). */
+  onPlan?: (plan: DeltaPlan) => void;
+}
+
+export interface DeltaDownloadResult extends DownloadFileResult {
+  /** Bytes copied from held content. */
+  copiedBytes: number;
+}
+
+const READ_BYTES = 4 * 1024 * 1024;
+
+/**
+ * The plan of a file's differential download: its index fetched and checked, the held chunks found.
+ * Null when the file has no index or the index is not on the server (the file comes whole).
+ * @example
+ * const planned = await planFileDelta({ ...options }); console.log(planned?.plan.fetchBytes)
+ */
+export async function planFileDelta(
+  options: Pick<DeltaDownloadOptions, 'indexUrl' | 'expected' | 'file' | 'held' | 'transport' | 'staging' | 'store' | 'signal' | 'limits' | 'timers' | 'headers' | 'maxGapBytes'>,
+): Promise<{ index: ChunkIndex; indexBytes: Uint8Array; plan: DeltaPlan } | null> {
+  const { expected, store, staging } = options;
+  if (!expected.chunkIndex || !store.readContent) return null;
+  let fetched: { index: ChunkIndex; bytes: Uint8Array };
+  try {
+    fetched = await fetchChunkIndex({
+      url: options.indexUrl,
+      ref: expected.chunkIndex,
+      fileSize: expected.size,
+      file: options.file,
+      transport: options.transport,
+      createHash: () => staging.createHash(),
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.limits ? { limits: options.limits } : {}),
+      ...(options.timers ? { timers: options.timers } : {}),
+      ...(options.headers ? { headers: options.headers } : {}),
+    });
+  } catch (error) {
+    // An index the server refuses to serve (404, 403, ...) only costs the whole file; an index that is
+    // damaged, hostile or cut short by the network fails like the file would.
+    if (error instanceof UpdateError && error.code === 'SERVICE_REJECTED') return null;
+    throw error;
+  }
+  const held = options.held.filter((content) => content.sha256 !== expected.sha256);
+  const indexes = await heldChunkIndexes(store, held, fetched.index.params, () => staging.createHash(), options.signal);
+  const plan = planDelta(fetched.index, localChunkMap(indexes), options.maxGapBytes === undefined ? {} : { maxGapBytes: options.maxGapBytes });
+  return { index: fetched.index, indexBytes: fetched.bytes, plan };
+}
+
+/**
+ * @example
+ * const result = await deltaDownload({ url, indexUrl, expected: file, file: { version, path }, held, transport, staging, store })
+ * if (result === null) await downloadFile({ ... }) // whole file
+ */
+export async function deltaDownload(options: DeltaDownloadOptions): Promise<DeltaDownloadResult | null> {
+  const { staging, store, expected, file } = options;
+  if (!staging.openRandomAccess || !store.readContent) return null;
+  const t0 = performance.now();
+  const planned = await planFileDelta(options);
+  if (process.env.DELTA_DEBUG) console.error('plan', performance.now() - t0);
+  if (planned === null) return null;
+  if (planned.plan.copies.length === 0) {
+    // Nothing to copy: the file comes whole; its index is kept for the next update (it will be held then).
+    await store.writeChunkIndex?.(chunkIndexName(expected.sha256, planned.index.params), planned.indexBytes).catch(() => undefined);
+    return null;
+  }
+  const { plan } = planned;
+  options.onPlan?.(plan);
+  const where = `${file.version}/${file.path}`;
+  // What an earlier whole-file attempt left is not reused: the plan writes every byte again.
+  await staging.remove(file);
+  const target = await staging.openRandomAccess(file, expected.size);
+  try {
+    const result = await assemble(target, plan, options);
+    if (process.env.DELTA_DEBUG) console.error('assembled', performance.now() - t0);
+    await target.close({ sync: true });
+    if (process.env.DELTA_DEBUG) console.error('synced', performance.now() - t0);
+    await staging.removeRecord(file).catch(() => undefined);
+    // The new file's index describes content the device now holds: the next update reads it from here.
+    await store.writeChunkIndex?.(chunkIndexName(expected.sha256, planned.index.params), planned.indexBytes).catch(() => undefined);
+    return result;
+  } catch (error) {
+    await target.close({ sync: false }).catch(() => undefined);
+    if (isRestartRequired(error)) {
+      // The server ignores Range, or the file changed under us: the whole file, from the start.
+      await staging.remove(file);
+      return null;
+    }
+    if (options.signal?.aborted) throw cancelled();
+    if (error instanceof UpdateError) throw error;
+    throw new UpdateError('STORAGE_FAILED', `Could not assemble ${where} from the chunks on the device (${(error as Error)?.message ?? error}).`, { cause: error });
+  }
+}
+
+/** Covered ranges of the staged file, with waiters for a range to be covered. */
+class Coverage {
+  #ranges: Array<[number, number]> = [];
+  #waiters: Array<{ start: number; end: number; resolve: () => void; reject: (error: unknown) => void }> = [];
+  #failure: unknown;
+
+  add(start: number, end: number): void {
+    const merged: Array<[number, number]> = [];
+    let [s, e] = [start, end];
+    for (const [a, b] of this.#ranges) {
+      if (b < s || a > e) merged.push([a, b]);
+      else [s, e] = [Math.min(a, s), Math.max(b, e)];
+    }
+    merged.push([s, e]);
+    this.#ranges = merged.sort((x, y) => x[0] - y[0]);
+    this.#waiters = this.#waiters.filter((waiter) => {
+      if (!this.covers(waiter.start, waiter.end)) return true;
+      waiter.resolve();
+      return false;
+    });
+  }
+
+  covers(start: number, end: number): boolean {
+    return this.#ranges.some(([a, b]) => a <= start && end <= b);
+  }
+
+  wait(start: number, end: number): Promise<void> {
+    if (this.#failure !== undefined) return Promise.reject(this.#failure);
+    if (this.covers(start, end)) return Promise.resolve();
+    return new Promise((resolve, reject) => this.#waiters.push({ start, end, resolve, reject }));
+  }
+
+  fail(error: unknown): void {
+    this.#failure ??= error;
+    for (const waiter of this.#waiters) waiter.reject(error);
+    this.#waiters = [];
+  }
+}
+
+/**
+ * Fetches the spans in the background while one pass in file order copies held chunks (each verified
+ * against the new index; a held chunk that does not match is fetched instead) and hashes every byte.
+ */
+async function assemble(target: RandomAccessFile, plan: DeltaPlan, options: DeltaDownloadOptions): Promise<DeltaDownloadResult> {
+  const { staging, store, expected } = options;
+  const coverage = new Coverage();
+  const controller = new AbortController();
+  const forward = () => controller.abort(options.signal?.reason);
+  options.signal?.addEventListener('abort', forward, { once: true });
+  let bytesFetched = 0;
+  let validator: string | undefined;
+  const fetchOptions = (spans: RangeSpan[]) => ({
+    url: options.url,
+    file: target,
+    spans,
+    expectedSize: expected.size,
+    transport: options.transport,
+    createHash: () => staging.createHash(),
+    signal: controller.signal,
+    onWritten: (start: number, end: number) => coverage.add(start, end),
+    ...(validator === undefined ? {} : { validator }),
+    ...(options.connections === undefined ? {} : { connections: options.connections }),
+    ...(options.budget ? { budget: options.budget } : {}),
+    ...(options.limits ? { limits: options.limits } : {}),
+    ...(options.timers ? { timers: options.timers } : {}),
+    ...(options.headers ? { headers: options.headers } : {}),
+    ...(options.onBytes ? { onBytes: options.onBytes } : {}),
+  });
+  const spans = plan.spans.map((span) => ({ start: span.start, end: span.end, chunks: span.chunks }));
+  const fetching = spans.length === 0
+    ? Promise.resolve()
+    : fetchSpans(fetchOptions(spans)).then(
+        (result) => {
+          bytesFetched += result.bytesFetched;
+          validator = result.validator;
+        },
+        (error: unknown) => {
+          coverage.fail(error);
+          throw error;
+        },
+      );
+  fetching.catch(() => undefined); // awaited below; a failure also reaches the pass through coverage
+  try {
+    const whole = await staging.createHash();
+    const segments = inFileOrder(plan);
+    let copiedBytes = 0;
+    // The next copy's bytes are read while this one is hashed and written.
+    const reads = new Map<Segment, Promise<Uint8Array | null>>();
+    const readAhead = (from: number) => {
+      const next = segments.slice(from).find((segment): segment is CopySegment => segment.kind === 'copy');
+      if (next && !reads.has(next)) reads.set(next, store.readContent!(next.content, next.sourceOffset, next.length).catch(() => null));
+    };
+    for (const [i, segment] of segments.entries()) {
+      options.signal?.throwIfAborted();
+      if (segment.kind === 'fetch') {
+        readAhead(i + 1);
+        for (let at = segment.start; at < segment.end; at += READ_BYTES) {
+          const end = Math.min(segment.end, at + READ_BYTES);
+          await coverage.wait(at, end);
+          whole.update(await target.read(at, end - at));
+        }
+        continue;
+      }
+      readAhead(i);
+      const bytes = await reads.get(segment)!;
+      reads.delete(segment);
+      readAhead(i + 1);
+      const verified: Array<{ offset: number; bytes: Uint8Array }> = [];
+      for (const copy of segment.copies) {
+        const at = copy.offset - segment.offset;
+        let chunk = bytes !== null && bytes.length >= at + copy.length ? bytes.subarray(at, at + copy.length) : null;
+        if (chunk !== null && (await sha256Of(staging, chunk)) === copy.sha256) {
+          verified.push({ offset: copy.offset, bytes: chunk });
+          copiedBytes += copy.length;
+          options.onCopied?.(copy.length);
+        } else {
+          // The held bytes are not what the index of the held content said (damaged, or a stale cache): fetch the chunk.
+          const wanted = { offset: copy.offset, length: copy.length, sha256: copy.sha256 };
+          const result = await fetchSpans({ ...fetchOptions([{ start: copy.offset, end: copy.offset + copy.length, chunks: [wanted] }]), signal: options.signal ?? controller.signal });
+          bytesFetched += result.bytesFetched;
+          chunk = await target.read(copy.offset, copy.length);
+        }
+        whole.update(chunk);
+      }
+      // One write for the segment when every chunk of it was good, else the good chunks one by one.
+      if (verified.length === segment.copies.length) await target.write(segment.offset, bytes!);
+      else for (const good of verified) await target.write(good.offset, good.bytes);
+    }
+    await fetching;
+    return { size: expected.size, sha256: whole.digest(), resumedFrom: 0, bytesFetched, copiedBytes };
+  } catch (error) {
+    controller.abort(error);
+    await fetching.catch(() => undefined);
+    throw error;
+  } finally {
+    options.signal?.removeEventListener('abort', forward);
+  }
+}
+
+interface CopySegment {
+  kind: 'copy';
+  /** Where the segment goes in the new file. */
+  offset: number;
+  length: number;
+  content: string;
+  sourceOffset: number;
+  copies: ChunkCopy[];
+}
+type Segment = CopySegment | { kind: 'fetch'; start: number; end: number };
+
+/** The largest run of held chunks read at once. */
+const SEGMENT_BYTES = 8 * 1024 * 1024;
+
+/**
+ * The plan in file order: fetched spans, and copies merged into segments where they follow each other
+ * in the new file and in the same held file (one read and one write for many chunks).
+ */
+export function inFileOrder(plan: DeltaPlan): Segment[] {
+  const segments: Segment[] = plan.spans.map((span) => ({ kind: 'fetch' as const, start: span.start, end: span.end }));
+  let current: CopySegment | undefined;
+  for (const copy of plan.copies) {
+    if (
+      current !== undefined &&
+      copy.from.content === current.content &&
+      copy.offset === current.offset + current.length &&
+      copy.from.offset === current.sourceOffset + current.length &&
+      current.length + copy.length <= SEGMENT_BYTES
+    ) {
+      current.length += copy.length;
+      current.copies.push(copy);
+      continue;
+    }
+    current = { kind: 'copy', offset: copy.offset, length: copy.length, content: copy.from.content, sourceOffset: copy.from.offset, copies: [copy] };
+    segments.push(current);
+  }
+  return segments.sort((a, b) => (a.kind === 'copy' ? a.offset : a.start) - (b.kind === 'copy' ? b.offset : b.start));
+}
+
+async function sha256Of(staging: StagingArea, bytes: Uint8Array): Promise<string> {
+  const hash = await staging.createHash();
+  hash.update(bytes);
+  return hash.digest();
+}
+
+/**
+ * The stored content of the versions the device holds, active first (bundled models excluded: they
+ * live outside the model folder).
+ * @example
+ * const held = await heldContent(store)
+ */
+export async function heldContent(store: ModelStore): Promise<HeldContent[]> {
+  if (!store.readContent) return [];
+  const pointer = await store.readPointer().catch(() => null);
+  if (pointer === null) return [];
+  return [pointer.active, ...pointer.retained].filter((version) => version.bundledPath === undefined).flatMap((version) => version.files.map(({ sha256, size }) => ({ sha256, size })));
+}
