@@ -9,6 +9,7 @@ import { createCheckDiskSpace } from './actors/checkDiskSpace.js';
 import { createCheckHealth } from './actors/checkHealth.js';
 import { createDownloadVersion } from './actors/downloadVersion.js';
 import { createFetchManifest } from './actors/fetchManifest.js';
+import { estimateFetchBytes } from './delta/estimateFetch.js';
 import { createLoadModel } from './actors/loadModel.js';
 import { createRestoreVersion } from './actors/restoreVersion.js';
 import { createRunMigration } from './actors/runMigration.js';
@@ -70,6 +71,8 @@ export function provideActors({ options, platform, store, models, config, policy
         ...(options.headers ? { headers: options.headers } : {}),
         ...(platform.trust ? { trustStore: { write: saveTrust ?? ((trust: TrustState) => platform.trust!.write(trust)) } } : {}),
         ...(platform.fetch ? { fetch: platform.fetch } : {}),
+        estimateFetch: (candidate, baseUrl, signal) =>
+          estimateFetchBytes(candidate, { store, staging: platform.staging, transport: platform.transport, baseUrl, signal, limits: options.download ?? {}, timers: downloadTimers(options, now) }),
       }),
       checkConditions: createCheckConditions(policy.downloadWhen, policy.avoidMeteredConnection),
       checkDiskSpace: createCheckDiskSpace(store, platform.staging),

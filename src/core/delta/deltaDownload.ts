@@ -107,9 +107,7 @@ export async function planFileDelta(
 export async function deltaDownload(options: DeltaDownloadOptions): Promise<DeltaDownloadResult | null> {
   const { staging, store, expected, file } = options;
   if (!staging.openRandomAccess || !store.readContent) return null;
-  const t0 = performance.now();
   const planned = await planFileDelta(options);
-  if (process.env.DELTA_DEBUG) console.error('plan', performance.now() - t0);
   if (planned === null) return null;
   if (planned.plan.copies.length === 0) {
     // Nothing to copy: the file comes whole; its index is kept for the next update (it will be held then).
@@ -124,9 +122,7 @@ export async function deltaDownload(options: DeltaDownloadOptions): Promise<Delt
   const target = await staging.openRandomAccess(file, expected.size);
   try {
     const result = await assemble(target, plan, options);
-    if (process.env.DELTA_DEBUG) console.error('assembled', performance.now() - t0);
     await target.close({ sync: true });
-    if (process.env.DELTA_DEBUG) console.error('synced', performance.now() - t0);
     await staging.removeRecord(file).catch(() => undefined);
     // The new file's index describes content the device now holds: the next update reads it from here.
     await store.writeChunkIndex?.(chunkIndexName(expected.sha256, planned.index.params), planned.indexBytes).catch(() => undefined);
@@ -184,8 +180,11 @@ class Coverage {
 }
 
 /**
- * Fetches the spans in the background while one pass in file order copies held chunks (each verified
- * against the new index; a held chunk that does not match is fetched instead) and hashes every byte.
+ * Fetches the spans in the background (each fetched chunk verified as it arrives) while one pass in
+ * file order copies the held chunks and hashes every byte. Held bytes are not hashed chunk by chunk on
+ * the way: the whole-file SHA-256 covers them. Only when it does not match (a held file damaged since
+ * it was verified, a stale cached index) is every copied chunk checked, the bad ones fetched, and the
+ * file hashed again.
  */
 async function assemble(target: RandomAccessFile, plan: DeltaPlan, options: DeltaDownloadOptions): Promise<DeltaDownloadResult> {
   const { staging, store, expected } = options;
@@ -195,14 +194,14 @@ async function assemble(target: RandomAccessFile, plan: DeltaPlan, options: Delt
   options.signal?.addEventListener('abort', forward, { once: true });
   let bytesFetched = 0;
   let validator: string | undefined;
-  const fetchOptions = (spans: RangeSpan[]) => ({
+  const fetchOptions = (spans: RangeSpan[], signal: AbortSignal) => ({
     url: options.url,
     file: target,
     spans,
     expectedSize: expected.size,
     transport: options.transport,
     createHash: () => staging.createHash(),
-    signal: controller.signal,
+    signal,
     onWritten: (start: number, end: number) => coverage.add(start, end),
     ...(validator === undefined ? {} : { validator }),
     ...(options.connections === undefined ? {} : { connections: options.connections }),
@@ -215,7 +214,7 @@ async function assemble(target: RandomAccessFile, plan: DeltaPlan, options: Delt
   const spans = plan.spans.map((span) => ({ start: span.start, end: span.end, chunks: span.chunks }));
   const fetching = spans.length === 0
     ? Promise.resolve()
-    : fetchSpans(fetchOptions(spans)).then(
+    : fetchSpans(fetchOptions(spans, controller.signal)).then(
         (result) => {
           bytesFetched += result.bytesFetched;
           validator = result.validator;
@@ -229,51 +228,55 @@ async function assemble(target: RandomAccessFile, plan: DeltaPlan, options: Delt
   try {
     const whole = await staging.createHash();
     const segments = inFileOrder(plan);
-    let copiedBytes = 0;
     // The next copy's bytes are read while this one is hashed and written.
     const reads = new Map<Segment, Promise<Uint8Array | null>>();
     const readAhead = (from: number) => {
       const next = segments.slice(from).find((segment): segment is CopySegment => segment.kind === 'copy');
       if (next && !reads.has(next)) reads.set(next, store.readContent!(next.content, next.sourceOffset, next.length).catch(() => null));
     };
+    let copiedBytes = 0;
     for (const [i, segment] of segments.entries()) {
       options.signal?.throwIfAborted();
       if (segment.kind === 'fetch') {
         readAhead(i + 1);
-        for (let at = segment.start; at < segment.end; at += READ_BYTES) {
-          const end = Math.min(segment.end, at + READ_BYTES);
-          await coverage.wait(at, end);
-          whole.update(await target.read(at, end - at));
-        }
+        await hashStaged(target, segment.start, segment.end, whole, coverage);
         continue;
       }
       readAhead(i);
       const bytes = await reads.get(segment)!;
       reads.delete(segment);
       readAhead(i + 1);
-      const verified: Array<{ offset: number; bytes: Uint8Array }> = [];
-      for (const copy of segment.copies) {
-        const at = copy.offset - segment.offset;
-        let chunk = bytes !== null && bytes.length >= at + copy.length ? bytes.subarray(at, at + copy.length) : null;
-        if (chunk !== null && (await sha256Of(staging, chunk)) === copy.sha256) {
-          verified.push({ offset: copy.offset, bytes: chunk });
-          copiedBytes += copy.length;
-          options.onCopied?.(copy.length);
-        } else {
-          // The held bytes are not what the index of the held content said (damaged, or a stale cache): fetch the chunk.
-          const wanted = { offset: copy.offset, length: copy.length, sha256: copy.sha256 };
-          const result = await fetchSpans({ ...fetchOptions([{ start: copy.offset, end: copy.offset + copy.length, chunks: [wanted] }]), signal: options.signal ?? controller.signal });
-          bytesFetched += result.bytesFetched;
-          chunk = await target.read(copy.offset, copy.length);
-        }
-        whole.update(chunk);
+      if (bytes !== null && bytes.length === segment.length) {
+        await target.write(segment.offset, bytes);
+        whole.update(bytes);
+      } else {
+        // The held file is gone or shorter: these chunks come from the server.
+        bytesFetched += (await fetchSpans(fetchOptions([spanOf(segment.copies)], controller.signal))).bytesFetched;
+        await hashStaged(target, segment.offset, segment.offset + segment.length, whole);
       }
-      // One write for the segment when every chunk of it was good, else the good chunks one by one.
-      if (verified.length === segment.copies.length) await target.write(segment.offset, bytes!);
-      else for (const good of verified) await target.write(good.offset, good.bytes);
+      copiedBytes += segment.length;
+      options.onCopied?.(segment.length);
     }
     await fetching;
-    return { size: expected.size, sha256: whole.digest(), resumedFrom: 0, bytesFetched, copiedBytes };
+    let sha256 = whole.digest();
+    if (sha256 !== expected.sha256) {
+      const bad = await badCopies(target, plan, staging);
+      if (bad.length > 0) {
+        // Fetched in runs of neighbouring chunks, each verified; then the file is hashed again.
+        const runs: ChunkCopy[][] = [];
+        for (const copy of bad) {
+          const run = runs.at(-1);
+          if (run && run.at(-1)!.offset + run.at(-1)!.length === copy.offset) run.push(copy);
+          else runs.push([copy]);
+        }
+        bytesFetched += (await fetchSpans(fetchOptions(runs.map(spanOf), controller.signal))).bytesFetched;
+        copiedBytes -= bad.reduce((sum, copy) => sum + copy.length, 0);
+        const again = await staging.createHash();
+        await hashStaged(target, 0, expected.size, again);
+        sha256 = again.digest();
+      }
+    }
+    return { size: expected.size, sha256, resumedFrom: 0, bytesFetched, copiedBytes };
   } catch (error) {
     controller.abort(error);
     await fetching.catch(() => undefined);
@@ -281,6 +284,32 @@ async function assemble(target: RandomAccessFile, plan: DeltaPlan, options: Delt
   } finally {
     options.signal?.removeEventListener('abort', forward);
   }
+}
+
+/** Hashes staged bytes [start, end), waiting for each piece to be written when `coverage` is given. */
+async function hashStaged(target: RandomAccessFile, start: number, end: number, hash: { update(bytes: Uint8Array): void }, coverage?: Coverage): Promise<void> {
+  for (let at = start; at < end; at += READ_BYTES) {
+    const until = Math.min(end, at + READ_BYTES);
+    await coverage?.wait(at, until);
+    hash.update(await target.read(at, until - at));
+  }
+}
+
+/** The copied chunks whose staged bytes do not have the hash the new index gives them. */
+async function badCopies(target: RandomAccessFile, plan: DeltaPlan, staging: StagingArea): Promise<ChunkCopy[]> {
+  const bad: ChunkCopy[] = [];
+  for (const copy of plan.copies) {
+    const hash = await staging.createHash();
+    hash.update(await target.read(copy.offset, copy.length));
+    if (hash.digest() !== copy.sha256) bad.push(copy);
+  }
+  return bad;
+}
+
+/** One span over neighbouring chunks, each verified. */
+function spanOf(copies: readonly ChunkCopy[]): RangeSpan {
+  const last = copies.at(-1)!;
+  return { start: copies[0]!.offset, end: last.offset + last.length, chunks: copies.map(({ offset, length, sha256 }) => ({ offset, length, sha256 })) };
 }
 
 interface CopySegment {
@@ -320,12 +349,6 @@ export function inFileOrder(plan: DeltaPlan): Segment[] {
     segments.push(current);
   }
   return segments.sort((a, b) => (a.kind === 'copy' ? a.offset : a.start) - (b.kind === 'copy' ? b.offset : b.start));
-}
-
-async function sha256Of(staging: StagingArea, bytes: Uint8Array): Promise<string> {
-  const hash = await staging.createHash();
-  hash.update(bytes);
-  return hash.digest();
 }
 
 /**
