@@ -7,7 +7,7 @@ import { fromPromise } from 'xstate';
 import type { DownloadInput, DownloadOutput, DownloadProgress } from '../../../machines/types.js';
 import { totalSize } from '../../../machines/selectCandidate.js';
 import { downloadFile } from '../download/downloadFile.js';
-import { deltaDownload, heldContent } from '../delta/deltaDownload.js';
+import { deltaDownload, heldContent, type IndexCache } from '../delta/deltaDownload.js';
 import type { DownloadLimits, Timers } from '../download/transferGuard.js';
 import type { StagingArea } from '../ports/stagingArea.js';
 import type { ModelStore } from '../ports/modelStore.js';
@@ -26,10 +26,12 @@ export interface DownloadVersionOptions {
   onProgress: (progress: DownloadProgress) => void;
   progressIntervalMs: number;
   now: () => number;
+  /** Chunk indexes the check already fetched and checked. */
+  indexCache?: IndexCache;
 }
 
 export function createDownloadVersion(options: DownloadVersionOptions) {
-  const { store, transport, staging, manifestUrl, limits, timers, onProgress, progressIntervalMs, now } = options;
+  const { store, transport, staging, manifestUrl, limits, timers, onProgress, progressIntervalMs, now, indexCache } = options;
   return fromPromise<DownloadOutput, DownloadInput>(async ({ input, signal }) => {
     const { candidate } = input;
     const total = totalSize(candidate);
@@ -85,6 +87,7 @@ export function createDownloadVersion(options: DownloadVersionOptions) {
             signal,
             limits,
             timers,
+            ...(indexCache ? { indexCache } : {}),
             onCopied: (delta) => {
               current += delta;
               report(false);

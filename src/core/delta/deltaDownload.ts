@@ -11,7 +11,7 @@
  * server that ignores Range, or a file that changed on the server under us.
  */
 import type { ManifestFile } from '../../../machines/types.js';
-import type { ChunkIndex } from '../chunks/chunkIndex.js';
+import { decodeChunkIndex, type ChunkIndex } from '../chunks/chunkIndex.js';
 import { cancelled } from '../download/downloadErrors.js';
 import { fetchSpans, isRestartRequired, type FetchSpan as RangeSpan } from '../download/fetchSpans.js';
 import type { DownloadFileResult } from '../download/downloadFile.js';
@@ -53,7 +53,29 @@ export interface DeltaDownloadOptions {
   onCopied?: (delta: number) => void;
   /** The plan, once made (before any byte is written). */
   onPlan?: (plan: DeltaPlan) => void;
+  /** Indexes already fetched and checked (by the check's estimate), by their SHA-256. */
+  indexCache?: IndexCache;
 }
+
+/** Chunk indexes fetched and checked, by their SHA-256: the check's estimate hands them to the download. */
+export class IndexCache {
+  readonly #entries = new Map<string, Uint8Array>();
+  constructor(private readonly capacity = 8) {}
+  get(sha256: string): Uint8Array | undefined {
+    return this.#entries.get(sha256);
+  }
+  set(sha256: string, bytes: Uint8Array): void {
+    this.#entries.delete(sha256);
+    this.#entries.set(sha256, bytes);
+    if (this.#entries.size > this.capacity) this.#entries.delete(this.#entries.keys().next().value!);
+  }
+}
+
+/**
+ * Files smaller than this come whole: an index request and a plan are not worth a few chunks there.
+ * It also keeps small files' downloads exactly as before indexes (one GET).
+ */
+export const DELTA_MIN_FILE_BYTES = 8 * 1024 * 1024;
 
 export interface DeltaDownloadResult extends DownloadFileResult {
   /** Bytes copied from held content. */
@@ -69,13 +91,16 @@ const READ_BYTES = 4 * 1024 * 1024;
  * const planned = await planFileDelta({ ...options }); console.log(planned?.plan.fetchBytes)
  */
 export async function planFileDelta(
-  options: Pick<DeltaDownloadOptions, 'indexUrl' | 'expected' | 'file' | 'held' | 'transport' | 'staging' | 'store' | 'signal' | 'limits' | 'timers' | 'headers' | 'maxGapBytes'>,
+  options: Pick<DeltaDownloadOptions, 'indexUrl' | 'expected' | 'file' | 'held' | 'transport' | 'staging' | 'store' | 'signal' | 'limits' | 'timers' | 'headers' | 'maxGapBytes' | 'indexCache'>,
 ): Promise<{ index: ChunkIndex; indexBytes: Uint8Array; plan: DeltaPlan } | null> {
   const { expected, store, staging } = options;
-  if (!expected.chunkIndex || !store.readContent) return null;
+  if (!expected.chunkIndex || !store.readContent || expected.size < DELTA_MIN_FILE_BYTES) return null;
   let fetched: { index: ChunkIndex; bytes: Uint8Array };
+  const known = options.indexCache?.get(expected.chunkIndex.sha256);
   try {
-    fetched = await fetchChunkIndex({
+    fetched = known
+      ? { index: decodeChunkIndex(known, expected.size, `the chunk index of ${options.file.version}/${options.file.path}`), bytes: known }
+      : await fetchChunkIndex({
       url: options.indexUrl,
       ref: expected.chunkIndex,
       fileSize: expected.size,
@@ -93,6 +118,7 @@ export async function planFileDelta(
     if (error instanceof UpdateError && error.code === 'SERVICE_REJECTED') return null;
     throw error;
   }
+  options.indexCache?.set(expected.chunkIndex.sha256, fetched.bytes);
   const held = options.held.filter((content) => content.sha256 !== expected.sha256);
   const indexes = await heldChunkIndexes(store, held, fetched.index.params, () => staging.createHash(), options.signal);
   const plan = planDelta(fetched.index, localChunkMap(indexes), options.maxGapBytes === undefined ? {} : { maxGapBytes: options.maxGapBytes });

@@ -9,7 +9,7 @@ import { UpdateError } from '../errors.js';
 import type { ModelStore } from '../ports/modelStore.js';
 import type { StagingArea } from '../ports/stagingArea.js';
 import type { Transport } from '../ports/transport.js';
-import { heldContent, planFileDelta } from './deltaDownload.js';
+import { DELTA_MIN_FILE_BYTES, heldContent, planFileDelta, type IndexCache } from './deltaDownload.js';
 
 export interface EstimateFetchOptions {
   store: ModelStore;
@@ -21,6 +21,8 @@ export interface EstimateFetchOptions {
   limits?: DownloadLimits;
   timers?: Timers;
   headers?: Record<string, string>;
+  /** Where the checked indexes are kept for the download. */
+  indexCache?: IndexCache;
 }
 
 /**
@@ -34,7 +36,7 @@ export async function estimateFetchBytes(candidate: ManifestVersion, options: Es
   let bytes = 0;
   for (const file of candidate.files) {
     if (await store.hasContent(file.sha256).catch(() => false)) continue;
-    if (!differential || !file.chunkIndex || held.length === 0) {
+    if (!differential || !file.chunkIndex || held.length === 0 || file.size < DELTA_MIN_FILE_BYTES) {
       bytes += file.size;
       continue;
     }
@@ -50,6 +52,7 @@ export async function estimateFetchBytes(candidate: ManifestVersion, options: Es
       ...(options.limits ? { limits: options.limits } : {}),
       ...(options.timers ? { timers: options.timers } : {}),
       ...(options.headers ? { headers: options.headers } : {}),
+      ...(options.indexCache ? { indexCache: options.indexCache } : {}),
     }).catch((error: unknown) => {
       if (error instanceof UpdateError && error.code === 'CANCELLED') throw error;
       return null; // the download finds out again, and fails with the typed error
