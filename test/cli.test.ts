@@ -178,8 +178,8 @@ describe('check, update, status, rollback', () => {
     expect(existsSync(path.join(dir, 'versions', '1.0.0'))).toBe(false);
   });
 
-  it('update installs 1.0.0 and status reports it', async () => {
-    const result = await runCli(['update', '--manifest', manifestUrl, '--dir', dir, '--json']);
+  it('update installs 1.0.0 (under a --max-rate cap) and status reports it', async () => {
+    const result = await runCli(['update', '--manifest', manifestUrl, '--dir', dir, '--max-rate', '50m', '--json']);
     expectExit(result, 0);
     expect(result.json).toMatchObject({ ok: true, outcome: 'activated', active: { version: '1.0.0' } });
 
@@ -435,6 +435,15 @@ describe('arguments', () => {
     const error = expectFailure(result, 'INVALID_ARGUMENT');
     expect(error.message).toContain('--bogus');
     expect(result.stderr).not.toContain('    at ');
+  });
+
+  it('update --max-rate takes bytes per second or 5m / 500k, and says what it wants otherwise', async () => {
+    const dir = path.join(tmp, 'rate-models');
+    for (const bad of ['fast', '0', '5.5.5', '5x']) {
+      const error = expectFailure(await runCli(['update', '--manifest', 'http://127.0.0.1:9/manifest.json', '--dir', dir, '--max-rate', bad, '--json']), 'INVALID_ARGUMENT');
+      expect(error.message).toBe(`--max-rate takes bytes per second or a rate like 5m (5 MiB/s) or 500k, more than 0; got "${bad}".`);
+    }
+    expect(existsSync(dir)).toBe(false);
   });
 
   it('check and update without --trusted-key or --allow-unsigned are INVALID_ARGUMENT, before touching the disk or the network', async () => {

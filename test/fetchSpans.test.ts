@@ -137,7 +137,7 @@ describe('fetchSpans', () => {
     expect(isRestartRequired(error) && error.reason).toBe('no-ranges');
     server.requests.length = 0;
     let whole = 0;
-    const { result } = await fetchInto(server, [{ start: 0, end: SIZE }], { acceptWholeBody: true, onWholeBody: () => whole++ });
+    const { result } = await fetchInto(server, [{ start: 0, end: SIZE }], { acceptWholeBody: true, onWholeBody: () => void whole++ });
     expect(result.wholeBody).toBe(true);
     expect(whole).toBe(1);
     expect(rangeRequests(server)).toHaveLength(1);

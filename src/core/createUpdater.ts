@@ -21,7 +21,8 @@ import { LoadedModels } from './modelRef.js';
 import { isSettled, unsubscriber, type ModelUpdater, type UpdateResult, type UpdaterEvents } from './updaterApi.js';
 import { validateOptions } from './validateOptions.js';
 import { resolvePolicy } from './updatePolicy.js';
-import { provideActors } from './provideActors.js';
+import { downloadTimers, provideActors } from './provideActors.js';
+import { RateBudget } from './download/rateBudget.js';
 import { nextCheckDelay, startupDelay } from './schedule.js';
 import { statePath } from './statePath.js';
 import { SessionSpans } from './telemetry.js';
@@ -74,7 +75,10 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
   /** The one writer of the trust state kept outside the log (and of its chain-end anchor); one per run. */
   let keeper = new TrustKeeper(platform.trust, logHead);
 
+  // One bandwidth budget for every connection of every download of this updater; the host moves it.
+  const budget = new RateBudget(options.download?.maxBytesPerSecond, downloadTimers(options, now));
   const machine = provideActors({
+    budget,
     options,
     platform,
     store,
@@ -383,6 +387,12 @@ export function createUpdater<Handle = unknown>(options: UpdaterOptions<Handle>,
       return report;
     },
     stats: () => logStats(running() && journal!.log.records()),
+    setMaxBytesPerSecond(bytesPerSecond) {
+      budget.setRate(bytesPerSecond);
+    },
+    get maxBytesPerSecond() {
+      return budget.bytesPerSecond;
+    },
     conditionsChanged() {
       running().send({ type: 'CONDITIONS_CHANGED' });
     },

@@ -1,6 +1,7 @@
 /**
  * The chart with its actors: network, storage and the host's hooks, as one platform provides them.
  */
+import type { RateBudget } from './download/rateBudget.js';
 import { updaterMachine } from '../../machines/updater.machine.js';
 import type { DownloadProgress, TrustState, UpdaterConfig } from '../../machines/types.js';
 import type { LogHead } from './log/logAnchor.js';
@@ -27,7 +28,8 @@ import { REAL_TIMERS, type Timers } from './download/transferGuard.js';
  * The download guards' timers: the updater's clock when it has one (a SimulatedClock in tests), with
  * its own now() where it has one, else the real timers.
  */
-function downloadTimers(options: UpdaterOptions<any>, now: () => number): Timers {
+/** The guards' and the bandwidth cap's timers: the updater's clock when it has one. */
+export function downloadTimers(options: UpdaterOptions<any>, now: () => number): Timers {
   const clock = options.clock as (NonNullable<UpdaterOptions['clock']> & { now?: () => number }) | undefined;
   if (!clock) return REAL_TIMERS;
   return {
@@ -52,13 +54,15 @@ export interface ActorDependencies {
   saveTrust?: (trust: TrustState) => Promise<void>;
   /** The log's last record, durable, for the anchor written with the active pointer. */
   logHead?: () => Promise<LogHead | null>;
+  /** The bandwidth cap shared by every connection of a download (`download.maxBytesPerSecond`). */
+  budget?: RateBudget;
 }
 
 /**
  * @example
  * const machine = provideActors({ options, platform, store, models, config, policy, now, onProgress })
  */
-export function provideActors({ options, platform, store, models, config, policy, now, onProgress, saveTrust, logHead }: ActorDependencies) {
+export function provideActors({ options, platform, store, models, config, policy, now, onProgress, saveTrust, logHead, budget }: ActorDependencies) {
   // Chunk indexes the check fetched and checked, for the download that follows.
   const indexCache = new IndexCache();
   return updaterMachine.provide({
@@ -85,6 +89,7 @@ export function provideActors({ options, platform, store, models, config, policy
         staging: platform.staging,
         limits: options.download ?? {},
         timers: downloadTimers(options, now),
+        ...(budget ? { budget } : {}),
         manifestUrl: [options.manifestUrl ?? []].flat()[0] ?? '',
         progressIntervalMs: options.progressIntervalMs ?? 500,
         now,

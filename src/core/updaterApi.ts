@@ -78,6 +78,17 @@ export interface ModelUpdater<Handle = unknown> {
   cancel(): void;
   /** Ends the active version's probation: the host has seen it work. */
   confirm(): void;
+  /**
+   * Changes the bandwidth cap (`download.maxBytesPerSecond`), one budget shared by every connection;
+   * `undefined` lifts it. A download in progress follows the new rate within a second. Throws
+   * INVALID_ARGUMENT for anything but a positive number or undefined.
+   * @example
+   * updater.setMaxBytesPerSecond(500_000) // a call started: leave the link to it
+   * updater.setMaxBytesPerSecond(undefined) // the call ended
+   */
+  setMaxBytesPerSecond(bytesPerSecond: number | undefined): void;
+  /** The bandwidth cap now, in bytes per second; undefined: none. */
+  readonly maxBytesPerSecond: number | undefined;
   /** Tells a download waiting for its conditions (network, power, idle) to look again now. */
   conditionsChanged(): void;
   /** Removes versions retention no longer keeps, leftovers of interrupted downloads, and unused files. */

@@ -8,6 +8,8 @@ import type { HostCapabilities, UpdaterConfig } from '../../machines/types.js';
 import { UpdateError } from './errors.js';
 import { resolvePolicy } from './updatePolicy.js';
 import { validateTrustOptions } from './trust/trustOptions.js';
+import { RateBudget } from './download/rateBudget.js';
+import { REAL_TIMERS, resolveConnections, resolveLimits, type DownloadLimits } from './download/transferGuard.js';
 import type { UpdaterOptions } from './createUpdater.js';
 
 function invalid(message: string): never {
@@ -26,6 +28,13 @@ function validateBundled(bundled: UpdaterOptions<any>['bundled']): void {
   }
 }
 
+/** `download`: the guards' limits, the connections and the cap, each a clear INVALID_ARGUMENT when wrong. */
+function validateDownloadLimits(download: DownloadLimits | undefined): void {
+  resolveLimits(download);
+  resolveConnections(download);
+  new RateBudget(download?.maxBytesPerSecond, REAL_TIMERS);
+}
+
 export function validateOptions(options: UpdaterOptions<any>): UpdaterConfig {
   resolveSegmentOptions(options.log);
   for (const manifestUrl of [options.manifestUrl ?? []].flat()) {
@@ -38,6 +47,7 @@ export function validateOptions(options: UpdaterOptions<any>): UpdaterConfig {
     if (url.protocol !== 'http:' && url.protocol !== 'https:') invalid(`manifestUrl must be http: or https:, got ${url.protocol}`);
   }
   validateTrustOptions(options);
+  validateDownloadLimits(options.download);
   if (options.appVersion !== undefined && semver.valid(options.appVersion) === null) {
     invalid(`appVersion "${options.appVersion}" is not a semver version like 2.3.0.`);
   }

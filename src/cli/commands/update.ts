@@ -12,7 +12,7 @@ const UNSIGNED_WARNING =
 const trustUsage = '(--trusted-key <public key file>... [--threshold n] | --allow-unsigned) [--clock-skew <seconds>]';
 const hostUsage = '[--app-version v] [--channel c] [--runtime <name>=<version>]... [--memory <bytes | 8g>] [--accelerator <kind>]...';
 export const checkUsage = `check --manifest <url>... --dir <dir> ${trustUsage} ${hostUsage} [--proxy <url>] [--json]`;
-export const updateUsage = `update --manifest <url>... --dir <dir> ${trustUsage} ${hostUsage} [--proxy <url>] [--stage-only] [--json]`;
+export const updateUsage = `update --manifest <url>... --dir <dir> ${trustUsage} ${hostUsage} [--proxy <url>] [--max-rate <bytes/s | 5m | 500k>] [--stage-only] [--json]`;
 
 /** `check` only looks (nothing downloaded, nothing left pending); `update` runs it through. */
 export async function run(argv: string[], mode: 'check' | 'update'): Promise<number> {
@@ -33,6 +33,7 @@ export async function run(argv: string[], mode: 'check' | 'update'): Promise<num
         accelerator: { type: 'string', multiple: true },
         proxy: { type: 'string' },
         'stage-only': { type: 'boolean' },
+        'max-rate': { type: 'string' },
         json: { type: 'boolean' },
       },
     }),
@@ -57,6 +58,8 @@ export async function run(argv: string[], mode: 'check' | 'update'): Promise<num
       ...capabilityFlags(values),
       // Without --proxy: HTTPS_PROXY / HTTP_PROXY / NO_PROXY.
       ...(values.proxy !== undefined ? { proxy: values.proxy } : {}),
+      // --max-rate: one cap for all the download's connections (binary units, as curl's --limit-rate).
+      ...(values['max-rate'] !== undefined ? { download: { maxBytesPerSecond: parseRate(values['max-rate']) } } : {}),
       // The same policy for both commands: a `check` leaves no configuration change (and nothing pending) for `update`.
       policy: { approval: 'auto', checkOnStart: false, schedule: false },
       // Staging again never switches to what an earlier run staged: `apply` does.
@@ -126,6 +129,22 @@ function parseBytes(text: string, flag: string): number {
   const unit = { '': 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 }[(match?.[2] ?? '').toLowerCase() as '' | 'k' | 'm' | 'g' | 't'];
   const bytes = match ? Math.floor(Number(match[1]) * unit) : NaN;
   if (!Number.isSafeInteger(bytes)) throw new UpdateError('INVALID_ARGUMENT', `${flag} takes bytes or a size like 8g, 512m; got "${text}".`);
+  return bytes;
+}
+
+/**
+ * `--max-rate`: bytes per second, or a rate like 5m (5 MiB/s) or 500k; more than 0.
+ * @example
+ * parseRate('5m') // 5242880
+ */
+export function parseRate(text: string): number {
+  let bytes = NaN;
+  try {
+    bytes = parseBytes(text.replace(/\/s$/i, ''), '--max-rate');
+  } catch {
+    // said below, with what a rate looks like
+  }
+  if (!(bytes > 0)) throw new UpdateError('INVALID_ARGUMENT', `--max-rate takes bytes per second or a rate like 5m (5 MiB/s) or 500k, more than 0; got "${text}".`);
   return bytes;
 }
 

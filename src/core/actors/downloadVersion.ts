@@ -8,7 +8,9 @@ import type { DownloadInput, DownloadOutput, DownloadProgress } from '../../../m
 import { totalSize } from '../../../machines/selectCandidate.js';
 import { downloadFile } from '../download/downloadFile.js';
 import { deltaDownload, heldContent, type IndexCache } from '../delta/deltaDownload.js';
-import type { DownloadLimits, Timers } from '../download/transferGuard.js';
+import { downloadParallel, goesParallel } from '../download/downloadParallel.js';
+import type { RateBudget } from '../download/rateBudget.js';
+import { resolveConnections, type DownloadLimits, type Timers } from '../download/transferGuard.js';
 import type { StagingArea } from '../ports/stagingArea.js';
 import type { ModelStore } from '../ports/modelStore.js';
 import type { Transport } from '../ports/transport.js';
@@ -18,8 +20,10 @@ export interface DownloadVersionOptions {
   transport: Transport;
   staging: StagingArea;
   manifestUrl: string;
-  /** Slow-retrieval limits of each file. */
+  /** Slow-retrieval limits of each file, and its connections. */
   limits: DownloadLimits;
+  /** The bandwidth cap every connection draws from. */
+  budget?: RateBudget;
   /** Timers of the guards (the updater's clock when it has one). */
   timers: Timers;
   /** Receives sampled progress (at most one report per interval, plus the last one). */
@@ -31,7 +35,8 @@ export interface DownloadVersionOptions {
 }
 
 export function createDownloadVersion(options: DownloadVersionOptions) {
-  const { store, transport, staging, manifestUrl, limits, timers, onProgress, progressIntervalMs, now, indexCache } = options;
+  const { store, transport, staging, manifestUrl, limits, timers, onProgress, progressIntervalMs, now, budget, indexCache } = options;
+  const connections = resolveConnections(limits);
   return fromPromise<DownloadOutput, DownloadInput>(async ({ input, signal }) => {
     const { candidate } = input;
     const total = totalSize(candidate);
@@ -87,6 +92,8 @@ export function createDownloadVersion(options: DownloadVersionOptions) {
             signal,
             limits,
             timers,
+            connections,
+            ...(budget ? { budget } : {}),
             ...(indexCache ? { indexCache } : {}),
             onCopied: (delta) => {
               current += delta;
@@ -106,7 +113,11 @@ export function createDownloadVersion(options: DownloadVersionOptions) {
         continue;
       }
       current = 0;
-      const result = await downloadFile({
+      // Large files over several connections where the platform writes at any offset; else in order.
+      const download = goesParallel(staging, file.size, connections) ? downloadParallel : downloadFile;
+      const result = await download({
+        connections,
+        ...(budget ? { budget } : {}),
         url: new URL(file.url, base).href,
         file: { version: candidate.version, path: file.path },
         expectedSize: file.size,

@@ -14,6 +14,7 @@ import type { Transport, TransportResponse } from '../ports/transport.js';
 import { brokenRanges, cancelled, endedEarly, networkError, sizeMismatch } from './downloadErrors.js';
 import { normalizeHeaders, parseUrl } from './requestHeaders.js';
 import { RANGE_VALIDATOR_HEADER, sendRequest, type Attempt, contentRange, declaredTotal, recordValidator, storage, strong, throwIfAborted } from './sendRequest.js';
+import { limitsUnderCap, Pacer, type RateBudget } from './rateBudget.js';
 import { REAL_TIMERS, resolveLimits, type DownloadLimits, type Timers, type TransferGuard } from './transferGuard.js';
 
 export interface DownloadFileOptions {
@@ -40,6 +41,8 @@ export interface DownloadFileOptions {
   timers?: Timers;
   /** Request headers (Authorization, ...); credentials are dropped when a redirect leaves the origin. */
   headers?: Record<string, string>;
+  /** The update's bandwidth cap (rateBudget.ts), shared with its other downloads. */
+  budget?: RateBudget;
 }
 
 export interface DownloadFileResult {
@@ -87,6 +90,9 @@ export async function downloadFile(options: DownloadFileOptions): Promise<Downlo
 
   const record = await storage(() => staging.readRecord(file), `read the resume record of ${where}`);
   let prefix = await storage(() => staging.size(file), `read ${where}`);
+  // A file written by ranges (downloadParallel.ts): only its first span, if it starts at 0, is a prefix.
+  const firstSpan = record?.completed?.[0];
+  if (record?.completed !== undefined) prefix = firstSpan?.[0] === 0 ? Math.min(prefix, firstSpan[1]) : 0;
   // A prefix of a different size of file cannot belong to this one, whatever the server says.
   if (prefix > expectedSize || (prefix > 0 && record !== undefined && record.expectedSize !== expectedSize)) {
     await storage(() => staging.remove(file), `remove ${where}`);
@@ -113,7 +119,7 @@ export async function downloadFile(options: DownloadFileOptions): Promise<Downlo
   let restarted = false;
   for (;;) {
     const range = prefix > 0 ? `bytes=${prefix}-` : undefined;
-    const sent = await sendRequest({ transport, url, headers, ...(range ? { range } : {}), ...(range && validator ? { validator } : {}), signal, limits, timers, href: options.url });
+    const sent = await sendRequest({ transport, url, headers, ...(range ? { range } : {}), ...(range && validator ? { validator } : {}), signal, limits: limitsUnderCap(limits, options.budget, 1), timers, href: options.url });
     ({ url, headers } = sent);
     const { response, guard, attempt, stop } = sent;
     const { status } = response;
@@ -153,7 +159,7 @@ export async function downloadFile(options: DownloadFileOptions): Promise<Downlo
       throw error;
     }
     onStart?.(prefix);
-    const received = await receive(response, { staging, file, where, prefix, expectedSize, hash, guard, attempt, url, signal, ...(onBytes ? { onBytes } : {}) }).finally(stop);
+    const received = await receive(response, { staging, file, where, prefix, expectedSize, hash, guard, attempt, url, signal, timers, ...(onBytes ? { onBytes } : {}), ...(options.budget ? { budget: options.budget } : {}) }).finally(stop);
     const size = prefix + received;
     if (size < expectedSize) throw endedEarly(url, size, expectedSize);
     await storage(() => staging.removeRecord(file), `remove the resume record of ${where}`);
@@ -172,7 +178,9 @@ interface ReceiveContext {
   attempt: Attempt;
   url: URL;
   signal: AbortSignal | undefined;
+  timers: Timers;
   onBytes?: (delta: number) => void;
+  budget?: RateBudget;
 }
 
 /**
@@ -184,13 +192,18 @@ async function receive(response: TransportResponse, context: ReceiveContext): Pr
   const { staging, file, where, prefix, expectedSize, hash, guard, attempt, url, onBytes } = context;
   const limit = expectedSize - prefix;
   let received = 0;
+  let writerFull = false;
+  const pacer = new Pacer(context.budget, context.timers, () => {
+    if (!writerFull && !attempt.failure) response.resume();
+  }, () => guard.arrived(0));
   const writer: StagedWriter = await storage(
     () =>
       staging.open(file, {
         position: prefix,
         hash,
         onDrain: () => {
-          if (!attempt.failure) response.resume();
+          writerFull = false;
+          if (!attempt.failure && !pacer.paused) response.resume();
         },
         onError: (error) => attempt.fail(storageError(error, `write ${where}`)),
       }),
@@ -211,13 +224,15 @@ async function receive(response: TransportResponse, context: ReceiveContext): Pr
         received += bytes.length;
         hash.update(bytes);
         onBytes?.(bytes.length);
-        return writer.write(bytes);
+        writerFull = !writer.write(bytes);
+        return pacer.take(bytes.length) && !writerFull;
       },
     });
   } catch (error) {
     bodyError = error;
   }
   guard.dispose();
+  pacer.dispose();
   const failure = attempt.failure ?? (bodyError === undefined ? undefined : context.signal?.aborted ? cancelled() : networkError(bodyError, url, 'body'));
   const complete = failure === undefined && prefix + received === expectedSize;
   try {

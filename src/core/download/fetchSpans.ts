@@ -21,10 +21,10 @@ import type { Transport, TransportResponse } from '../ports/transport.js';
 import { brokenRanges, cancelled, endedEarly, networkError, sizeMismatch } from './downloadErrors.js';
 import { RangeWriter } from './rangeWriter.js';
 import type { RateBudget } from './rateBudget.js';
-import { RECHECK_MS } from './rateBudget.js';
+import { limitsUnderCap, Pacer } from './rateBudget.js';
 import { normalizeHeaders, parseUrl } from './requestHeaders.js';
 import { contentRange, declaredTotal, recordValidator, sendRequest, throwIfAborted, type SentRequest } from './sendRequest.js';
-import { REAL_TIMERS, resolveLimits, type DownloadLimits, type Timers } from './transferGuard.js';
+import { REAL_TIMERS, resolveConnections, resolveLimits, type DownloadLimits, type GuardLimits, type Timers } from './transferGuard.js';
 
 /** One chunk of a span, at its offset in the whole file, with the SHA-256 its bytes must have. */
 export interface FetchChunk {
@@ -59,18 +59,26 @@ export interface FetchSpansOptions {
   connections?: number;
   /** Spans longer than this are cut into parts fetched in parallel (at chunk boundaries). Default 8 MiB. */
   minPartBytes?: number;
+  /**
+   * No part longer than this (unless one chunk is): parts go out in file order, so the connections work
+   * side by side near the start of what is missing, and whatever hashes the file in order follows
+   * closely instead of reading most of it back at the end. Default 16 MiB.
+   */
+  maxPartBytes?: number;
   /** Take a 200 to the first request as the whole file (written from 0), instead of failing with RestartRequired. */
   acceptWholeBody?: boolean;
   /** Abort: UpdateError('CANCELLED'); what arrived is written and reported first. */
   signal?: AbortSignal;
   /** Bytes just received. */
   onBytes?: (delta: number) => void;
-  /** Bytes as they arrive, at their position in the file (valid only during the call): for hashing in order. */
+  /** Bytes of parts without chunks as they arrive, at their position in the file (valid only during the call): for hashing in order. */
   onData?: (position: number, bytes: Uint8Array) => void;
   /** [start, end) is written (not yet durable) and its chunks verified. */
   onWritten?: (start: number, end: number) => void;
-  /** The first request got the whole file (200, `acceptWholeBody`): everything else in the file is void. */
-  onWholeBody?: () => void;
+  /** The first request got the whole file (200, `acceptWholeBody`): everything else in the file is void. Awaited before its bytes come. */
+  onWholeBody?: () => void | Promise<void>;
+  /** The validator was learned from the first answer (none was given). */
+  onValidator?: (validator: string | undefined) => void;
   /** Guards of every connection (see DownloadLimits). */
   limits?: DownloadLimits;
   timers?: Timers;
@@ -137,11 +145,8 @@ export async function fetchSpans(options: FetchSpansOptions): Promise<FetchSpans
   const url = parseUrl(options.url);
   const limits = resolveLimits(options.limits);
   const timers = options.timers ?? REAL_TIMERS;
-  const connections = options.connections ?? 4;
-  if (!Number.isSafeInteger(connections) || connections < 1) {
-    throw new UpdateError('INVALID_ARGUMENT', `download.connections must be a whole number of at least 1, got ${String(connections)}.`);
-  }
-  const parts = planParts(options.spans, expectedSize, connections, options.minPartBytes ?? 8 * MIB);
+  const connections = resolveConnections({ connections: options.connections });
+  const parts = planParts(options.spans, expectedSize, connections, options.minPartBytes ?? 8 * MIB, options.maxPartBytes ?? 16 * MIB);
   const headers = normalizeHeaders(options.headers);
   delete headers.range;
   delete headers['if-range'];
@@ -163,7 +168,7 @@ export async function fetchSpans(options: FetchSpansOptions): Promise<FetchSpans
   };
   const queue = parts.slice();
   const workers: Array<Promise<void>> = [];
-  const context: PartContext = { options, limits, timers, state, signal: all.signal };
+  const context: PartContext = { options, limits, timers, state, signal: all.signal, connections, slots: [] };
 
   const fail = (error: unknown) => {
     const failure = error instanceof UpdateError ? error : networkError(error, state.url, 'body');
@@ -204,7 +209,7 @@ export async function fetchSpans(options: FetchSpansOptions): Promise<FetchSpans
 
 interface PartContext {
   options: FetchSpansOptions;
-  limits: ReturnType<typeof resolveLimits>;
+  limits: GuardLimits;
   timers: Timers;
   state: {
     url: URL;
@@ -215,6 +220,9 @@ interface PartContext {
     failure: UpdateError | undefined;
   };
   signal: AbortSignal;
+  connections: number;
+  /** Write slots every request of the call reuses. */
+  slots: Uint8Array[];
 }
 
 /**
@@ -236,7 +244,7 @@ async function fetchPart(part: Part, context: PartContext, first: boolean, onRan
       range: `bytes=${position}-${end - 1}`,
       ...(state.validator === undefined ? {} : { validator: state.validator }),
       signal: context.signal,
-      limits: withBudget(context.limits, options.budget, options.connections ?? 4),
+      limits: limitsUnderCap(context.limits, options.budget, context.connections),
       timers: context.timers,
       href: options.url,
     });
@@ -253,7 +261,7 @@ async function fetchPart(part: Part, context: PartContext, first: boolean, onRan
     if (response.status === 200) {
       // The whole file, from byte 0: this connection writes it all, nobody else runs.
       state.wholeBody = true;
-      options.onWholeBody?.();
+      await options.onWholeBody?.();
       position = 0;
       end = bodyEnd;
       chunks = [];
@@ -292,14 +300,17 @@ function checkHead(response: TransportResponse, url: URL, position: number, cont
     const total = declaredTotal(headers, 200);
     if (total !== undefined && total !== expectedSize) throw sizeMismatch(url, `the server says it holds ${total} bytes`, expectedSize);
     state.validator = recordValidator(headers).validator;
+    options.onValidator?.(state.validator);
     return expectedSize;
   }
   const range = contentRange(headers);
   if (range === undefined || range.start !== position || range.last < position) throw brokenRanges(url, status, false, position);
   if (range.total !== undefined && range.total !== expectedSize) throw sizeMismatch(url, `the server says it holds ${range.total} bytes`, expectedSize);
   const validator = recordValidator(headers).validator;
-  if (state.validator === undefined) state.validator = validator;
-  else if (validator !== undefined && validator !== state.validator) throw new RestartRequired(url, 'changed');
+  if (state.validator === undefined) {
+    state.validator = validator;
+    options.onValidator?.(validator);
+  } else if (validator !== undefined && validator !== state.validator) throw new RestartRequired(url, 'changed');
   return Math.min(range.last + 1, expectedSize);
 }
 
@@ -317,17 +328,17 @@ interface RangeOutcome {
 async function receiveRange(sent: SentRequest, start: number, bodyEnd: number, hashers: Array<{ chunk: FetchChunk; hash: Sha256 }>, context: PartContext): Promise<RangeOutcome> {
   const { response, guard, attempt, url } = sent;
   const { options, state, timers } = context;
-  const budget = options.budget;
   let received = start;
   let verified = start;
   let badChunk: FetchChunk | undefined;
   let next = 0; // the first hasher not yet complete
   let writerFull = false;
-  let budgetWait: unknown;
   const resume = () => {
-    if (!writerFull && budgetWait === undefined && !attempt.failure) response.resume();
+    if (!writerFull && !pacer.paused && !attempt.failure) response.resume();
   };
+  const pacer = new Pacer(options.budget, timers, resume, () => guard.arrived(0));
   const writer = new RangeWriter(options.file, start, {
+    pool: context.slots,
     onDrain: () => {
       writerFull = false;
       resume();
@@ -343,20 +354,6 @@ async function receiveRange(sent: SentRequest, start: number, bodyEnd: number, h
       reported = upTo;
     }
   };
-  const waitForBudget = (ms: number) => {
-    const unsubscribe = budget!.onChange(() => check());
-    const check = () => {
-      timers.clearTimeout(budgetWait);
-      unsubscribe();
-      budgetWait = undefined;
-      guard.arrived(0);
-      const more = budget!.take(0);
-      if (more > 0) waitForBudget(more);
-      else resume();
-    };
-    budgetWait = timers.setTimeout(check, Math.min(ms, RECHECK_MS));
-  };
-
   guard.startBody();
   let bodyError: unknown;
   try {
@@ -369,7 +366,7 @@ async function receiveRange(sent: SentRequest, start: number, bodyEnd: number, h
           return false;
         }
         const at = received;
-        options.onData?.(at, bytes);
+        if (hashers.length === 0) options.onData?.(at, bytes);
         // Chunks this piece touches: hashed, and checked when complete.
         while (next < hashers.length) {
           const { chunk, hash } = hashers[next]!;
@@ -378,6 +375,14 @@ async function receiveRange(sent: SentRequest, start: number, bodyEnd: number, h
           if (to > from) hash.update(bytes.subarray(from - at, to - at));
           if (to < chunk.offset + chunk.length) break;
           if (hash.digest() !== chunk.sha256) {
+            // The bytes before it are good: written like any, so the refetch starts at the bad chunk.
+            const good = chunk.offset - at;
+            if (good > 0) {
+              received = verified = chunk.offset;
+              state.bytesFetched += good;
+              options.onBytes?.(good);
+              writer.push(bytes.subarray(0, good));
+            }
             badChunk = chunk;
             attempt.fail(new UpdateError('INTEGRITY_MISMATCH', `chunk at ${chunk.offset} failed its hash`));
             return false;
@@ -390,17 +395,14 @@ async function receiveRange(sent: SentRequest, start: number, bodyEnd: number, h
         state.bytesFetched += bytes.length;
         options.onBytes?.(bytes.length);
         if (!writer.push(bytes)) writerFull = true;
-        const wait = budget?.take(bytes.length) ?? 0;
-        if (wait > 0) waitForBudget(wait);
-        return !writerFull && budgetWait === undefined;
+        return pacer.take(bytes.length) && !writerFull;
       },
     });
   } catch (error) {
     bodyError = error;
   }
   guard.dispose();
-  timers.clearTimeout(budgetWait);
-  budgetWait = undefined;
+  pacer.dispose();
   await writer.end().catch(() => undefined);
   const writeError = writer.error;
   report(writer.written);
@@ -413,18 +415,11 @@ async function receiveRange(sent: SentRequest, start: number, bodyEnd: number, h
   return failure === undefined ? { position: reported } : { position: reported, failure };
 }
 
-/** A capped download's connections may not be judged too slow for obeying the cap. */
-function withBudget(limits: ReturnType<typeof resolveLimits>, budget: RateBudget | undefined, connections: number): ReturnType<typeof resolveLimits> {
-  const rate = budget?.bytesPerSecond;
-  if (rate === undefined) return limits;
-  return { ...limits, minBytesPerSecond: Math.min(limits.minBytesPerSecond, Math.floor(rate / (4 * connections))) };
-}
-
 /**
  * The spans, checked, cut into parts: enough that every connection has work, none smaller than
- * `minPartBytes` unless its span is, cuts only at chunk boundaries.
+ * `minPartBytes` unless its span is, none larger than `maxPartBytes`, cuts only at chunk boundaries.
  */
-function planParts(spans: FetchSpan[], expectedSize: number, connections: number, minPartBytes: number): Part[] {
+function planParts(spans: FetchSpan[], expectedSize: number, connections: number, minPartBytes: number, maxPartBytes: number): Part[] {
   let total = 0;
   let last = 0;
   for (const span of spans) {
@@ -439,7 +434,7 @@ function planParts(spans: FetchSpan[], expectedSize: number, connections: number
     last = span.end;
     total += span.end - span.start;
   }
-  const target = Math.max(minPartBytes, Math.ceil(total / connections));
+  const target = Math.min(maxPartBytes, Math.max(minPartBytes, Math.ceil(total / connections)));
   const parts: Part[] = [];
   for (const span of spans) {
     const chunks = [...(span.chunks ?? [])].sort((a, b) => a.offset - b.offset);

@@ -18,6 +18,8 @@ export interface RangeWriterOptions {
   onError?: (error: unknown) => void;
   /** Bytes up to this position are written. */
   onWritten?: (writtenEnd: number) => void;
+  /** Free slots shared with the other writers of a download: reused, not reallocated per request. */
+  pool?: Uint8Array[];
 }
 
 /**
@@ -30,8 +32,9 @@ export class RangeWriter {
   readonly #options: RangeWriterOptions;
   readonly #slotBytes: number;
   readonly #maxSlots: number;
-  readonly #free: Uint8Array[] = [];
-  #allocated = 0;
+  readonly #free: Uint8Array[];
+  /** Slots this writer holds (filling or being written). */
+  #held = 0;
   #current: Uint8Array | undefined;
   #fill = 0;
   /** Where the next pushed byte goes. */
@@ -47,6 +50,7 @@ export class RangeWriter {
     this.#options = options;
     this.#slotBytes = options.slotBytes ?? MIB;
     this.#maxSlots = Math.max(2, options.slots ?? 3);
+    this.#free = options.pool ?? [];
   }
 
   /** The position after the last byte written. */
@@ -70,7 +74,7 @@ export class RangeWriter {
       offset += copied;
       if (this.#fill === slot.length) this.#flush();
     }
-    this.#full = this.#free.length === 0 && this.#allocated >= this.#maxSlots;
+    this.#full = this.#held >= this.#maxSlots;
     return !this.#full;
   }
 
@@ -82,23 +86,27 @@ export class RangeWriter {
   }
 
   #takeSlot(): Uint8Array {
+    this.#held++;
     const slot = this.#free.pop();
-    if (slot !== undefined) return slot;
-    this.#allocated++;
-    return new Uint8Array(this.#slotBytes);
+    return slot !== undefined && slot.byteLength === this.#slotBytes ? slot : new Uint8Array(this.#slotBytes);
   }
 
   #flush(): void {
     const slot = this.#current;
-    if (slot === undefined || this.#fill === 0) return;
+    if (slot === undefined) return;
+    if (this.#fill === 0) {
+      this.#current = undefined;
+      this.#release(slot);
+      return;
+    }
     const length = this.#fill;
     const position = this.#position;
     this.#position += length;
     this.#current = undefined;
     this.#fill = 0;
     this.#writes = this.#writes.then(async () => {
-      if (this.#error !== undefined) return;
       try {
+        if (this.#error !== undefined) return;
         await this.#file.write(position, slot.subarray(0, length));
         this.#written = position + length;
         this.#options.onWritten?.(this.#written);
@@ -107,12 +115,17 @@ export class RangeWriter {
         this.#options.onError?.(error);
         return;
       } finally {
-        this.#free.push(slot);
+        this.#release(slot);
       }
-      if (this.#full) {
+      if (this.#full && this.#held < this.#maxSlots) {
         this.#full = false;
         this.#options.onDrain?.();
       }
     });
+  }
+
+  #release(slot: Uint8Array): void {
+    this.#held--;
+    this.#free.push(slot);
   }
 }

@@ -6,7 +6,7 @@
  * injected timers: tests drive it with a simulated clock.
  */
 import { UpdateError } from '../errors.js';
-import type { Timers } from './transferGuard.js';
+import type { GuardLimits, Timers } from './transferGuard.js';
 
 /** A waiting connection looks at the budget at least this often. */
 export const RECHECK_MS = 250;
@@ -80,4 +80,76 @@ function checkRate(bytesPerSecond: number | undefined): number | undefined {
     throw new UpdateError('INVALID_ARGUMENT', `download.maxBytesPerSecond must be a positive number of bytes per second (or undefined for no cap), got ${String(bytesPerSecond)}.`);
   }
   return bytesPerSecond;
+}
+
+/**
+ * One connection's side of the budget: after each piece it receives, `take` says whether to read on;
+ * when not, it calls `resume` once the budget allows (looking again at every rate change, and at
+ * least every RECHECK_MS, calling `tick` then, so the stall guard knows the pause is ours).
+ * @example
+ * const pacer = new Pacer(budget, timers, () => response.resume(), () => guard.arrived(0))
+ * write(bytes) { ...; return pacer.take(bytes.length) && writerHasRoom }
+ */
+export class Pacer {
+  #timer: unknown;
+  #unsubscribe: (() => void) | undefined;
+  #disposed = false;
+
+  constructor(
+    private readonly budget: RateBudget | undefined,
+    private readonly timers: Timers,
+    private readonly resume: () => void,
+    private readonly tick: () => void = () => undefined,
+  ) {}
+
+  /** True while waiting for the budget. */
+  get paused(): boolean {
+    return this.#unsubscribe !== undefined;
+  }
+
+  /** Counts bytes received; false: stop reading until `resume`. */
+  take(bytes: number): boolean {
+    if (this.budget === undefined || this.#disposed) return true;
+    const wait = this.budget.take(bytes);
+    if (wait === 0) return !this.paused;
+    if (!this.paused) this.#wait(wait);
+    return false;
+  }
+
+  dispose(): void {
+    this.#disposed = true;
+    this.#stop();
+  }
+
+  #wait(ms: number): void {
+    this.#unsubscribe = this.budget!.onChange(() => this.#check());
+    this.#timer = this.timers.setTimeout(() => this.#check(), Math.min(ms, RECHECK_MS));
+  }
+
+  #stop(): void {
+    this.timers.clearTimeout(this.#timer);
+    this.#unsubscribe?.();
+    this.#unsubscribe = undefined;
+  }
+
+  #check(): void {
+    this.#stop();
+    if (this.#disposed) return;
+    this.tick();
+    const wait = this.budget!.take(0);
+    if (wait > 0) this.#wait(wait);
+    else this.resume();
+  }
+}
+
+/**
+ * The guard limits of one of `connections` connections under the cap: a connection obeying the cap
+ * must not be judged too slow (minBytesPerSecond at most a quarter of its share).
+ * @example
+ * limitsUnderCap(resolveLimits(), budget, 4)
+ */
+export function limitsUnderCap(limits: GuardLimits, budget: RateBudget | undefined, connections: number): GuardLimits {
+  const rate = budget?.bytesPerSecond;
+  if (rate === undefined) return limits;
+  return { ...limits, minBytesPerSecond: Math.min(limits.minBytesPerSecond, Math.floor(rate / (4 * connections))) };
 }

@@ -10,7 +10,7 @@ import { storageError } from '../storageError.js';
 import type { Transport, TransportResponse } from '../ports/transport.js';
 import { cancelled, networkError, serviceUnavailable, unexpectedStatus } from './downloadErrors.js';
 import { basicAuth, parseUrl, withoutCredentials } from './requestHeaders.js';
-import { TransferGuard, type DownloadLimits, type Timers } from './transferGuard.js';
+import { TransferGuard, type DownloadLimits, type GuardLimits, type Timers } from './transferGuard.js';
 
 const MAX_REDIRECTS = 5;
 /** The one header that makes a range conditional on the validator; only the download sends it. */
@@ -27,7 +27,7 @@ export interface SendRequestOptions {
   /** Sent as If-Range with the range. */
   validator?: string;
   signal: AbortSignal | undefined;
-  limits: Required<DownloadLimits>;
+  limits: GuardLimits;
   timers: Timers;
   /** The URL as the manifest names it, for the redirect error. */
   href: string;

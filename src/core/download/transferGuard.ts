@@ -21,9 +21,39 @@ export interface DownloadLimits {
   minBytesPerSecond?: number;
   /** The sliding window the average is taken over. Default 60 000 ms. */
   throughputWindowMs?: number;
+  /**
+   * Connections a large file is fetched over at once, by ranges, when the server honours Range and the
+   * platform's staging writes at any offset (Node, OPFS). 1: always one request. Default 4.
+   */
+  connections?: number;
+  /**
+   * The bandwidth cap of the whole update, in bytes per second, shared by all its connections;
+   * undefined (default): none. Change it while a download runs with `updater.setMaxBytesPerSecond`.
+   */
+  maxBytesPerSecond?: number;
 }
 
-export const DEFAULT_LIMITS: Required<DownloadLimits> = {
+/** The limits of one connection's transfer guard. */
+export type GuardLimits = Required<Omit<DownloadLimits, 'connections' | 'maxBytesPerSecond'>>;
+
+/** Connections per file when the options say nothing. */
+export const DEFAULT_CONNECTIONS = 4;
+
+/**
+ * `download.connections`, checked.
+ * @example
+ * resolveConnections({ connections: 2 }) // 2
+ */
+export function resolveConnections(limits: DownloadLimits = {}): number {
+  const value = limits.connections;
+  if (value === undefined) return DEFAULT_CONNECTIONS;
+  if (!(Number.isSafeInteger(value) && value >= 1 && value <= 64)) {
+    throw new UpdateError('INVALID_ARGUMENT', `download.connections must be a whole number from 1 to 64, got ${String(value)}.`);
+  }
+  return value;
+}
+
+export const DEFAULT_LIMITS: GuardLimits = {
   headersTimeoutMs: 30_000,
   stallTimeoutMs: 30_000,
   // 50 times below a slow but honest 50 KB/s link; a server trickling a byte every 2 s fails after a minute.
@@ -47,10 +77,10 @@ const BUCKETS = 10;
  * @example
  * resolveLimits({ minBytesPerSecond: 0 }) // no minimum, other defaults
  */
-export function resolveLimits(limits: DownloadLimits = {}): Required<DownloadLimits> {
+export function resolveLimits(limits: DownloadLimits = {}): GuardLimits {
   const resolved = { ...DEFAULT_LIMITS };
-  for (const [name, value] of Object.entries(limits) as Array<[keyof DownloadLimits, number | undefined]>) {
-    if (value === undefined) continue;
+  for (const [name, value] of Object.entries(limits) as Array<[keyof GuardLimits, number | undefined]>) {
+    if (value === undefined || !(name in DEFAULT_LIMITS)) continue;
     const zeroAllowed = name === 'minBytesPerSecond';
     if (!(typeof value === 'number' && Number.isFinite(value) && (value > 0 || (zeroAllowed && value === 0)))) {
       throw new UpdateError('INVALID_ARGUMENT', `download.${name} must be a positive number of ${name.endsWith('Ms') ? 'milliseconds' : 'bytes per second'}, got ${String(value)}.`);
@@ -77,7 +107,7 @@ export class TransferGuard {
 
   constructor(
     private readonly url: URL,
-    private readonly limits: Required<DownloadLimits>,
+    private readonly limits: GuardLimits,
     private readonly timers: Timers,
     private readonly onTrip: (error: UpdateError) => void,
   ) {}
