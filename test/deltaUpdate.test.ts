@@ -266,4 +266,13 @@ describe('faults in a differential download (loopback test server)', () => {
     const rangeRequests = server.requests.filter((request) => request.path.endsWith(FILE) && request.headers['if-range'] !== undefined);
     expect(rangeRequests.some((request) => request.status === 200)).toBe(true);
   });
+
+  it('downloads the file whole when the server does not serve its index (404)', async () => {
+    const manifest = JSON.parse(await readFile(path.join(site, 'manifest.json'), 'utf8')) as Manifest;
+    const ref = manifest.versions.find((entry) => entry.version === '2.0.0')!.files[0]!.chunkIndex!;
+    await rm(path.join(site, ref.url));
+    const { result } = await downloadV2();
+    expect(result).toBeNull();
+    expect(server.requests.filter((request) => request.path.endsWith(`/2.0.0/${FILE}`))).toEqual([]);
+  });
 });

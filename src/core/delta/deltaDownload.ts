@@ -113,9 +113,9 @@ export async function planFileDelta(
       ...(options.headers ? { headers: options.headers } : {}),
     });
   } catch (error) {
-    // An index the server refuses to serve (404, 403, ...) only costs the whole file; an index that is
-    // damaged, hostile or cut short by the network fails like the file would.
-    if (error instanceof UpdateError && error.code === 'SERVICE_REJECTED') return null;
+    // An index the server does not serve (404, 403, a broken redirect) only costs the whole file; an
+    // index that is damaged, hostile, of the wrong size or cut short by the network fails like the file would.
+    if (error instanceof UpdateError && (error.code === 'DOWNLOAD_FAILED' || error.code === 'SERVICE_REJECTED')) return null;
     throw error;
   }
   options.indexCache?.set(expected.chunkIndex.sha256, fetched.bytes);
