@@ -7,6 +7,7 @@
  *
  *   npx tsx bench/delta.ts
  *   BENCH_GAPS=1 npx tsx bench/delta.ts    # also: fetched bytes and ranges for chunk sizes 64 KiB / 256 KiB / 1 MiB and gaps
+ *   BENCH_CONNECTIONS=4 npx tsx bench/delta.ts   # both updates over 4 connections (default 1: limit_rate is per connection)
  *
  * The machine is shared: absolute times move with the load; compare the two updates of one run.
  * The last line printed is one JSON object:
@@ -28,6 +29,8 @@ const MIB = 1024 * 1024;
 const TENSORS = 64;
 const TENSOR_BYTES = Number(process.env.TENSOR_MIB ?? 4) * MIB;
 const CHANGED = [3, 11, 22, 35, 47, 60];
+/** Connections of both updates (BENCH_CONNECTIONS); default 1, so that the link runs at limit_rate. */
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 1);
 
 /** A safetensors file: u64 little-endian header length, the JSON header, the tensors' bytes. */
 function safetensors(tensors: Buffer[], extraHeader: string): { bytes: Buffer; headerBytes: number } {
@@ -96,6 +99,8 @@ async function main(): Promise<void> {
           allowUnsigned: true,
           policy: { approval: 'auto', checkOnStart: false },
           loader: { load: (model) => model.version },
+          // nginx's limit_rate holds for each connection: one connection each makes 50 MB/s the link's rate.
+          download: { connections: CONNECTIONS },
         }),
       ]),
     );
@@ -125,7 +130,7 @@ async function main(): Promise<void> {
     const fetchedBytes = deltaLines.reduce((sum, line) => sum + Number(line.split(' ').at(-1)), 0);
     console.log(`delta: ${deltaLines.length} range requests, ${fetchedBytes} bytes of the file fetched (announced before download: ${announced ?? 'n/a'}), ${results.delta!.toFixed(2)} s`);
     console.log(`full:  ${results.full!.toFixed(2)} s`);
-    console.log('(2 shared cores, other agents running: times are this run\'s, compare the two updates)');
+    console.log(`(${CONNECTIONS} connection(s) each; 2 shared cores, other agents running: times are this run's, compare the two updates)`);
     const bytes = v2.bytes.length;
     console.log(JSON.stringify({ bytes, changedBytes, fetchedBytes, fetchedFraction: Number((fetchedBytes / bytes).toFixed(4)), deltaSeconds: Number(results.delta!.toFixed(3)), fullSeconds: Number(results.full!.toFixed(3)) }));
   } finally {

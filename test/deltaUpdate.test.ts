@@ -19,6 +19,7 @@ import { createNodeTransport } from '../src/node/nodeTransport.js';
 import { publish } from '../src/publish/publish.js';
 import type { Manifest } from '../machines/types.js';
 import { startNginx, type Nginx } from './helpers/nginx.js';
+import { runCli } from './helpers/runCli.js';
 import { nginxProgram } from './helpers/systemPrograms.js';
 import { startTestServer, type Fault, type TestServer } from './helpers/testServer.js';
 
@@ -130,6 +131,22 @@ describe.skipIf(nginxProgram().skip)('differential update against nginx', () => 
     expect(fetched).toBeLessThanOrEqual(changedBytes + changedRegions.length * 2 * MIB);
     // The check announced exactly what the download then fetched, next to the version's size.
     expect(announced).toEqual([expect.objectContaining({ size: v2.length, fetchBytes: fetched })]);
+  });
+
+  it('check (the CLI) reports the bytes the update will fetch next to the size, before downloading anything', async () => {
+    await installV1(nginx.url);
+    await publishVersion('2.0.0');
+    const manifestUrl = `${nginx.url}manifest.json`;
+    const { code, json } = await runCli(['check', '--manifest', manifestUrl, '--dir', dir, '--allow-unsigned', '--json']);
+    expect(code).toBe(0);
+    const candidate = (json as { candidate: { version: string; size: number; fetchBytes: number } }).candidate;
+    expect(candidate).toMatchObject({ version: '2.0.0', size: v2.length });
+    expect(candidate.fetchBytes).toBeGreaterThanOrEqual(changedBytes);
+    expect(candidate.fetchBytes).toBeLessThan(v2.length / 2);
+    const text = await runCli(['check', '--manifest', manifestUrl, '--dir', dir, '--allow-unsigned']);
+    expect(text.stdout).toContain(`update available: 2.0.0 (${v2.length} bytes, ${candidate.fetchBytes} to fetch), active: 1.0.0`);
+    // Nothing of the file itself was requested: only its index.
+    expect(await v2Requests(nginx)).toEqual([]);
   });
 
   it('computes the index of a version installed before indexes existed, caches it in the model folder, and updates differentially', async () => {
