@@ -92,6 +92,16 @@ describe('fetchSpans', () => {
     expect(covered).toBe(result.bytesFetched);
   });
 
+  it('one connection fetches every part, one after another', async () => {
+    const server = await serve();
+    const spans = [{ start: 0, end: 9 * MIB }, { start: 10 * MIB, end: SIZE }];
+    const { result } = await fetchInto(server, spans, { connections: 1 });
+    expect(result.bytesFetched).toBe(SIZE - MIB);
+    const staged = await readFile(staging.pathOf(STAGED));
+    for (const span of spans) expect(staged.subarray(span.start, span.end).equals(content.subarray(span.start, span.end))).toBe(true);
+    expect(rangeRequests(server).map((request) => request.headers.range)).toEqual([`bytes=0-${9 * MIB - 1}`, `bytes=${10 * MIB}-${SIZE - 1}`]);
+  });
+
   it('verifies each chunk as it arrives: a corrupt one is fetched again once', async () => {
     const server = await serve();
     server.fault(FILE, { kind: 'corrupt', times: 1 });

@@ -62,7 +62,8 @@ export interface FetchSpansOptions {
   /**
    * No part longer than this (unless one chunk is): parts go out in file order, so the connections work
    * side by side near the start of what is missing, and whatever hashes the file in order follows
-   * closely instead of reading most of it back at the end. Default 16 MiB.
+   * closely instead of reading most of it back at the end. Default 64 MiB (each new request starts
+   * slow, measured on loopback: 16 MiB parts cost more than the read-back they save).
    */
   maxPartBytes?: number;
   /** Take a 200 to the first request as the whole file (written from 0), instead of failing with RestartRequired. */
@@ -146,7 +147,7 @@ export async function fetchSpans(options: FetchSpansOptions): Promise<FetchSpans
   const limits = resolveLimits(options.limits);
   const timers = options.timers ?? REAL_TIMERS;
   const connections = resolveConnections({ connections: options.connections });
-  const parts = planParts(options.spans, expectedSize, connections, options.minPartBytes ?? 8 * MIB, options.maxPartBytes ?? 16 * MIB);
+  const parts = planParts(options.spans, expectedSize, connections, options.minPartBytes ?? 8 * MIB, options.maxPartBytes ?? 64 * MIB);
   const headers = normalizeHeaders(options.headers);
   delete headers.range;
   delete headers['if-range'];
@@ -196,6 +197,8 @@ export async function fetchSpans(options: FetchSpansOptions): Promise<FetchSpans
       } catch (error) {
         fail(error);
       }
+      // This connection goes on with the parts left, beside the others.
+      if (!state.wholeBody) workers.push(worker());
     }
     await Promise.all(workers);
     workers.length = 0;

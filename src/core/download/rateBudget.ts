@@ -1,5 +1,5 @@
 /**
- * The bandwidth cap of an updater: one token bucket that every connection of a download draws from,
+ * The bandwidth cap of an updater: one budget (a reservation time line, see RateBudget) that every connection of a download draws from,
  * so four connections together stay under `download.maxBytesPerSecond`. The host changes the rate
  * while bytes flow (`updater.setMaxBytesPerSecond`); waiting connections look again at once, and at
  * least every {@link RECHECK_MS} anyway, so a new rate holds within a second. Time comes from the
@@ -10,28 +10,31 @@ import type { GuardLimits, Timers } from './transferGuard.js';
 
 /** A waiting connection looks at the budget at least this often. */
 export const RECHECK_MS = 250;
-/** The bucket holds this much time's worth of bytes: a short burst after a pause, no more. */
+/** How far ahead of the budget's time line the connections may run: a short burst after a pause, no more. */
 const BURST_SECONDS = 0.25;
 
 /**
+ * A reservation scheduler (GCRA, a token bucket's exact twin): each piece a connection received books
+ * the next stretch of the budget's time line, and the connection reads on when its stretch comes. So
+ * connections take turns, one after another, instead of all waking together when a shared bucket
+ * refills and bursting.
  * @example
  * const budget = new RateBudget(5_000_000, REAL_TIMERS)
- * const waitMs = budget.take(chunk.byteLength) // 0: go on; else pause this long (or until budget.onChange)
+ * const readyAt = budget.reserve(chunk.byteLength) // read on at this time (now or later)
  * budget.setRate(undefined) // lifted
  */
 export class RateBudget {
   #rate: number | undefined;
-  #tokens = 0;
-  #last: number;
-  readonly #listeners = new Set<() => void>();
+  /** When the bytes booked so far are paid for (ms, the timers' clock). */
+  #booked: number;
+  readonly #listeners = new Set<(change: RateChange) => void>();
 
   constructor(
     bytesPerSecond: number | undefined,
     private readonly timers: Timers,
   ) {
     this.#rate = checkRate(bytesPerSecond);
-    this.#last = timers.now();
-    this.#tokens = this.#capacity();
+    this.#booked = timers.now();
   }
 
   /** The cap in bytes per second; undefined: none. */
@@ -39,39 +42,41 @@ export class RateBudget {
     return this.#rate;
   }
 
+  now(): number {
+    return this.timers.now();
+  }
+
   /** Changes the cap (undefined lifts it); connections waiting on the budget look again at once. */
   setRate(bytesPerSecond: number | undefined): void {
     const rate = checkRate(bytesPerSecond);
-    this.#refill();
+    const now = this.timers.now();
+    // What is booked but not yet due is paid at the new rate from now on.
+    const change: RateChange = { at: now, factor: this.#rate === undefined || rate === undefined ? 0 : this.#rate / rate };
+    this.#booked = now + Math.max(0, this.#booked - now) * change.factor;
     this.#rate = rate;
-    this.#tokens = Math.min(this.#tokens, this.#capacity());
-    for (const listener of [...this.#listeners]) listener();
+    for (const listener of [...this.#listeners]) listener(change);
   }
 
-  /** Counts `bytes` received; returns the milliseconds to pause before the next (0: none). */
-  take(bytes: number): number {
-    if (this.#rate === undefined) return 0;
-    this.#refill();
-    this.#tokens -= bytes;
-    return this.#tokens >= 0 ? 0 : Math.ceil((-this.#tokens * 1000) / this.#rate);
+  /** Books `bytes` received; returns when the connection may read on (now or later, on the timers' clock). */
+  reserve(bytes: number): number {
+    const now = this.timers.now();
+    if (this.#rate === undefined) return now;
+    this.#booked = Math.max(this.#booked, now) + (bytes * 1000) / this.#rate;
+    // Connections may run a short burst ahead of the time line, no more.
+    return Math.max(now, this.#booked - BURST_SECONDS * 1000);
   }
 
   /** Calls `listener` whenever the rate changes; returns the unsubscribe. */
-  onChange(listener: () => void): () => void {
+  onChange(listener: (change: RateChange) => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
   }
+}
 
-  #capacity(): number {
-    return this.#rate === undefined ? 0 : this.#rate * BURST_SECONDS;
-  }
-
-  #refill(): void {
-    const now = this.timers.now();
-    const elapsed = Math.max(0, now - this.#last);
-    this.#last = now;
-    if (this.#rate !== undefined) this.#tokens = Math.min(this.#capacity(), this.#tokens + (elapsed * this.#rate) / 1000);
-  }
+/** A rate change: a time still to wait after `at` is multiplied by `factor` (0: lifted). */
+export interface RateChange {
+  at: number;
+  factor: number;
 }
 
 function checkRate(bytesPerSecond: number | undefined): number | undefined {
@@ -84,8 +89,8 @@ function checkRate(bytesPerSecond: number | undefined): number | undefined {
 
 /**
  * One connection's side of the budget: after each piece it receives, `take` says whether to read on;
- * when not, it calls `resume` once the budget allows (looking again at every rate change, and at
- * least every RECHECK_MS, calling `tick` then, so the stall guard knows the pause is ours).
+ * when not, it calls `resume` once its booked time comes (rescaled when the rate changes, and looked
+ * at least every RECHECK_MS, calling `tick` then, so the stall guard knows the pause is ours).
  * @example
  * const pacer = new Pacer(budget, timers, () => response.resume(), () => guard.arrived(0))
  * write(bytes) { ...; return pacer.take(bytes.length) && writerHasRoom }
@@ -93,6 +98,7 @@ function checkRate(bytesPerSecond: number | undefined): number | undefined {
 export class Pacer {
   #timer: unknown;
   #unsubscribe: (() => void) | undefined;
+  #readyAt = 0;
   #disposed = false;
 
   constructor(
@@ -110,35 +116,41 @@ export class Pacer {
   /** Counts bytes received; false: stop reading until `resume`. */
   take(bytes: number): boolean {
     if (this.budget === undefined || this.#disposed) return true;
-    const wait = this.budget.take(bytes);
-    if (wait === 0) return !this.paused;
-    if (!this.paused) this.#wait(wait);
+    const readyAt = this.budget.reserve(bytes);
+    if (this.paused) {
+      this.#readyAt = Math.max(this.#readyAt, readyAt);
+      return false;
+    }
+    if (readyAt <= this.timers.now()) return true;
+    this.#readyAt = readyAt;
+    this.#unsubscribe = this.budget.onChange((change) => {
+      if (this.#readyAt > change.at) this.#readyAt = change.at + (this.#readyAt - change.at) * change.factor;
+      this.#check();
+    });
+    this.#arm();
     return false;
   }
 
   dispose(): void {
     this.#disposed = true;
-    this.#stop();
-  }
-
-  #wait(ms: number): void {
-    this.#unsubscribe = this.budget!.onChange(() => this.#check());
-    this.#timer = this.timers.setTimeout(() => this.#check(), Math.min(ms, RECHECK_MS));
-  }
-
-  #stop(): void {
     this.timers.clearTimeout(this.#timer);
     this.#unsubscribe?.();
     this.#unsubscribe = undefined;
   }
 
+  #arm(): void {
+    this.timers.clearTimeout(this.#timer);
+    this.#timer = this.timers.setTimeout(() => this.#check(), Math.min(RECHECK_MS, Math.max(0, this.#readyAt - this.timers.now())));
+  }
+
   #check(): void {
-    this.#stop();
-    if (this.#disposed) return;
+    if (this.#disposed || !this.paused) return;
     this.tick();
-    const wait = this.budget!.take(0);
-    if (wait > 0) this.#wait(wait);
-    else this.resume();
+    if (this.#readyAt > this.timers.now()) return this.#arm();
+    this.timers.clearTimeout(this.#timer);
+    this.#unsubscribe?.();
+    this.#unsubscribe = undefined;
+    this.resume();
   }
 }
 
