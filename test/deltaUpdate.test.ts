@@ -284,6 +284,19 @@ describe('faults in a differential download (loopback test server)', () => {
     expect(rangeRequests.some((request) => request.status === 200)).toBe(true);
   });
 
+  it('refuses an index whose bytes are not the ones the signed manifest names (INTEGRITY_MISMATCH), before fetching the file', async () => {
+    const manifest = JSON.parse(await readFile(path.join(site, 'manifest.json'), 'utf8')) as Manifest;
+    const ref = manifest.versions.find((entry) => entry.version === '2.0.0')!.files[0]!.chunkIndex!;
+    const served = await readFile(path.join(site, ref.url));
+    served[40] = served[40]! ^ 0xff; // a chunk's hash, changed by whoever controls the server
+    await writeFile(path.join(site, ref.url), served);
+    const failure = await downloadV2().catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(UpdateError);
+    expect((failure as UpdateError).code).toBe('INTEGRITY_MISMATCH');
+    expect((failure as UpdateError).message).toContain('chunk index');
+    expect(server.requests.filter((request) => request.path.endsWith(`/2.0.0/${FILE}`))).toEqual([]);
+  });
+
   it('downloads the file whole when the server does not serve its index (404)', async () => {
     const manifest = JSON.parse(await readFile(path.join(site, 'manifest.json'), 'utf8')) as Manifest;
     const ref = manifest.versions.find((entry) => entry.version === '2.0.0')!.files[0]!.chunkIndex!;
