@@ -273,8 +273,10 @@ async function assemble(target: RandomAccessFile, plan: DeltaPlan, options: Delt
       reads.delete(segment);
       readAhead(i + 1);
       if (bytes !== null && bytes.length === segment.length) {
-        await target.write(segment.offset, bytes);
+        // The write (off the main thread) and the hash (on it) read the same bytes at once.
+        const writing = target.write(segment.offset, bytes);
         whole.update(bytes);
+        await writing;
       } else {
         // The held file is gone or shorter: these chunks come from the server.
         bytesFetched += (await fetchSpans(fetchOptions([spanOf(segment.copies)], controller.signal))).bytesFetched;
