@@ -11,6 +11,19 @@ export interface ManifestFile {
   sha256: string;
   /** Where to fetch it, relative to the manifest's URL. */
   url: string;
+  /**
+   * Its chunk index (src/core/chunks/chunkIndex.ts), written by `publish`: a client that holds some of its
+   * chunks fetches only the others. Absent in manifests published before indexes (whole-file download).
+   */
+  chunkIndex?: ChunkIndexRef;
+}
+
+/** Where a file's chunk index is and what it must be: the signed manifest names its size and SHA-256. */
+export interface ChunkIndexRef {
+  /** Relative to the manifest's URL. */
+  url: string;
+  size: number;
+  sha256: string;
 }
 
 export interface ManifestVersion {
@@ -250,6 +263,8 @@ export interface UpdaterContext {
    * next start (activation 'next-start'). Kept across sessions; absent in logs older than the option.
    */
   staged?: ManifestVersion | null;
+  /** The last check's estimate of the bytes its candidate's update fetches; absent in older logs. */
+  estimate?: FetchEstimate | null;
 }
 
 export interface UpdaterInput {
@@ -293,7 +308,15 @@ export type UpdaterEvent =
  */
 export type UpdaterEmitted =
   /** A check found a version to install (it downloads next, or waits for approval). */
-  | { type: 'update-available'; version: string; notes: string | undefined }
+  | {
+      type: 'update-available';
+      version: string;
+      notes: string | undefined;
+      /** Bytes of the version's files. */
+      size: number;
+      /** Bytes the update will fetch: files and chunks the device holds are not fetched. Absent when not estimated. */
+      fetchBytes?: number;
+    }
   | { type: 'update-not-available'; sessionId: string }
   /** activation 'next-start': `version` was downloaded, verified and staged; the next start switches to it. */
   | { type: 'update-downloaded'; version: string }
@@ -322,11 +345,24 @@ export interface FetchManifestInput {
   trust: TrustState;
   /** The manifest held from an earlier check, whose expiry still counts when the service answers 304. */
   held: { expires: string | null } | null;
+  /**
+   * What selects the candidate, so the check can estimate the bytes its update would fetch (a new
+   * manifest, or the held one when unchanged). Absent: no estimate.
+   */
+  selection?: { config: UpdaterConfig; active: InstalledVersion | null; quarantine: QuarantinedBuild[]; manifest: Manifest | null };
+}
+
+/** The bytes the update to `version` will fetch, estimated by the check (see FetchManifestInput.selection). */
+export interface FetchEstimate {
+  version: string;
+  fetchBytes: number;
 }
 export type FetchManifestOutput =
-  | { notModified: true }
+  | { notModified: true; estimate?: FetchEstimate }
   | {
       notModified: false;
+      /** Absent in logs written before estimates. */
+      estimate?: FetchEstimate;
       etag: string | null;
       manifest: Manifest;
       /** The trust state after accepting it: its serial, and the new keys of a rotation. */

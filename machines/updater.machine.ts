@@ -10,7 +10,7 @@ import { actorErrorData } from './failureCodes.js';
 import { approvalFor } from './versionPolicy.js';
 import { planRetention } from './retention.js';
 import { drawFromSeed } from './seededRandom.js';
-import { buildId, selectCandidate, toInstalled } from './selectCandidate.js';
+import { buildId, selectCandidate, toInstalled, totalSize } from './selectCandidate.js';
 import { isPulled, pulledRollbackTarget } from './pulledVersion.js';
 import type {
   CheckDiskSpaceInput,
@@ -150,7 +150,7 @@ export const updaterMachine = setup({
       const manifest = output.notModified ? context.manifest : { etag: output.etag, body: output.manifest, url: output.url };
       const trust = output.notModified ? context.trust : output.trust;
       const candidate = manifest ? selectCandidate(manifest.body, context.config, context.active, context.quarantine) : null;
-      return { manifest, trust, candidate, error: null };
+      return { manifest, trust, candidate, error: null, ...(output.estimate ? { estimate: output.estimate } : {}) };
     }),
     // The host's keys changed: start over from them, but never forget the highest serial seen. A trust
     // state a later chained rotation produced (kept outside the log) is taken whole: its serial floor was
@@ -186,7 +186,13 @@ export const updaterMachine = setup({
     reselectCandidate: assign(({ context }) => ({
       candidate: context.manifest ? selectCandidate(context.manifest.body, context.config, context.active, context.quarantine) : null,
     })),
-    announceCandidate: emit(({ context }) => ({ type: 'update-available' as const, version: context.candidate!.version, notes: context.candidate!.notes })),
+    announceCandidate: emit(({ context }) => ({
+      type: 'update-available' as const,
+      version: context.candidate!.version,
+      notes: context.candidate!.notes,
+      size: totalSize(context.candidate!),
+      ...(context.estimate?.version === context.candidate!.version ? { fetchBytes: context.estimate.fetchBytes } : {}),
+    })),
     recordError: assign((_, error: UpdateErrorData) => ({ error })),
     countAttempt: assign(({ context }) => ({
       session: context.session ? { ...context.session, attempt: context.session.attempt + 1 } : null,
@@ -364,6 +370,7 @@ export const updaterMachine = setup({
           startedAt: context.session?.startedAt ?? 0,
           trust: context.trust,
           held: context.manifest ? { expires: context.manifest.body.expires ?? null } : null,
+          selection: { config: context.config, active: context.active, quarantine: context.quarantine, manifest: context.manifest?.body ?? null },
         }),
         onDone: { target: 'deciding', actions: { type: 'recordManifest', params: ({ event }) => event.output } },
         onError: [

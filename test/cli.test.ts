@@ -14,6 +14,9 @@ import { readLogFile } from '../src/node/fileEventLog.js';
 import { publish } from '../src/publish/publish.js';
 import { startTestServer, type RecordedRequest, type TestServer } from './helpers/testServer.js';
 
+/** Every published file names its chunk index (see test/chunkIndex.test.ts and test/deltaUpdate.test.ts). */
+const indexRef = { url: expect.stringMatching(/^chunks\/[0-9a-f]{64}\.mucx$/), size: expect.any(Number), sha256: expect.stringMatching(/^[0-9a-f]{64}$/) };
+
 const MIB = 1024 * 1024;
 
 /** Runs `model-updater <args>` from the current source and collects what it printed. */
@@ -105,7 +108,7 @@ describe('publish', () => {
     const [entry] = manifest.versions;
     expect(entry.version).toBe('1.0.0');
     expect(entry.channel).toBe('stable');
-    expect(entry.files).toEqual([{ path: 'model.onnx', size: content.length, sha256: sha256(content), url: '1.0.0/model.onnx' }]);
+    expect(entry.files).toEqual([{ path: 'model.onnx', size: content.length, sha256: sha256(content), url: '1.0.0/model.onnx', chunkIndex: indexRef }]);
     expect(result.json.version).toEqual(entry);
     expect((await readFile(path.join(out, '1.0.0', 'model.onnx'))).equals(content)).toBe(true);
   });
@@ -121,8 +124,8 @@ describe('publish', () => {
     const manifest = JSON.parse(await readFile(path.join(out, 'manifest.json'), 'utf8'));
     const files = [...manifest.versions[0].files].sort((x: { path: string }, y: { path: string }) => x.path.localeCompare(y.path));
     expect(files).toEqual([
-      { path: 'config.json', size: 100, sha256: sha256(b.content), url: '2.1.0/config.json' },
-      { path: 'weights/a.bin', size: a.content.length, sha256: sha256(a.content), url: '2.1.0/weights/a.bin' },
+      { path: 'config.json', size: 100, sha256: sha256(b.content), url: '2.1.0/config.json', chunkIndex: indexRef },
+      { path: 'weights/a.bin', size: a.content.length, sha256: sha256(a.content), url: '2.1.0/weights/a.bin', chunkIndex: indexRef },
     ]);
     expect((await readFile(path.join(out, '2.1.0', 'weights', 'a.bin'))).equals(a.content)).toBe(true);
     expect((await readFile(path.join(out, '2.1.0', 'config.json'))).equals(b.content)).toBe(true);

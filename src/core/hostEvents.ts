@@ -28,7 +28,10 @@ export function hostEvent(
   };
   switch (emitted.type) {
     case 'update-available':
-      return ['update-available', { version: emitted.version, notes: emitted.notes, ...skipped() }];
+      return [
+        'update-available',
+        { version: emitted.version, notes: emitted.notes, size: emitted.size, ...(emitted.fetchBytes === undefined ? {} : { fetchBytes: emitted.fetchBytes }), ...skipped() },
+      ];
     case 'update-not-available':
       return ['update-not-available', { sessionId: emitted.sessionId, ...skipped() }];
     case 'update-downloaded':

@@ -10,6 +10,8 @@ import { createCheckDiskSpace } from './actors/checkDiskSpace.js';
 import { createCheckHealth } from './actors/checkHealth.js';
 import { createDownloadVersion } from './actors/downloadVersion.js';
 import { createFetchManifest } from './actors/fetchManifest.js';
+import { estimateFetchBytes } from './delta/estimateFetch.js';
+import { IndexCache } from './delta/deltaDownload.js';
 import { createLoadModel } from './actors/loadModel.js';
 import { createRestoreVersion } from './actors/restoreVersion.js';
 import { createRunMigration } from './actors/runMigration.js';
@@ -61,6 +63,8 @@ export interface ActorDependencies {
  * const machine = provideActors({ options, platform, store, models, config, policy, now, onProgress })
  */
 export function provideActors({ options, platform, store, models, config, policy, now, onProgress, saveTrust, logHead, budget }: ActorDependencies) {
+  // Chunk indexes the check fetched and checked, for the download that follows.
+  const indexCache = new IndexCache();
   return updaterMachine.provide({
     actors: {
       fetchManifest: createFetchManifest({
@@ -74,6 +78,8 @@ export function provideActors({ options, platform, store, models, config, policy
         ...(options.headers ? { headers: options.headers } : {}),
         ...(platform.trust ? { trustStore: { write: saveTrust ?? ((trust: TrustState) => platform.trust!.write(trust)) } } : {}),
         ...(platform.fetch ? { fetch: platform.fetch } : {}),
+        estimateFetch: (candidate, baseUrl, signal) =>
+          estimateFetchBytes(candidate, { store, staging: platform.staging, transport: platform.transport, baseUrl, signal, limits: options.download ?? {}, timers: downloadTimers(options, now), indexCache }),
       }),
       checkConditions: createCheckConditions(policy.downloadWhen, policy.avoidMeteredConnection),
       checkDiskSpace: createCheckDiskSpace(store, platform.staging),
@@ -88,6 +94,7 @@ export function provideActors({ options, platform, store, models, config, policy
         progressIntervalMs: options.progressIntervalMs ?? 500,
         now,
         onProgress,
+        indexCache,
       }),
       verifyStaged: createVerifyStaged(store),
       stageVersion: createStageVersion(store),

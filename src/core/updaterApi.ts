@@ -19,7 +19,11 @@ export interface UpdaterEvents {
   /** The chart moved; `state` is the dotted state path, e.g. 'downloading.fetching'. Not sent for the state start() restores. */
   state: { state: string };
   /** `skipped`: newer versions on offer this host cannot run (their `requires`), when there are any. */
-  'update-available': { version: string; notes: string | undefined; skipped?: SkippedVersion[] };
+  /**
+   * `size`: bytes of the version's files; `fetchBytes`: the bytes its update will fetch (content and
+   * chunks the device holds are copied, not fetched), estimated by the check; absent when not estimated.
+   */
+  'update-available': { version: string; notes: string | undefined; size: number; fetchBytes?: number; skipped?: SkippedVersion[] };
   'update-not-available': { sessionId: string; skipped?: SkippedVersion[] };
   /** activation 'next-start': a version was downloaded, verified and staged; the next start() (or applyStaged()) switches to it. */
   'update-downloaded': { version: string };

@@ -19,7 +19,7 @@ export async function fsyncFolder(folder: string): Promise<void> {
 }
 
 /** Writes a file so that a crash leaves either the old content or the new, never a mix. */
-export async function writeFileAtomic(path: string, content: string): Promise<void> {
+export async function writeFileAtomic(path: string, content: string | Uint8Array): Promise<void> {
   const temp = `${path}.${process.pid}.tmp`;
   // Not through a symbolic link planted at the temp name: it would carry the write outside the folder.
   const handle = await open(temp, WRITE_NO_FOLLOW, 0o644);

@@ -6,12 +6,13 @@
  *   <dir>/versions/<version>/...   complete, verified versions: hard links to blobs, under manifest paths
  *   <dir>/staging/<version>/...    downloads in progress (kept across restarts for resume; FileStagingArea)
  *   <dir>/resume/<version>/...     their resume records (FileStagingArea)
+ *   <dir>/chunk-index/<sha256>.<sizes>  cached chunk indexes of blobs (differential downloads)
  *   <dir>/events.log               the event log (see FileEventLog)
  *   <dir>/readers/<id>.pin.json    versions pinned by readers beside the updater (readerPins.ts, readActive.ts)
  */
 import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
-import { chmod, link, lstat, mkdir, open, readdir, rename, rm, stat, statfs, unlink } from 'node:fs/promises';
+import { chmod, link, lstat, mkdir, open, readdir, readFile, rename, rm, stat, statfs, unlink } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { UpdateError } from '../core/errors.js';
 import type { FileDigest } from '../../machines/types.js';
@@ -25,6 +26,8 @@ export const POINTER_FILE = 'active.json';
 export const LOG_FILE = 'events.log';
 /** The store's folders; `resume/` holds the resume records of staged files (node/fileStagingArea.ts). */
 const FOLDERS = ['versions', 'staging', 'blobs', 'resume'] as const;
+/** Cached chunk indexes of blobs; made when first needed (a folder from before indexes has none). */
+const CHUNK_INDEX_FOLDER = 'chunk-index';
 
 async function folderBytes(folder: string): Promise<number> {
   let total = 0;
@@ -141,6 +144,52 @@ export class FsModelStore implements ModelStore {
     return 'discarded';
   }
 
+  async readContent(sha256: string, position: number, length: number): Promise<Uint8Array | null> {
+    const path = this.blobPath(sha256);
+    await this.guard(path, 'read stored content in');
+    const handle = await open(path, constants.O_RDONLY | NO_FOLLOW).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return null;
+      throw storageError(error, `read ${path}`);
+    });
+    if (handle === null) return null;
+    try {
+      const bytes = Buffer.allocUnsafe(length);
+      let filled = 0;
+      while (filled < length) {
+        const { bytesRead } = await handle.read(bytes, filled, length - filled, position + filled);
+        if (bytesRead === 0) break;
+        filled += bytesRead;
+      }
+      return bytes.subarray(0, filled);
+    } catch (error) {
+      throw storageError(error, `read ${path}`);
+    } finally {
+      await handle.close();
+    }
+  }
+
+  private chunkIndexPath(name: string): string {
+    if (!/^[0-9a-f]{64}\.[0-9a-z-]+$/.test(name)) throw new UpdateError('INVALID_ARGUMENT', `"${name}" is not the name of a cached chunk index.`);
+    return join(this.location, CHUNK_INDEX_FOLDER, name);
+  }
+
+  async readChunkIndex(name: string): Promise<Uint8Array | null> {
+    const path = this.chunkIndexPath(name);
+    await this.guard(path, 'read a cached chunk index in');
+    return readFile(path).catch(() => null);
+  }
+
+  async writeChunkIndex(name: string, bytes: Uint8Array): Promise<void> {
+    const path = this.chunkIndexPath(name);
+    try {
+      await this.guard(path, 'cache a chunk index in');
+      await mkdirNoFollow(this.location, join(this.location, CHUNK_INDEX_FOLDER));
+      await writeFileAtomic(path, bytes);
+    } catch (error) {
+      throw storageError(error, `cache the chunk index ${path}`);
+    }
+  }
+
   async discardStaging(version?: string): Promise<void> {
     const target = version === undefined ? join(this.location, 'staging') : this.stagingPath(version);
     // rm does not follow links below `target`; the check keeps `target` itself and its folders honest.
@@ -222,6 +271,13 @@ export class FsModelStore implements ModelStore {
       const path = join(this.location, 'resume', name);
       await this.guard(path, action);
       await rm(path, { recursive: true, force: true });
+    }
+    // A cached chunk index whose blob is gone describes nothing any more.
+    await this.guard(join(this.location, CHUNK_INDEX_FOLDER), action);
+    for (const name of await readdir(join(this.location, CHUNK_INDEX_FOLDER)).catch(() => [])) {
+      const blob = this.blobPath(name.split('.')[0]!);
+      const info = await lstat(blob).catch(() => null);
+      if (info === null || info.nlink <= 1) await rm(join(this.location, CHUNK_INDEX_FOLDER, name), { force: true });
     }
     // A blob whose only link is its own name belongs to no version any more.
     await this.guard(join(this.location, 'blobs'), action);

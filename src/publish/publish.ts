@@ -8,7 +8,10 @@ import { copyFile, mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import { basename, join, posix, relative, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import semver from 'semver';
-import type { Manifest, ManifestFile, ManifestVersion, VersionRequirements } from '../../machines/types.js';
+import type { ChunkIndexRef, Manifest, ManifestFile, ManifestVersion, VersionRequirements } from '../../machines/types.js';
+import { encodeChunkIndex, type ChunkIndex } from '../core/chunks/chunkIndex.js';
+import { DEFAULT_CHUNKER_PARAMS, type ChunkerParams } from '../core/chunks/contentChunker.js';
+import { indexFileOnDisk } from './chunkIndexFile.js';
 import { UpdateError } from '../core/errors.js';
 import { writeFileAtomic } from '../node/durableWrite.js';
 import { parseManifest } from '../core/manifest/schema.js';
@@ -58,6 +61,12 @@ export interface PublishOptions {
   /** Withdraws this published version: it stays listed with `pulled: true`, is never offered again, and
    * installs running it roll back (VERSION_PULLED). Give no `version` and no inputs with it. */
   pull?: string;
+  /**
+   * Writes a chunk index of every file under `chunks/` and names it in the manifest, so clients fetch
+   * only the chunks they do not hold (differential updates). Default true; sizes default
+   * DEFAULT_CHUNKER_PARAMS. False: no indexes (clients download changed files whole).
+   */
+  chunkIndex?: boolean | ChunkerParams;
 }
 
 export async function sha256File(path: string): Promise<string> {
@@ -157,7 +166,14 @@ export async function publish(options: PublishOptions): Promise<ManifestVersion 
     await mkdir(join(target, '..'), { recursive: true });
     await copyFile(source, target);
     const { size } = await stat(target);
-    files.push({ path, size, sha256: await sha256File(target), url: `${options.version}/${path.split('/').map(encodeURIComponent).join('/')}` });
+    const url = `${options.version}/${path.split('/').map(encodeURIComponent).join('/')}`;
+    if (options.chunkIndex === false) {
+      files.push({ path, size, sha256: await sha256File(target), url });
+      continue;
+    }
+    const params = options.chunkIndex === true || options.chunkIndex === undefined ? DEFAULT_CHUNKER_PARAMS : options.chunkIndex;
+    const { sha256, index } = await indexFileOnDisk(target, params);
+    files.push({ path, size, sha256, url, chunkIndex: await writeChunkIndex(options.out, index) });
   }
   const entry: ManifestVersion = {
     version: options.version,
@@ -172,6 +188,20 @@ export async function publish(options: PublishOptions): Promise<ManifestVersion 
   const { text } = finish({ ...manifest, versions: [...manifest.versions, entry] }, options);
   await writeFileAtomic(join(options.out, 'manifest.json'), text);
   return entry;
+}
+
+/**
+ * Writes an index under `chunks/`, named by its own SHA-256: versions sharing a file share its index,
+ * and no payload path of a version can collide with it (a version folder is a semver name).
+ */
+async function writeChunkIndex(out: string, index: ChunkIndex): Promise<ChunkIndexRef> {
+  const bytes = encodeChunkIndex(index);
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  await mkdir(join(out, 'chunks'), { recursive: true });
+  const name = `${sha256}.mucx`;
+  const path = join(out, 'chunks', name);
+  if ((await stat(path).catch(() => null))?.size !== bytes.length) await writeFileAtomic(path, bytes);
+  return { url: `chunks/${name}`, size: bytes.length, sha256 };
 }
 
 /**

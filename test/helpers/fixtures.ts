@@ -75,7 +75,8 @@ export async function createWorld(serverOptions: Partial<ServerOptions> = {}): P
       await installer.check();
       installer.stop();
     },
-    modelRequests: () => server.requests.filter((r) => !r.path.endsWith('manifest.json')),
+    // Model files only: neither the manifest nor the chunk indexes (chunks/) a check may fetch.
+    modelRequests: () => server.requests.filter((r) => !r.path.endsWith('manifest.json') && !r.path.startsWith('/chunks/')),
     async close() {
       for (const updater of updaters) updater.stop();
       await server.close();

@@ -9,7 +9,7 @@ import { parseStrictJson } from '../../core/trust/strictJson.js';
 import type { VersionRequirements } from '../../../machines/types.js';
 
 export const usage =
-  "publish --out <folder> --version <v> [--channel c] [--requires-app <range>] [--requires <file.json>] [--notes <text>] [--metadata <file.json>] [--model-id <id>] [--key <private key file>]... [--expires <ISO date | 30d>] [--rotate-key <public key file>... --rotate-threshold n [--rotate-from <public key file>... --rotate-from-threshold n]] [--rollout <fraction 0..1>] [--json] <files or folders...> | publish --out <folder> --version <v> --rollout <fraction> [--key ...] (no files: changes that published version's rollout) | publish --out <folder> --pull <version> [--key ...] (withdraws it)";
+  "publish --out <folder> --version <v> [--channel c] [--requires-app <range>] [--requires <file.json>] [--notes <text>] [--metadata <file.json>] [--model-id <id>] [--key <private key file>]... [--expires <ISO date | 30d>] [--rotate-key <public key file>... --rotate-threshold n [--rotate-from <public key file>... --rotate-from-threshold n]] [--rollout <fraction 0..1>] [--no-chunk-index] [--json] <files or folders...> | publish --out <folder> --version <v> --rollout <fraction> [--key ...] (no files: changes that published version's rollout) | publish --out <folder> --pull <version> [--key ...] (withdraws it)";
 
 export async function run(argv: string[]): Promise<number> {
   const { values, positionals } = parsed(() =>
@@ -33,6 +33,7 @@ export async function run(argv: string[]): Promise<number> {
       'rotate-from-threshold': { type: 'string' },
       rollout: { type: 'string' },
       pull: { type: 'string' },
+      'no-chunk-index': { type: 'boolean' },
       json: { type: 'boolean' },
       },
     }),
@@ -68,6 +69,7 @@ export async function run(argv: string[]): Promise<number> {
       ...(values.requires !== undefined ? { requires: (await readJsonObject(values.requires, '--requires')) as VersionRequirements } : {}),
       ...(values.metadata !== undefined ? { metadata: await readJsonObject(values.metadata, '--metadata') } : {}),
       ...(values['model-id'] ? { modelId: values['model-id'] } : {}),
+      ...(values['no-chunk-index'] ? { chunkIndex: false } : {}),
     });
     const signing = keys.length ? `, signed by ${keys.length} key(s)` : ', unsigned (sign with --key so clients can verify it)';
     if (entry === null) {

@@ -83,11 +83,15 @@ export async function run(argv: string[], mode: 'check' | 'update'): Promise<num
     if (result.error) return output.failure(result.error, base);
     if (mode === 'check') {
       const candidate = snapshot.context.candidate;
+      // The bytes the update will fetch (held content and chunks are copied): the check's estimate.
+      const estimate = snapshot.context.estimate?.version === candidate?.version ? snapshot.context.estimate!.fetchBytes : null;
       const offered = candidate
-        ? { version: candidate.version, channel: candidate.channel, notes: candidate.notes ?? null, size: totalSize(candidate), metadata: candidate.metadata ?? null }
+        ? { version: candidate.version, channel: candidate.channel, notes: candidate.notes ?? null, size: totalSize(candidate), fetchBytes: estimate ?? totalSize(candidate), metadata: candidate.metadata ?? null }
         : null;
       output.result({ ok: true, ...base, updateAvailable: offered !== null, candidate: offered }, [
-        offered ? `update available: ${offered.version} (${offered.size} bytes), active: ${active?.version ?? 'none'}` : `up to date: ${active?.version ?? 'no version on offer'}`,
+        offered
+          ? `update available: ${offered.version} (${offered.size} bytes, ${offered.fetchBytes} to fetch), active: ${active?.version ?? 'none'}`
+          : `up to date: ${active?.version ?? 'no version on offer'}`,
         ...(offered?.metadata ? [`metadata: ${JSON.stringify(offered.metadata)}`] : []),
         ...skippedLines,
       ]);

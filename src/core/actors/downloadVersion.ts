@@ -7,6 +7,7 @@ import { fromPromise } from 'xstate';
 import type { DownloadInput, DownloadOutput, DownloadProgress } from '../../../machines/types.js';
 import { totalSize } from '../../../machines/selectCandidate.js';
 import { downloadFile } from '../download/downloadFile.js';
+import { deltaDownload, heldContent, type IndexCache } from '../delta/deltaDownload.js';
 import { downloadParallel, goesParallel } from '../download/downloadParallel.js';
 import type { RateBudget } from '../download/rateBudget.js';
 import { resolveConnections, type DownloadLimits, type Timers } from '../download/transferGuard.js';
@@ -29,10 +30,12 @@ export interface DownloadVersionOptions {
   onProgress: (progress: DownloadProgress) => void;
   progressIntervalMs: number;
   now: () => number;
+  /** Chunk indexes the check already fetched and checked. */
+  indexCache?: IndexCache;
 }
 
 export function createDownloadVersion(options: DownloadVersionOptions) {
-  const { store, transport, staging, manifestUrl, limits, timers, onProgress, progressIntervalMs, now, budget } = options;
+  const { store, transport, staging, manifestUrl, limits, timers, onProgress, progressIntervalMs, now, budget, indexCache } = options;
   const connections = resolveConnections(limits);
   return fromPromise<DownloadOutput, DownloadInput>(async ({ input, signal }) => {
     const { candidate } = input;
@@ -62,6 +65,8 @@ export function createDownloadVersion(options: DownloadVersionOptions) {
     const digests = [];
     /** Stored content that failed its hash and was removed: the audit trail says so (in this actor's output). */
     const discarded: string[] = [];
+    // The chunks a differential download may copy: the files of the versions on the device.
+    const held = candidate.files.some((file) => file.chunkIndex) ? await heldContent(store) : [];
     for (const file of candidate.files) {
       current = 0;
       // Content another version already holds is not downloaded again (promote links it), once proven.
@@ -72,13 +77,48 @@ export function createDownloadVersion(options: DownloadVersionOptions) {
         digests.push({ path: file.path, size: file.size, sha256: file.sha256 });
         continue;
       }
+      // Relative to the mirror that served the (verified) manifest.
+      const base = input.baseUrl ?? manifestUrl;
+      const delta = file.chunkIndex
+        ? await deltaDownload({
+            url: new URL(file.url, base).href,
+            indexUrl: new URL(file.chunkIndex.url, base).href,
+            expected: file,
+            file: { version: candidate.version, path: file.path },
+            held,
+            transport,
+            staging,
+            store,
+            signal,
+            limits,
+            timers,
+            connections,
+            ...(budget ? { budget } : {}),
+            ...(indexCache ? { indexCache } : {}),
+            onCopied: (delta) => {
+              current += delta;
+              report(false);
+            },
+            onBytes: (delta) => {
+              current += delta;
+              fetched += delta;
+              report(false);
+            },
+          })
+        : null;
+      if (delta !== null) {
+        current = 0;
+        done += delta.size;
+        digests.push({ path: file.path, size: delta.size, sha256: delta.sha256 });
+        continue;
+      }
+      current = 0;
       // Large files over several connections where the platform writes at any offset; else in order.
       const download = goesParallel(staging, file.size, connections) ? downloadParallel : downloadFile;
       const result = await download({
         connections,
         ...(budget ? { budget } : {}),
-        // Relative to the mirror that served the (verified) manifest.
-        url: new URL(file.url, input.baseUrl ?? manifestUrl).href,
+        url: new URL(file.url, base).href,
         file: { version: candidate.version, path: file.path },
         expectedSize: file.size,
         transport,

@@ -9,7 +9,8 @@
  */
 import ky, { HTTPError } from 'ky';
 import { fromPromise } from 'xstate';
-import type { FetchManifestInput, FetchManifestOutput, TrustState } from '../../../machines/types.js';
+import type { FetchManifestInput, FetchManifestOutput, ManifestVersion, TrustState } from '../../../machines/types.js';
+import { selectCandidate } from '../../../machines/selectCandidate.js';
 import { systemTimers, type TimerSource } from '../backgroundTimers.js';
 import { isTransientCode, UpdateError } from '../errors.js';
 import { parseRetryAfter } from '../retryAfter.js';
@@ -40,6 +41,27 @@ export interface FetchManifestOptions {
   trustStore?: { write(trust: TrustState): Promise<void> };
   /** The fetch to use instead of the global one (an in-memory update service in tests). */
   fetch?: typeof fetch;
+  /**
+   * The bytes the update to `candidate` would fetch (delta/estimateFetch.ts), reported with the
+   * candidate (`update-available`, `check`). A failure leaves the estimate out, nothing more.
+   */
+  estimateFetch?: (candidate: ManifestVersion, baseUrl: string, signal: AbortSignal) => Promise<number>;
+}
+
+/** The output with the estimate of its candidate's update, when the input says how to select it. */
+async function withEstimate(output: FetchManifestOutput, mirror: string, input: FetchManifestInput, options: FetchManifestOptions, signal: AbortSignal): Promise<FetchManifestOutput> {
+  const { selection } = input;
+  if (!options.estimateFetch || !selection) return output;
+  const manifest = output.notModified ? selection.manifest : output.manifest;
+  const candidate = manifest ? selectCandidate(manifest, selection.config, selection.active, selection.quarantine) : null;
+  if (!candidate) return output;
+  try {
+    const fetchBytes = await options.estimateFetch(candidate, output.notModified ? mirror : output.url, signal);
+    return { ...output, estimate: { version: candidate.version, fetchBytes } };
+  } catch (error) {
+    if (signal.aborted) throw new UpdateError('CANCELLED', 'The check was cancelled.');
+    return output;
+  }
 }
 
 const MAX_REDIRECTS = 5;
@@ -231,7 +253,7 @@ export function createFetchManifest(options: FetchManifestOptions) {
     const failures: UpdateError[] = [];
     for (const mirror of mirrors) {
       try {
-        return await fromMirror(mirror, input, options, signal);
+        return await withEstimate(await fromMirror(mirror, input, options, signal), mirror, input, options, signal);
       } catch (error) {
         const failure = toUpdateError(error, mirror);
         if (failure.code === 'CANCELLED' || signal.aborted) throw failure;

@@ -84,8 +84,12 @@ const DOMAIN_EVENTS = {
   'manifest.unchanged': {
     ...done('fetchManifest'),
     when: notModified,
-    toData: () => ({}),
-    toPayload: () => ({ output: { notModified: true } }),
+    // The estimate of the bytes to fetch, when the check made one (older records have none).
+    toData: ({ output }) => {
+      const { estimate } = output as Extract<FetchManifestOutput, { notModified: true }>;
+      return estimate ? { estimate } : {};
+    },
+    toPayload: ({ estimate }) => ({ output: { notModified: true, ...(estimate ? { estimate } : {}) } }),
   },
   'manifest.failed': failed('fetchManifest'),
   'deferral.ended': after('idle.deferred', 'retryDelay'),

@@ -6,6 +6,7 @@ import semver from 'semver';
 import { z } from 'zod';
 import { UpdateError } from '../errors.js';
 import { isRawPublicKey } from '../trust/keyFormat.js';
+import { maxChunkIndexBytes } from '../chunks/chunkIndex.js';
 import type { Manifest } from '../../../machines/types.js';
 
 export const MANIFEST_SCHEMA_VERSION = 1;
@@ -34,12 +35,28 @@ const relativePath = z.string().superRefine((path, ctx) => {
   if (reason) ctx.addIssue({ code: 'custom', message: `path "${path}" ${reason}` });
 });
 
-const fileSchema = z.strictObject({
-  path: relativePath,
-  size: z.number().int().nonnegative(),
-  sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex characters'),
+const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex characters');
+
+/** A file's chunk index: bounded by the file's size (one chunk per MIN_CHUNK_FLOOR bytes at most). */
+const chunkIndexSchema = z.strictObject({
   url: z.string().min(1),
+  size: z.number().int().positive(),
+  sha256: sha256Hex,
 });
+
+const fileSchema = z
+  .strictObject({
+    path: relativePath,
+    size: z.number().int().nonnegative(),
+    sha256: sha256Hex,
+    url: z.string().min(1),
+    chunkIndex: chunkIndexSchema.optional(),
+  })
+  .superRefine((file, ctx) => {
+    if (file.chunkIndex && file.chunkIndex.size > maxChunkIndexBytes(file.size)) {
+      ctx.addIssue({ code: 'custom', path: ['chunkIndex', 'size'], message: `is ${file.chunkIndex.size} bytes; an index of a ${file.size}-byte file takes at most ${maxChunkIndexBytes(file.size)}` });
+    }
+  });
 
 const semverRange = z.string().refine((r) => semver.validRange(r) !== null, 'must be a valid semver range');
 const requirementName = z.string().regex(/^[a-z0-9][a-z0-9._-]*$/, 'must be a lowercase name');

@@ -44,6 +44,20 @@ export interface ModelStore {
    * 'verified': reuse it; 'missing': none stored; 'discarded': one was stored and did not match.
    */
   verifyContent(file: Pick<FileDigest, 'size' | 'sha256'>): Promise<ContentCheck>;
+  /**
+   * Reads `length` bytes at `position` of stored content (a held version's file, by its SHA-256): the
+   * chunks a differential download copies instead of fetching. Null when no such content is stored.
+   * Optional: a store without it downloads changed files whole.
+   */
+  readContent?(sha256: string, position: number, length: number): Promise<Uint8Array | null>;
+  /**
+   * A cached chunk index (chunks/chunkIndex.ts) of stored content, by the name the differential
+   * download gives it (the content's SHA-256 and the chunk sizes). Null when none is cached. Cached
+   * indexes are hints: every chunk copied from stored content is verified against the new index.
+   */
+  readChunkIndex?(name: string): Promise<Uint8Array | null>;
+  /** Caches a chunk index in the model folder; collectGarbage removes it with its content. */
+  writeChunkIndex?(name: string, bytes: Uint8Array): Promise<void>;
   /** Deletes the staging area of one version, or all of it. */
   discardStaging(version?: string): Promise<void>;
   /** Moves a fully staged, verified version into the versioned store. Idempotent. */
