@@ -118,7 +118,18 @@ async function main(): Promise<void> {
     const results: Record<string, number> = {};
     for (const site of ['full', 'delta'] as const) {
       const updater = updaters[site]!;
+      // Where the time goes: seconds in each top-level state of the chart.
+      const phases: Record<string, number> = {};
+      let phase = { name: '', since: performance.now() };
+      const watch = updater.subscribe((snapshot) => {
+        const name = typeof snapshot.value === 'string' ? snapshot.value : Object.keys(snapshot.value)[0]!;
+        if (name === phase.name) return;
+        phases[phase.name] = (phases[phase.name] ?? 0) + (performance.now() - phase.since) / 1000;
+        phase = { name, since: performance.now() };
+      });
       const { seconds, value } = await timed(() => updater.check());
+      watch.unsubscribe();
+      console.log(`${site}: ${Object.entries(phases).filter(([name]) => name !== '').map(([name, s]) => `${name} ${s.toFixed(2)} s`).join(', ')}`);
       if (updater.active?.version !== '2.0.0') throw new Error(`${site}: v2 did not install: ${JSON.stringify(value)}`);
       const installed = await readFile(path.join(tmp, `install-${site}`, 'versions', '2.0.0', 'model.safetensors'));
       if (!installed.equals(v2.bytes)) throw new Error(`${site}: the installed v2 differs from the published one`);
