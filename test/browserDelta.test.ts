@@ -107,6 +107,21 @@ const installedFile = (version: string) => page.evaluate(async (version) => {
   return { size: blob.size, sha256: [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, '0')).join('') };
 }, version);
 
+/** Names of the chunk indexes cached in the store's files database (keys ['c', name]). */
+const cachedIndexes = () => page.evaluate(async (name) => {
+  const db: IDBDatabase = await new Promise((resolve, reject) => {
+    const request = indexedDB.open(`model-updater:${name}:files`);
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(request.error);
+  });
+  const keys: IDBValidKey[] = await new Promise((resolve) => {
+    const request = db.transaction('files').objectStore('files').getAllKeys(IDBKeyRange.bound(['c'], ['c', []]));
+    request.onsuccess = () => resolve(request.result);
+  });
+  db.close();
+  return keys.map((key) => (key as string[])[1]!);
+}, name);
+
 const announced = () => page.evaluate(() => (globalThis as any).announced as Array<{ size: number; fetchBytes?: number }>);
 const modelRequests = (version: string) => world.server.requests.filter((r) => r.path === `/${version}/model.bin`);
 
@@ -146,21 +161,9 @@ describe.skipIf(chromium.skip)('differential updates in Chromium', () => {
   it('reads slices of held content, null when it is gone, and caches chunk indexes under checked names', async () => {
     expect(await updateToV2()).toBe('opfs');
     const answers = await page.evaluate(
-      async ({ v1Sha, v2Sha, name }) => {
+      async ({ v1Sha, v2Sha, cached }) => {
         const store = (globalThis as any).updater.store;
         const hex = (bytes: Uint8Array | null) => bytes && [...bytes].map((b) => b.toString(16).padStart(2, '0')).join('');
-        // The cache the update wrote: the keys ['c', '<sha256>.<sizes>'] of the store's files database.
-        const db: IDBDatabase = await new Promise((resolve, reject) => {
-          const request = indexedDB.open(`model-updater:${name}:files`);
-          request.onsuccess = () => resolve(request.result);
-          request.onerror = () => reject(request.error);
-        });
-        const keys: IDBValidKey[] = await new Promise((resolve) => {
-          const request = db.transaction('files').objectStore('files').getAllKeys(IDBKeyRange.bound(['c'], ['c', []]));
-          request.onsuccess = () => resolve(request.result);
-        });
-        db.close();
-        const cached = keys.map((key) => (key as string[])[1]!);
         const v2Index = cached.find((n) => n.startsWith(v2Sha));
         const invalid = await store.readChunkIndex('../v1').then(() => 'read', (error: any) => error.code);
         await store.writeChunkIndex(`${'0'.repeat(64)}.1-2-3`, new Uint8Array([1, 2, 3]).subarray(1));
@@ -174,7 +177,7 @@ describe.skipIf(chromium.skip)('differential updates in Chromium', () => {
           invalid,
         };
       },
-      { v1Sha: sha256(v1), v2Sha: sha256(v2), name },
+      { v1Sha: sha256(v1), v2Sha: sha256(v2), cached: await cachedIndexes() },
     );
     expect(answers).toEqual({
       slice: v1.subarray(1, 5).toString('hex'),
@@ -185,6 +188,12 @@ describe.skipIf(chromium.skip)('differential updates in Chromium', () => {
       roundTrip: [2, 3],
       invalid: 'INVALID_ARGUMENT',
     });
+    // v1's index (computed from its content) is cached; once v1 is collected, its index goes with it.
+    expect((await cachedIndexes()).some((n) => n.startsWith(sha256(v1)))).toBe(true);
+    await page.evaluate(() => (globalThis as any).updater.store.collectGarbage(['1.1.0']));
+    const left = await cachedIndexes();
+    expect(left.some((n) => n.startsWith(sha256(v2)))).toBe(true);
+    expect(left.some((n) => n.startsWith(sha256(v1)) || n.startsWith('0'.repeat(64)))).toBe(false);
   });
 
   it('with the IndexedDB fallback (opfs: false) downloads the changed file whole and installs it byte for byte', async () => {
@@ -195,5 +204,8 @@ describe.skipIf(chromium.skip)('differential updates in Chromium', () => {
     expect(requests.map((r) => r.headers.range)).toEqual([undefined]);
     expect(requests[0]!.bytesSent).toBe(v2.length);
     expect((await announced()).at(-1)).toEqual({ size: v2.length, fetchBytes: v2.length });
+    // readContent reads the Blob of v1's IndexedDB chunks, sliced.
+    const slice = await page.evaluate(async (v1Sha) => [...(await (globalThis as any).updater.store.readContent(v1Sha, 1_048_000, 1000))], sha256(v1));
+    expect(Buffer.from(slice).equals(v1.subarray(1_048_000, 1_049_000))).toBe(true);
   });
 });
