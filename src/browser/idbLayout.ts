@@ -6,6 +6,7 @@
  *                    ['v', version, path]         sha256 of that file of an installed version
  *                    ['s', version, path, index]  StagedChunk: one piece of a download in progress
  *                    ['s', version, path, 'record']  ResumeRecord of that download (after the numbered chunks)
+ *                    ['c', '<sha256>.<sizes>']   Uint8Array: cached chunk index of that content (differential downloads)
  *   <prefix>:meta    'pointer'                    ActivePointer, the commit point of an update
  *   <prefix>:log     seq (0, 1, 2, ...)           LogRecord, one key per record
  */

@@ -59,6 +59,12 @@ const MiB = 1024 * 1024;
 
 const isChunked = (value: unknown): value is ChunkedContent => typeof value === 'object' && value !== null && !(value instanceof Blob) && 'version' in value && 'path' in value;
 
+/** The key of a cached chunk index; names are checked as on Node (`<sha256>.<sizes>`). */
+function chunkIndexKey(name: string): [string, string] {
+  if (!/^[0-9a-f]{64}\.[0-9a-z-]+$/.test(name)) throw new UpdateError('INVALID_ARGUMENT', `"${name}" is not the name of a cached chunk index.`);
+  return ['c', name];
+}
+
 export class IdbModelStore implements ModelStore {
   readonly location: string;
   readonly name: string;
@@ -235,6 +241,44 @@ export class IdbModelStore implements ModelStore {
     return 'discarded';
   }
 
+  /**
+   * `length` bytes at `position` of stored content (a held version's file): a slice of its OPFS `File`
+   * or of the Blob of its IndexedDB chunks, read without touching the rest. Null when no such content
+   * is stored; fewer bytes when the content ends first.
+   * @example
+   * const bytes = await store.readContent(file.sha256, 0, 65_536)
+   */
+  async readContent(sha256: string, position: number, length: number): Promise<Uint8Array | null> {
+    return guardedIdb('read stored content', async () => {
+      const blob = await this.content(sha256);
+      if (!blob) return null;
+      return new Uint8Array(await blob.slice(position, position + length).arrayBuffer());
+    });
+  }
+
+  /**
+   * A cached chunk index (`['c', name]` in the files database), by the name the differential download
+   * gives it; null when none is cached.
+   * @example
+   * const bytes = await store.readChunkIndex(`${sha256}.65536-262144-1048576`)
+   */
+  async readChunkIndex(name: string): Promise<Uint8Array | null> {
+    const key = chunkIndexKey(name);
+    const bytes = await guardedIdb('read a cached chunk index', () => get<Uint8Array>(key, this.db.files));
+    return bytes instanceof Uint8Array ? bytes : null;
+  }
+
+  /**
+   * Caches a chunk index in the files database; collectGarbage removes it with its content.
+   * @example
+   * await store.writeChunkIndex(`${sha256}.65536-262144-1048576`, encodeChunkIndex(index))
+   */
+  async writeChunkIndex(name: string, bytes: Uint8Array): Promise<void> {
+    const key = chunkIndexKey(name);
+    await this.beforeWrite();
+    await guardedIdb('cache a chunk index', () => set(key, bytes.slice(), this.db.files)) // a copy: a view would store its whole buffer;
+  }
+
   async discardStaging(version?: string): Promise<void> {
     await this.beforeWrite();
     await guardedIdb('discard staged downloads', () => this.removeStaging(version));
@@ -314,6 +358,14 @@ export class IdbModelStore implements ModelStore {
         if (used.has(sha256)) continue;
         report.freedBytes += (await this.content(sha256))?.size ?? 0;
         await this.removeContent(sha256);
+      }
+      // A cached chunk index whose content no version refers to describes nothing any more.
+      const indexKeys = (await getAllKeysInRange(this.db.files, prefixRange(['c']))).filter((key) => !used.has((key as string[])[1]!.split('.')[0]!));
+      if (indexKeys.length) {
+        await this.db.files('readwrite', (store) => {
+          for (const key of indexKeys) store.delete(key);
+          return promisifyRequest(store.transaction);
+        });
       }
       if (this.backend === 'opfs') {
         const dirs = this.layout.content('').dirs;
