@@ -187,8 +187,10 @@ async function keptChunks(staging: StagingArea, file: StagedFile, size: number, 
   const record = await staging.readRecord(file).catch(() => undefined);
   const validator = strong(record?.validator);
   if (record === undefined || record.plan !== planId || record.expectedSize !== size || validator === undefined || !record.completed?.length) return null;
-  if ((await staging.size(file).catch(() => 0)) !== size) return null;
-  return { validator, completed: record.completed.filter(([start, end]) => 0 <= start && start < end && end <= size) };
+  // Only bytes the staged file still has (it may be shorter than the record says: a file cut since).
+  const staged = Math.min(size, await staging.size(file).catch(() => 0));
+  const completed = record.completed.filter(([start, end]) => 0 <= start && start < end && end <= staged);
+  return completed.length === 0 ? null : { validator, completed };
 }
 
 /** A strong ETag or Last-Modified (what If-Range may carry); never a weak ETag. */
