@@ -6,6 +6,12 @@
  * the whole file, so the result carries the whole-file SHA-256 the version is verified with, exactly
  * as a whole-file download's: nothing changes in what is trusted.
  *
+ * Resume by chunk: the ranges copied or fetched-and-verified are recorded in the resume record once
+ * durable (the file synced first), with the validator and the plan's identity (the new file's and its
+ * index's SHA-256). A later attempt of the same plan keeps them and fetches or copies only the rest;
+ * kept chunks are not re-verified one by one (the whole-file hash covers them, and a mismatch checks
+ * every copy). Another plan, no strong validator, or a validator the server no longer has: from nothing.
+ *
  * Not applicable (resolves null, the caller downloads the file whole): no random-access staging, a
  * store that cannot read its content, no chunk held locally, an index the server does not have, a
  * server that ignores Range, or a file that changed on the server under us.
