@@ -83,6 +83,7 @@ export class FileStagingArea implements StagingArea {
         expectedSize: value.expectedSize,
         ...(typeof value.validator === 'string' ? { validator: value.validator } : {}),
         ...(isSpanList(value.completed) ? { completed: value.completed } : {}),
+        ...(typeof value.plan === 'string' ? { plan: value.plan } : {}),
       };
     } catch {
       // A torn record only costs the validator: the resume goes on without one.

@@ -6,6 +6,12 @@
  * the whole file, so the result carries the whole-file SHA-256 the version is verified with, exactly
  * as a whole-file download's: nothing changes in what is trusted.
  *
+ * Resume by chunk: the ranges copied or fetched-and-verified are recorded in the resume record once
+ * durable (the file synced first), with the validator and the plan's identity (the new file's and its
+ * index's SHA-256). A later attempt of the same plan keeps them and fetches or copies only the rest;
+ * kept chunks are not re-verified one by one (the whole-file hash covers them, and a mismatch checks
+ * every copy). Another plan, no strong validator, or a validator the server no longer has: from nothing.
+ *
  * Not applicable (resolves null, the caller downloads the file whole): no random-access staging, a
  * store that cannot read its content, no chunk held locally, an index the server does not have, a
  * server that ignores Range, or a file that changed on the server under us.
@@ -13,13 +19,13 @@
 import type { ManifestFile } from '../../../machines/types.js';
 import { decodeChunkIndex, type ChunkIndex } from '../chunks/chunkIndex.js';
 import { cancelled } from '../download/downloadErrors.js';
-import { fetchSpans, isRestartRequired, type FetchSpan as RangeSpan } from '../download/fetchSpans.js';
+import { fetchSpans, isRestartRequired, type FetchChunk, type FetchSpan as RangeSpan } from '../download/fetchSpans.js';
 import type { DownloadFileResult } from '../download/downloadFile.js';
 import type { RateBudget } from '../download/rateBudget.js';
 import type { DownloadLimits, Timers } from '../download/transferGuard.js';
 import { UpdateError } from '../errors.js';
 import type { ModelStore } from '../ports/modelStore.js';
-import type { RandomAccessFile, StagedFile, StagingArea } from '../ports/stagingArea.js';
+import type { RandomAccessFile, ResumeRecord, StagedFile, StagingArea } from '../ports/stagingArea.js';
 import type { Transport } from '../ports/transport.js';
 import { fetchChunkIndex } from './fetchChunkIndex.js';
 import { chunkIndexName, heldChunkIndexes, type HeldContent } from './localChunks.js';
@@ -143,26 +149,130 @@ export async function deltaDownload(options: DeltaDownloadOptions): Promise<Delt
   const { plan } = planned;
   options.onPlan?.(plan);
   const where = `${file.version}/${file.path}`;
-  // What an earlier whole-file attempt left is not reused: the plan writes every byte again.
-  await staging.remove(file);
+  const planId = `delta:${expected.sha256}:${expected.chunkIndex!.sha256}`;
+  // Chunks an earlier attempt of this same plan made durable and recorded are kept; anything else (a
+  // whole-file attempt, another plan, no strong validator) is written again.
+  const kept = await keptChunks(staging, file, expected.size, planId);
+  if (kept === null) await staging.remove(file);
   const target = await staging.openRandomAccess(file, expected.size);
+  const progress = new DurableProgress(staging, file, expected.size, planId, kept);
   try {
-    const result = await assemble(target, plan, options);
+    const result = await assemble(target, plan, options, progress);
+    await progress.idle();
     await target.close({ sync: true });
     await staging.removeRecord(file).catch(() => undefined);
     // The new file's index describes content the device now holds: the next update reads it from here.
     await store.writeChunkIndex?.(chunkIndexName(expected.sha256, planned.index.params), planned.indexBytes).catch(() => undefined);
     return result;
   } catch (error) {
-    await target.close({ sync: false }).catch(() => undefined);
+    await progress.idle();
     if (isRestartRequired(error)) {
-      // The server ignores Range, or the file changed under us: the whole file, from the start.
+      await target.close({ sync: false }).catch(() => undefined);
       await staging.remove(file);
+      // The file changed on the server since the kept chunks were fetched: this plan again, from nothing.
+      if (kept !== null) return deltaDownload(options);
+      // The server ignores Range, or the file changed under us: the whole file, from the start.
       return null;
     }
+    // What was written is made durable, then recorded: the next attempt fetches only the rest.
+    const durable = await target.close({ sync: true }).then(() => true, () => false);
+    if (durable) await progress.record().catch(() => undefined);
     if (options.signal?.aborted) throw cancelled();
     if (error instanceof UpdateError) throw error;
     throw new UpdateError('STORAGE_FAILED', `Could not assemble ${where} from the chunks on the device (${(error as Error)?.message ?? error}).`, { cause: error });
+  }
+}
+
+/** The kept chunks of a staged file: what its resume record lists, when made for this plan with a strong validator. */
+interface KeptChunks {
+  validator: string;
+  completed: Array<[number, number]>;
+}
+
+async function keptChunks(staging: StagingArea, file: StagedFile, size: number, planId: string): Promise<KeptChunks | null> {
+  const record = await staging.readRecord(file).catch(() => undefined);
+  const validator = strong(record?.validator);
+  if (record === undefined || record.plan !== planId || record.expectedSize !== size || validator === undefined || !record.completed?.length) return null;
+  // Only bytes the staged file still has (it may be shorter than the record says: a file cut since).
+  const staged = Math.min(size, await staging.size(file).catch(() => 0));
+  const completed = record.completed.filter(([start, end]) => 0 <= start && start < end && end <= staged);
+  return completed.length === 0 ? null : { validator, completed };
+}
+
+/** A strong ETag or Last-Modified (what If-Range may carry); never a weak ETag. */
+function strong(validator: string | undefined): string | undefined {
+  return validator === undefined || validator.startsWith('W/') ? undefined : validator;
+}
+
+/** New durable bytes worth a checkpoint (an fsync and a record). */
+const CHECKPOINT_BYTES = 1024 * 1024;
+
+/**
+ * The ranges of the staged file known written (copied, or fetched and verified), recorded in the resume
+ * record only once durable: the file is synced first, then the record written. One checkpoint at a time;
+ * ranges added meanwhile go in the next.
+ */
+class DurableProgress {
+  readonly done = new Coverage();
+  validator: string | undefined;
+  #pending = 0;
+  #running: Promise<void> | undefined;
+  #again = false;
+
+  constructor(
+    private readonly staging: StagingArea,
+    private readonly file: StagedFile,
+    private readonly size: number,
+    private readonly planId: string,
+    kept: KeptChunks | null,
+  ) {
+    this.validator = kept?.validator;
+    for (const [start, end] of kept?.completed ?? []) this.done.add(start, end);
+  }
+
+  add(start: number, end: number): void {
+    this.done.add(start, end);
+    this.#pending += end - start;
+    if (this.#pending >= CHECKPOINT_BYTES) this.checkpoint();
+  }
+
+  learned(validator: string | undefined): void {
+    this.validator ??= strong(validator);
+  }
+
+  checkpoint(): void {
+    if (this.#running) {
+      this.#again = true;
+      return;
+    }
+    this.#running = (async () => {
+      do {
+        this.#again = false;
+        this.#pending = 0;
+        const snapshot = this.#snapshot();
+        if (snapshot === undefined) return;
+        await this.staging.sync(this.file);
+        await this.staging.writeRecord(this.file, snapshot);
+      } while (this.#again);
+    })()
+      .catch(() => undefined) // a checkpoint that fails costs only what the next attempt refetches
+      .finally(() => (this.#running = undefined));
+  }
+
+  /** Writes the record now (the caller made the file durable). */
+  async record(): Promise<void> {
+    const snapshot = this.#snapshot();
+    if (snapshot !== undefined) await this.staging.writeRecord(this.file, snapshot);
+  }
+
+  async idle(): Promise<void> {
+    while (this.#running) await this.#running;
+  }
+
+  #snapshot(): ResumeRecord | undefined {
+    // Without a strong validator nothing fetched can be trusted later: no record.
+    if (this.validator === undefined) return undefined;
+    return { expectedSize: this.size, validator: this.validator, completed: this.done.ranges(), plan: this.planId };
   }
 }
 
@@ -186,6 +296,10 @@ class Coverage {
       waiter.resolve();
       return false;
     });
+  }
+
+  ranges(): Array<[number, number]> {
+    return this.#ranges.map(([a, b]) => [a, b]);
   }
 
   covers(start: number, end: number): boolean {
@@ -212,14 +326,16 @@ class Coverage {
  * it was verified, a stale cached index) is every copied chunk checked, the bad ones fetched, and the
  * file hashed again.
  */
-async function assemble(target: RandomAccessFile, plan: DeltaPlan, options: DeltaDownloadOptions): Promise<DeltaDownloadResult> {
+async function assemble(target: RandomAccessFile, plan: DeltaPlan, options: DeltaDownloadOptions, progress: DurableProgress): Promise<DeltaDownloadResult> {
   const { staging, store, expected } = options;
   const coverage = new Coverage();
+  const kept = progress.done.ranges();
+  for (const [start, end] of kept) coverage.add(start, end);
   const controller = new AbortController();
   const forward = () => controller.abort(options.signal?.reason);
   options.signal?.addEventListener('abort', forward, { once: true });
   let bytesFetched = 0;
-  let validator: string | undefined;
+  let validator = progress.validator;
   const fetchOptions = (spans: RangeSpan[], signal: AbortSignal) => ({
     url: options.url,
     file: target,
@@ -228,7 +344,11 @@ async function assemble(target: RandomAccessFile, plan: DeltaPlan, options: Delt
     transport: options.transport,
     createHash: () => staging.createHash(),
     signal,
-    onWritten: (start: number, end: number) => coverage.add(start, end),
+    onWritten: (start: number, end: number) => {
+      coverage.add(start, end);
+      progress.add(start, end);
+    },
+    onValidator: (learned: string | undefined) => progress.learned(learned),
     ...(validator === undefined ? {} : { validator }),
     ...(options.connections === undefined ? {} : { connections: options.connections }),
     ...(options.budget ? { budget: options.budget } : {}),
@@ -237,7 +357,8 @@ async function assemble(target: RandomAccessFile, plan: DeltaPlan, options: Delt
     ...(options.headers ? { headers: options.headers } : {}),
     ...(options.onBytes ? { onBytes: options.onBytes } : {}),
   });
-  const spans = plan.spans.map((span) => ({ start: span.start, end: span.end, chunks: span.chunks }));
+  // Chunks kept from an earlier attempt are not fetched again (nor verified one by one: the whole-file hash covers them).
+  const spans = missingSpans(plan, progress.done);
   const fetching = spans.length === 0
     ? Promise.resolve()
     : fetchSpans(fetchOptions(spans, controller.signal)).then(
@@ -268,6 +389,13 @@ async function assemble(target: RandomAccessFile, plan: DeltaPlan, options: Delt
         await hashStaged(target, segment.start, segment.end, whole, coverage);
         continue;
       }
+      if (progress.done.covers(segment.offset, segment.offset + segment.length)) {
+        // Copied by an earlier attempt: only hashed, from the staged file.
+        await hashStaged(target, segment.offset, segment.offset + segment.length, whole);
+        copiedBytes += segment.length;
+        options.onCopied?.(segment.length);
+        continue;
+      }
       readAhead(i);
       const bytes = await reads.get(segment)!;
       reads.delete(segment);
@@ -277,6 +405,7 @@ async function assemble(target: RandomAccessFile, plan: DeltaPlan, options: Delt
         const writing = target.write(segment.offset, bytes);
         whole.update(bytes);
         await writing;
+        progress.add(segment.offset, segment.offset + segment.length);
       } else {
         // The held file is gone or shorter: these chunks come from the server.
         bytesFetched += (await fetchSpans(fetchOptions([spanOf(segment.copies)], controller.signal))).bytesFetched;
@@ -312,6 +441,30 @@ async function assemble(target: RandomAccessFile, plan: DeltaPlan, options: Delt
   } finally {
     options.signal?.removeEventListener('abort', forward);
   }
+}
+
+/** The plan's spans without the chunks already done, cut where kept chunks fall. */
+function missingSpans(plan: DeltaPlan, done: Coverage): RangeSpan[] {
+  const spans: RangeSpan[] = [];
+  for (const span of plan.spans) {
+    if (done.covers(span.start, span.end)) continue;
+    if (!span.chunks?.length) {
+      spans.push({ start: span.start, end: span.end, chunks: [] });
+      continue;
+    }
+    let run: { start: number; end: number; chunks: FetchChunk[] } | undefined;
+    for (const chunk of span.chunks) {
+      const end = chunk.offset + chunk.length;
+      if (done.covers(chunk.offset, end)) {
+        run = undefined;
+        continue;
+      }
+      if (run === undefined) spans.push((run = { start: chunk.offset, end, chunks: [] }));
+      run.end = end;
+      run.chunks.push(chunk);
+    }
+  }
+  return spans;
 }
 
 /** Hashes staged bytes [start, end), waiting for each piece to be written when `coverage` is given. */

@@ -24,6 +24,11 @@ export interface ResumeRecord {
    * validator; the file's size says nothing about them.
    */
   completed?: Array<[number, number]>;
+  /**
+   * What the completed spans were written for, when that is more than the URL (a differential download:
+   * the new file's and its chunk index's SHA-256): a record made for another plan is not trusted.
+   */
+  plan?: string;
 }
 
 /** An incremental SHA-256. */
