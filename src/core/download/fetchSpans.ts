@@ -9,6 +9,8 @@
  *   expected total) before more connections open. A 200 is the whole file (taken as such when
  *   `acceptWholeBody`, else the caller starts over); a 200 or another validator later means the file
  *   changed under us: {@link RestartRequired}.
+ * - The others open only if the first connection turns out slow (connectionProbe.ts); found fast, it
+ *   stays alone and fetches the rest of each span in one request.
  * - Each listed chunk is SHA-256-verified as its bytes arrive; one that fails is fetched once more,
  *   then the attempt fails with INTEGRITY_MISMATCH.
  * - Same guards, errors and redirects as downloadFile (sendRequest.ts); one shared bandwidth budget.
