@@ -8,6 +8,7 @@ import { UpdateError } from '../src/core/errors.js';
 import { FileStagingArea } from '../src/node/fileStagingArea.js';
 import { createNodeTransport } from '../src/node/nodeTransport.js';
 import { MemoryModelStore } from '../src/testing/memoryModelStore.js';
+import { probeTimers } from './helpers/probeTimers.js';
 import { startTestServer, type ServerOptions, type TestServer } from './helpers/testServer.js';
 
 const MIB = 1024 * 1024;
@@ -76,7 +77,9 @@ describe('fetchSpans', () => {
   it('fetches each span with single ranges into its place, the large one over several connections', async () => {
     const server = await serve();
     const spans = [{ start: 100, end: 5000 }, { start: 2 * MIB, end: SIZE }];
-    const { result, written } = await fetchInto(server, spans);
+    // The first connection counts as slow (its probe runs out with its first bytes): the others open.
+    const probe = probeTimers();
+    const { result, written } = await fetchInto(server, spans, { timers: probe.timers, onBytes: () => probe.fire() });
     const staged = await readFile(staging.pathOf(STAGED));
     for (const span of spans) expect(staged.subarray(span.start, span.end).equals(content.subarray(span.start, span.end))).toBe(true);
     expect(staged.subarray(5000, 2 * MIB).every((byte) => byte === 0)).toBe(true);
@@ -85,11 +88,24 @@ describe('fetchSpans', () => {
     const requests = rangeRequests(server);
     // Every request one range, no multi-range; all but the first carry the validator the first learned.
     for (const request of requests) expect(request.headers.range).toMatch(/^bytes=\d+-\d+$/);
-    expect(requests.length).toBeGreaterThanOrEqual(3);
+    // Parts of 8 MiB, each its own request (a connection alone and fast would have asked for the rest at once).
+    expect(requests).toHaveLength(4);
     expect(requests.slice(1).every((request) => request.headers['if-range'] === result.validator)).toBe(true);
     // What was reported written covers the spans exactly.
     const covered = written.reduce((sum, [start, end]) => sum + end - start, 0);
     expect(covered).toBe(result.bytesFetched);
+  });
+
+  it('a first connection found fast stays alone: the rest of the span goes in one request, no other connection opens', async () => {
+    const server = await serve();
+    // Its probe never runs out: the first part brings PROBE_BYTES in time, so it counts as fast.
+    const probe = probeTimers();
+    const { result } = await fetchInto(server, [{ start: 0, end: SIZE }], { timers: probe.timers });
+    expect(result.bytesFetched).toBe(SIZE);
+    expect(probe.started()).toBe(1);
+    // Parts of 8 MiB were planned for four connections; alone, the first one asks for the rest at once.
+    expect(rangeRequests(server).map((request) => request.headers.range)).toEqual([`bytes=0-${8 * MIB - 1}`, `bytes=${8 * MIB}-${SIZE - 1}`]);
+    expect((await readFile(staging.pathOf(STAGED))).equals(content)).toBe(true);
   });
 
   it('one connection fetches every part, one after another', async () => {

@@ -19,6 +19,13 @@ import { connectExchange, proxyRefusal, type ProxiedConnection } from './proxy.j
 import { headEnd, MAX_HEAD_BYTES, parseResponseHead, type ResponseHead } from './responseHead.js';
 
 const READ_BYTES = 1024 * 1024;
+/**
+ * Read buffers of closed sockets, taken by the next exchange: a download by ranges sends a request
+ * per part, and a fresh 1 MiB each stays allocated until the garbage collector gets to it (measured:
+ * about 15 MB more peak RSS over a 256 MiB file in 16 MiB parts).
+ */
+const spareReadBuffers: Buffer[] = [];
+const MAX_SPARE_READ_BUFFERS = 4;
 
 /**
  * Sends the GET and resolves once the response head is in, with the body paused so the caller can
@@ -54,7 +61,7 @@ export async function openDirectExchange(url: URL, headers: Record<string, strin
     };
 
     const hostname = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
-    const onread = { buffer: Buffer.allocUnsafe(READ_BYTES), callback: (length: number, buffer: Uint8Array) => onRead((buffer as Buffer).subarray(0, length)) };
+    const onread = { buffer: spareReadBuffers.pop() ?? Buffer.allocUnsafe(READ_BYTES), callback: (length: number, buffer: Uint8Array) => onRead((buffer as Buffer).subarray(0, length)) };
     const socket =
       proxied !== undefined
         ? proxied.socket
@@ -84,6 +91,10 @@ export async function openDirectExchange(url: URL, headers: Record<string, strin
     };
     socket.on('end', onClosed);
     socket.on('close', onClosed);
+    // Closed: no read comes into its buffer any more.
+    socket.once('close', () => {
+      if (proxied === undefined && spareReadBuffers.length < MAX_SPARE_READ_BUFFERS) spareReadBuffers.push(onread.buffer);
+    });
     socket.write(requestHead(url, headers, proxied), 'latin1');
 
     /** Waits for the whole head, then hands the exchange to the caller and pauses. */

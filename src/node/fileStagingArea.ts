@@ -135,9 +135,9 @@ export class FileStagingArea implements StagingArea {
           }
         }, `write ${path}`);
       },
-      async read(position, length) {
+      async read(position, length, into) {
         return storage(async () => {
-          const buffer = Buffer.allocUnsafe(length);
+          const buffer = into !== undefined && into.byteLength >= length ? Buffer.from(into.buffer, into.byteOffset, length) : Buffer.allocUnsafe(length);
           let done = 0;
           while (done < length) {
             const { bytesRead } = await handle.read(buffer, done, length - done, position + done);

@@ -161,6 +161,7 @@ async function keptSpans(staging: StagingArea, file: StagedFile, expectedSize: n
 class InOrderHasher {
   #hashed = 0;
   #reading: Promise<void> | undefined;
+  #buffer: Uint8Array | undefined;
   #error: unknown;
   readonly #written: SpanSet;
 
@@ -204,8 +205,10 @@ class InOrderHasher {
     const end = this.#written.endOf(this.#hashed);
     if (end <= this.#hashed) return;
     const at = this.#hashed;
+    // One buffer for every read-back: the hash is updated before the next read starts.
+    this.#buffer ??= new Uint8Array(MIB);
     this.#reading = this.file
-      .read(at, Math.min(MIB, end - at))
+      .read(at, Math.min(MIB, end - at), this.#buffer)
       .then((bytes) => {
         this.hash.update(bytes);
         this.#hashed = at + bytes.byteLength;

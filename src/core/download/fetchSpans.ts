@@ -9,6 +9,8 @@
  *   expected total) before more connections open. A 200 is the whole file (taken as such when
  *   `acceptWholeBody`, else the caller starts over); a 200 or another validator later means the file
  *   changed under us: {@link RestartRequired}.
+ * - The others open only if the first connection turns out slow (connectionProbe.ts); found fast, it
+ *   stays alone and fetches the rest of each span in one request.
  * - Each listed chunk is SHA-256-verified as its bytes arrive; one that fails is fetched once more,
  *   then the attempt fails with INTEGRITY_MISMATCH.
  * - Same guards, errors and redirects as downloadFile (sendRequest.ts); one shared bandwidth budget.
@@ -19,6 +21,7 @@ import { UpdateError } from '../errors.js';
 import type { RandomAccessFile, Sha256 } from '../ports/stagingArea.js';
 import type { Transport, TransportResponse } from '../ports/transport.js';
 import { brokenRanges, cancelled, endedEarly, networkError, sizeMismatch } from './downloadErrors.js';
+import { ConnectionProbe } from './connectionProbe.js';
 import { RangeWriter } from './rangeWriter.js';
 import type { RateBudget } from './rateBudget.js';
 import { limitsUnderCap, Pacer } from './rateBudget.js';
@@ -62,8 +65,8 @@ export interface FetchSpansOptions {
   /**
    * No part longer than this (unless one chunk is): parts go out in file order, so the connections work
    * side by side near the start of what is missing, and whatever hashes the file in order follows
-   * closely instead of reading most of it back at the end. Default 64 MiB (each new request starts
-   * slow, measured on loopback: 16 MiB parts cost more than the read-back they save).
+   * closely instead of reading most of it back at the end. Default 16 MiB; a connection alone (one
+   * allowed, or the first found fast) fetches the rest of each span in one request instead.
    */
   maxPartBytes?: number;
   /** Take a 200 to the first request as the whole file (written from 0), instead of failing with RestartRequired. */
@@ -147,7 +150,7 @@ export async function fetchSpans(options: FetchSpansOptions): Promise<FetchSpans
   const limits = resolveLimits(options.limits);
   const timers = options.timers ?? REAL_TIMERS;
   const connections = resolveConnections({ connections: options.connections });
-  const parts = planParts(options.spans, expectedSize, connections, options.minPartBytes ?? 8 * MIB, options.maxPartBytes ?? 64 * MIB);
+  const parts = planParts(options.spans, expectedSize, connections, options.minPartBytes ?? 8 * MIB, options.maxPartBytes ?? (connections === 1 ? Number.POSITIVE_INFINITY : 16 * MIB));
   const headers = normalizeHeaders(options.headers);
   delete headers.range;
   delete headers['if-range'];
@@ -185,24 +188,47 @@ export async function fetchSpans(options: FetchSpansOptions): Promise<FetchSpans
       }
     }
   };
+  // The others open only when the first connection turns out slow (connectionProbe.ts).
+  const probe = new ConnectionProbe(
+    timers,
+    () => state.bytesFetched,
+    () => {
+      if (state.wholeBody || state.failure !== undefined) return;
+      for (let i = 1; i < connections && queue.length > 0; i++) workers.push(worker());
+    },
+  );
+  // The first connection alone: once it is known to be fast, the rest of each span goes in one request.
+  const alone = async () => {
+    while (state.failure === undefined) {
+      if (probe.fast) mergeContiguous(queue);
+      const part = queue.shift();
+      if (part === undefined) break;
+      try {
+        await fetchPart(part, context, false);
+      } catch (error) {
+        fail(error);
+      }
+    }
+  };
 
   try {
     const first = queue.shift();
     if (first !== undefined) {
-      // Alone until its answer says the server honours Range; then the others join.
+      // Alone until its answer says the server honours Range; then the probe decides whether the others join.
       try {
         await fetchPart(first, context, true, () => {
-          if (!state.wholeBody) for (let i = 1; i < connections && queue.length > 0; i++) workers.push(worker());
+          if (!state.wholeBody && connections > 1 && queue.length > 0) probe.start();
         });
       } catch (error) {
         fail(error);
       }
-      // This connection goes on with the parts left, beside the others.
-      if (!state.wholeBody) workers.push(worker());
+      // This connection goes on with the parts left, beside the others if they opened.
+      if (!state.wholeBody) workers.push(probe.slow ? worker() : alone());
     }
-    await Promise.all(workers);
-    workers.length = 0;
+    // Workers may join while others run (the probe opens them): wait until none is left.
+    while (workers.length > 0) await Promise.all(workers.splice(0));
   } finally {
+    probe.dispose();
     options.signal?.removeEventListener('abort', forward);
   }
   if (state.failure !== undefined) throw options.signal?.aborted ? cancelled() : state.failure;
@@ -453,4 +479,15 @@ function planParts(spans: FetchSpan[], expectedSize: number, connections: number
     }
   }
   return parts;
+}
+
+/** Joins queued parts that follow one another (same span) into one: one request each for a connection alone. */
+function mergeContiguous(queue: Part[]): void {
+  const merged: Part[] = [];
+  for (const part of queue) {
+    const last = merged.at(-1);
+    if (last !== undefined && last.end === part.start) merged[merged.length - 1] = { start: last.start, end: part.end, chunks: [...last.chunks, ...part.chunks] };
+    else merged.push(part);
+  }
+  queue.splice(0, queue.length, ...merged);
 }

@@ -72,8 +72,12 @@ export interface OpenOptions {
 export interface RandomAccessFile {
   /** Writes `bytes` at `position` (copied before it resolves: the caller may reuse its buffer). */
   write(position: number, bytes: Uint8Array): Promise<void>;
-  /** Reads `length` bytes at `position` (fewer at the end of the file). */
-  read(position: number, length: number): Promise<Uint8Array>;
+  /**
+   * Reads `length` bytes at `position` (fewer at the end of the file). With `into` (at least `length`
+   * long) a platform may read into it and return a view of it, so a reader going through a large file
+   * reuses one buffer instead of leaving one behind per read; the result is what counts either way.
+   */
+  read(position: number, length: number, into?: Uint8Array): Promise<Uint8Array>;
   /** Makes everything written durable when `sync`, then closes. Idempotent. */
   close(options: { sync: boolean }): Promise<void>;
 }
