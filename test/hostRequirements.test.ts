@@ -36,7 +36,7 @@ describe('requires against capabilities', () => {
       { version: '1.3.0', reason: expect.stringContaining('"npu", a requirement this client does not know') },
       { version: '1.2.0', reason: `needs ${16 * GiB} bytes of memory; this host has ${8 * GiB}` },
     ]);
-    expect(announced).toEqual([{ version: '1.1.0', notes: undefined, skipped: result.skipped }]);
+    expect(announced).toEqual([{ version: '1.1.0', notes: undefined, size: 4096, fetchBytes: 4096, skipped: result.skipped }]);
     expect(updater.active?.version).toBe('1.1.0');
   });
 
