@@ -35,12 +35,18 @@ export interface BrowserModelUpdater<Handle = unknown> extends ModelUpdater<Hand
  * })
  * await updater.start()
  */
+/** The browser's default `download.connections`. */
+export const BROWSER_CONNECTIONS = 1;
+
 export function createBrowserModelUpdater<Handle = unknown>(options: BrowserModelUpdaterOptions<Handle>): BrowserModelUpdater<Handle> {
   const stallTimeoutMs = options.stallTimeoutMs ?? options.download?.stallTimeoutMs;
   const store = new IdbModelStore(options);
   const locks = options.locks ?? (globalThis.navigator as Navigator | undefined)?.locks;
   let log: IdbEventLog | undefined;
-  const download = { ...options.download, ...(stallTimeoutMs === undefined ? {} : { stallTimeoutMs }) };
+  // One connection for whole files unless the host asks for more: in order, the OPFS worker hashes the
+  // bytes as they arrive; over parallel ranges the page thread reads them back and hashes them, which
+  // bench:browser measured 4x slower on a fast link. Differential spans still use fetchSpans.
+  const download = { connections: BROWSER_CONNECTIONS, ...options.download, ...(stallTimeoutMs === undefined ? {} : { stallTimeoutMs }) };
   const core = createUpdater({ ...options, download }, {
     store,
     transport: fetchTransport(),
