@@ -227,7 +227,7 @@ describe('faults in a differential download (loopback test server)', () => {
   });
 
   /** deltaDownload of v2 into the model folder's staging, as the download actor runs it. */
-  async function downloadV2(transport: Transport = createNodeTransport()) {
+  async function downloadV2(transport: Transport = createNodeTransport(), extra: { onCopied?: (bytes: number) => void } = {}) {
     const manifest = JSON.parse(await readFile(path.join(site, 'manifest.json'), 'utf8')) as Manifest;
     const file = manifest.versions.find((entry) => entry.version === '2.0.0')!.files[0]!;
     const store = new FsModelStore(dir);
@@ -244,9 +244,40 @@ describe('faults in a differential download (loopback test server)', () => {
         transport,
         staging,
         store,
+        ...extra,
       }),
     };
   }
+
+  it('copies every held chunk while the changed spans are still on their way: the copy never waits for the network', async () => {
+    const base = createNodeTransport();
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let copied = 0;
+    let copiedBeforeNetwork: number | undefined;
+    // Every answer for the model file waits until the copy has finished (or 5 s, so a regression fails, not hangs).
+    const transport: Transport = {
+      async get(request) {
+        if (request.url.pathname.endsWith(FILE)) {
+          await Promise.race([held, new Promise((resolve) => setTimeout(resolve, 5000))]);
+          copiedBeforeNetwork ??= copied;
+        }
+        return base.get(request);
+      },
+    };
+    const copyBytes = v2.length - changedBytes;
+    const { result, file } = await downloadV2(transport, {
+      onCopied: (bytes) => {
+        copied += bytes;
+        if (copied >= copyBytes - 2 * 1024 * 1024) release(); // the copies cover all but chunk edges around the changes
+      },
+    });
+    // The first changed span is the header at byte 0: a pass in file order would have copied nothing before it.
+    expect(copiedBeforeNetwork).toBeGreaterThanOrEqual(copyBytes - 2 * 1024 * 1024);
+    expect(result!.sha256).toBe(file.sha256);
+    expect(result!.copiedBytes).toBe(copied);
+    expect((await readFile(path.join(dir, 'staging', '2.0.0', FILE))).equals(v2)).toBe(true);
+  });
 
   it('refetches a chunk that fails its hash once, and installs the right bytes', async () => {
     server.fault(`/2.0.0/${FILE}`, { kind: 'corrupt', times: 1 } satisfies Fault);

@@ -144,7 +144,7 @@ export class FsModelStore implements ModelStore {
     return 'discarded';
   }
 
-  async readContent(sha256: string, position: number, length: number): Promise<Uint8Array | null> {
+  async readContent(sha256: string, position: number, length: number, into?: Uint8Array): Promise<Uint8Array | null> {
     const path = this.blobPath(sha256);
     await this.guard(path, 'read stored content in');
     const handle = await open(path, constants.O_RDONLY | NO_FOLLOW).catch((error: NodeJS.ErrnoException) => {
@@ -153,7 +153,7 @@ export class FsModelStore implements ModelStore {
     });
     if (handle === null) return null;
     try {
-      const bytes = Buffer.allocUnsafe(length);
+      const bytes = into !== undefined && into.byteLength >= length ? Buffer.from(into.buffer, into.byteOffset, length) : Buffer.allocUnsafe(length);
       let filled = 0;
       while (filled < length) {
         const { bytesRead } = await handle.read(bytes, filled, length - filled, position + filled);

@@ -320,14 +320,15 @@ class Coverage {
 }
 
 /**
- * Fetches the spans in the background (each fetched chunk verified as it arrives) while one pass in
- * file order copies the held chunks and hashes every byte. Held bytes are not hashed chunk by chunk on
- * the way: the whole-file SHA-256 covers them. Only when it does not match (a held file damaged since
+ * Three things at once: the spans are fetched (each fetched chunk verified as it arrives), the held
+ * chunks are copied, and one pass in file order hashes every byte as soon as it is written. Neither the
+ * copy nor the hash waits for the network beyond the bytes it needs. Held bytes are not hashed chunk by
+ * chunk on the way: the whole-file SHA-256 covers them. Only when it does not match (a held file damaged since
  * it was verified, a stale cached index) is every copied chunk checked, the bad ones fetched, and the
  * file hashed again.
  */
 async function assemble(target: RandomAccessFile, plan: DeltaPlan, options: DeltaDownloadOptions, progress: DurableProgress): Promise<DeltaDownloadResult> {
-  const { staging, store, expected } = options;
+  const { staging, expected } = options;
   const coverage = new Coverage();
   const kept = progress.done.ranges();
   for (const [start, end] of kept) coverage.add(start, end);
@@ -336,6 +337,10 @@ async function assemble(target: RandomAccessFile, plan: DeltaPlan, options: Delt
   options.signal?.addEventListener('abort', forward, { once: true });
   let bytesFetched = 0;
   let validator = progress.validator;
+  const written = (start: number, end: number) => {
+    coverage.add(start, end);
+    progress.add(start, end);
+  };
   const fetchOptions = (spans: RangeSpan[], signal: AbortSignal) => ({
     url: options.url,
     file: target,
@@ -344,10 +349,7 @@ async function assemble(target: RandomAccessFile, plan: DeltaPlan, options: Delt
     transport: options.transport,
     createHash: () => staging.createHash(),
     signal,
-    onWritten: (start: number, end: number) => {
-      coverage.add(start, end);
-      progress.add(start, end);
-    },
+    onWritten: written,
     onValidator: (learned: string | undefined) => progress.learned(learned),
     ...(validator === undefined ? {} : { validator }),
     ...(options.connections === undefined ? {} : { connections: options.connections }),
@@ -372,48 +374,23 @@ async function assemble(target: RandomAccessFile, plan: DeltaPlan, options: Delt
         },
       );
   fetching.catch(() => undefined); // awaited below; a failure also reaches the pass through coverage
+  // Held chunks are copied in file order without waiting for the network; the whole-file hash follows
+  // both, reading back each piece once it is written.
+  const copying = copyHeld(target, plan, { store: options.store, onCopied: options.onCopied, done: progress.done }, controller.signal, written, (spans) => fetchSpans(fetchOptions(spans, controller.signal))).then(
+    (result) => {
+      bytesFetched += result.bytesFetched;
+      return result.copiedBytes;
+    },
+    (error: unknown) => {
+      coverage.fail(error);
+      throw error;
+    },
+  );
+  copying.catch(() => undefined); // awaited below; a failure also reaches the hash through coverage
   try {
     const whole = await staging.createHash();
-    const segments = inFileOrder(plan);
-    // The next copy's bytes are read while this one is hashed and written.
-    const reads = new Map<Segment, Promise<Uint8Array | null>>();
-    const readAhead = (from: number) => {
-      const next = segments.slice(from).find((segment): segment is CopySegment => segment.kind === 'copy');
-      if (next && !reads.has(next)) reads.set(next, store.readContent!(next.content, next.sourceOffset, next.length).catch(() => null));
-    };
-    let copiedBytes = 0;
-    for (const [i, segment] of segments.entries()) {
-      options.signal?.throwIfAborted();
-      if (segment.kind === 'fetch') {
-        readAhead(i + 1);
-        await hashStaged(target, segment.start, segment.end, whole, coverage);
-        continue;
-      }
-      if (progress.done.covers(segment.offset, segment.offset + segment.length)) {
-        // Copied by an earlier attempt: only hashed, from the staged file.
-        await hashStaged(target, segment.offset, segment.offset + segment.length, whole);
-        copiedBytes += segment.length;
-        options.onCopied?.(segment.length);
-        continue;
-      }
-      readAhead(i);
-      const bytes = await reads.get(segment)!;
-      reads.delete(segment);
-      readAhead(i + 1);
-      if (bytes !== null && bytes.length === segment.length) {
-        // The write (off the main thread) and the hash (on it) read the same bytes at once.
-        const writing = target.write(segment.offset, bytes);
-        whole.update(bytes);
-        await writing;
-        progress.add(segment.offset, segment.offset + segment.length);
-      } else {
-        // The held file is gone or shorter: these chunks come from the server.
-        bytesFetched += (await fetchSpans(fetchOptions([spanOf(segment.copies)], controller.signal))).bytesFetched;
-        await hashStaged(target, segment.offset, segment.offset + segment.length, whole);
-      }
-      copiedBytes += segment.length;
-      options.onCopied?.(segment.length);
-    }
+    await hashStaged(target, 0, expected.size, whole, coverage);
+    let copiedBytes = await copying;
     await fetching;
     let sha256 = whole.digest();
     if (sha256 !== expected.sha256) {
@@ -436,7 +413,7 @@ async function assemble(target: RandomAccessFile, plan: DeltaPlan, options: Delt
     return { size: expected.size, sha256, resumedFrom: 0, bytesFetched, copiedBytes };
   } catch (error) {
     controller.abort(error);
-    await fetching.catch(() => undefined);
+    await Promise.all([fetching.catch(() => undefined), copying.catch(() => undefined)]);
     throw error;
   } finally {
     options.signal?.removeEventListener('abort', forward);
@@ -467,13 +444,69 @@ function missingSpans(plan: DeltaPlan, done: Coverage): RangeSpan[] {
   return spans;
 }
 
-/** Hashes staged bytes [start, end), waiting for each piece to be written when `coverage` is given. */
+/**
+ * Hashes staged bytes [start, end) in order, waiting for each piece to be written when `coverage` is
+ * given. The next piece is read (into the other of two buffers) while this one is hashed.
+ */
 async function hashStaged(target: RandomAccessFile, start: number, end: number, hash: { update(bytes: Uint8Array): void }, coverage?: Coverage): Promise<void> {
-  for (let at = start; at < end; at += READ_BYTES) {
+  const buffers = [new Uint8Array(READ_BYTES), new Uint8Array(READ_BYTES)];
+  const readPiece = async (at: number, i: number) => {
     const until = Math.min(end, at + READ_BYTES);
     await coverage?.wait(at, until);
-    hash.update(await target.read(at, until - at));
+    return target.read(at, until - at, buffers[i % 2]);
+  };
+  let reading = start < end ? readPiece(start, 0) : undefined;
+  for (let at = start, i = 0; reading !== undefined; at += READ_BYTES, i++) {
+    const bytes = await reading;
+    reading = at + READ_BYTES < end ? readPiece(at + READ_BYTES, i + 1) : undefined;
+    reading?.catch(() => undefined); // awaited on the next turn
+    hash.update(bytes);
   }
+}
+
+/** Segments copied at once: the copy is the kernel filling new page-cache pages, worth more than one thread. */
+const COPY_LANES = 2;
+
+/**
+ * Copies the held chunks into the staged file, segments taken in file order by a few lanes (each reads
+ * into its own buffer, then writes), marking each written range. A held file gone or shorter since:
+ * its chunks are fetched.
+ */
+async function copyHeld(
+  target: RandomAccessFile,
+  plan: DeltaPlan,
+  options: Pick<DeltaDownloadOptions, 'store' | 'onCopied'> & { done: Coverage },
+  signal: AbortSignal,
+  written: (start: number, end: number) => void,
+  fetchRuns: (spans: RangeSpan[]) => Promise<{ bytesFetched: number }>,
+): Promise<{ copiedBytes: number; bytesFetched: number }> {
+  const segments = inFileOrder(plan).filter((segment): segment is CopySegment => segment.kind === 'copy');
+  const largest = Math.max(0, ...segments.map((segment) => segment.length));
+  let copiedBytes = 0;
+  let bytesFetched = 0;
+  let taken = 0;
+  const lane = async () => {
+    // One buffer per lane, reused: fresh memory for every segment costs the kernel more than the copy.
+    const buffer = new Uint8Array(largest);
+    for (let segment = segments[taken++]; segment !== undefined; segment = segments[taken++]) {
+      signal.throwIfAborted();
+      // Copied by an earlier attempt: the whole-file hash reads it back like any other piece.
+      if (!options.done.covers(segment.offset, segment.offset + segment.length)) {
+        const bytes = await options.store.readContent!(segment.content, segment.sourceOffset, segment.length, buffer).catch(() => null);
+        if (bytes !== null && bytes.length === segment.length) {
+          await target.write(segment.offset, bytes);
+          written(segment.offset, segment.offset + segment.length);
+        } else {
+          // The held file is gone or shorter: these chunks come from the server.
+          bytesFetched += (await fetchRuns([spanOf(segment.copies)])).bytesFetched;
+        }
+      }
+      copiedBytes += segment.length;
+      options.onCopied?.(segment.length);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(COPY_LANES, segments.length) }, lane));
+  return { copiedBytes, bytesFetched };
 }
 
 /** The copied chunks whose staged bytes do not have the hash the new index gives them. */

@@ -47,9 +47,11 @@ export interface ModelStore {
   /**
    * Reads `length` bytes at `position` of stored content (a held version's file, by its SHA-256): the
    * chunks a differential download copies instead of fetching. Null when no such content is stored.
-   * Optional: a store without it downloads changed files whole.
+   * Optional: a store without it downloads changed files whole. With `into` (at least `length` long) a
+   * platform may read into it and return a view of it, so a copy through a large file reuses its
+   * buffers instead of touching fresh memory for every read.
    */
-  readContent?(sha256: string, position: number, length: number): Promise<Uint8Array | null>;
+  readContent?(sha256: string, position: number, length: number, into?: Uint8Array): Promise<Uint8Array | null>;
   /**
    * A cached chunk index (chunks/chunkIndex.ts) of stored content, by the name the differential
    * download gives it (the content's SHA-256 and the chunk sizes). Null when none is cached. Cached
