@@ -147,6 +147,10 @@ export class FileStagingArea implements StagingArea {
           return new Uint8Array(buffer.buffer, buffer.byteOffset, done);
         }, `read ${path}`);
       },
+      async flush() {
+        // fdatasync: the data and the size, not the times; one handle, no open per checkpoint.
+        await storage(() => handle.datasync(), `flush ${path} to disk`);
+      },
       close({ sync }) {
         closing ??= storage(async () => {
           try {

@@ -6,9 +6,9 @@
  * - the first answer decides: a server that ignores Range sends the whole file in that one request;
  * - the whole-file SHA-256 is computed in order as the bytes arrive: the connection at the hashed
  *   frontier hashes what it receives, the rest is read back as soon as the frontier reaches it;
- * - resume by span: the spans written are made durable and listed in the resume record every
- *   {@link CHECKPOINT_BYTES}, so after a crash only the missing ones are fetched, and only when the
- *   server still has the same validator.
+ * - resume by span: the spans written are made durable every {@link CHECKPOINT_BYTES} and listed in
+ *   the resume record at most every {@link RECORD_INTERVAL_MS}, so after a crash only the missing ones
+ *   are fetched, and only when the server still has the same validator.
  */
 import { UpdateError } from '../errors.js';
 import type { RandomAccessFile, ResumeRecord, Sha256, StagedFile, StagingArea } from '../ports/stagingArea.js';
@@ -17,13 +17,12 @@ import { fetchSpans, isRestartRequired } from './fetchSpans.js';
 import type { RateBudget } from './rateBudget.js';
 import { storage, strong, throwIfAborted } from './sendRequest.js';
 import { SpanSet } from './spanSet.js';
-import { resolveConnections } from './transferGuard.js';
+import { REAL_TIMERS, resolveConnections } from './transferGuard.js';
+import { CHECKPOINT_BYTES, Checkpoints, RECORD_INTERVAL_MS } from './checkpoints.js';
 
 const MIB = 1024 * 1024;
 /** Smaller files go in one request: the extra connections' set-up and the read-back cost more than they gain. */
 export const PARALLEL_MIN_BYTES = 16 * MIB;
-/** Written spans are made durable and recorded this often. */
-export const CHECKPOINT_BYTES = 32 * MIB;
 
 export interface DownloadParallelOptions extends DownloadFileOptions {
   /** Connections at once (default 4). */
@@ -66,7 +65,7 @@ export async function downloadParallel(options: DownloadParallelOptions): Promis
   const record = (): ResumeRecord => ({ expectedSize, ...(validator === undefined ? {} : { validator }), completed: completed.list() });
   let hasher = new InOrderHasher(raf, await staging.createHash(), completed);
   let bytesFetched = 0;
-  const checkpoints = new Checkpoints(() => staging.sync(file), (spans) => staging.writeRecord(file, spans), record);
+  const checkpoints = new Checkpoints(() => (raf.flush ? raf.flush() : staging.sync(file)), (spans) => staging.writeRecord(file, spans), record, options.timers ?? REAL_TIMERS);
   try {
     // From here the file is one written by ranges: its size says nothing, the record's spans do.
     await storage(() => staging.writeRecord(file, record()), `write the resume record of ${where}`);
@@ -219,37 +218,5 @@ class InOrderHasher {
         this.#error = error;
         this.#reading = undefined;
       });
-  }
-}
-
-/**
- * Every CHECKPOINT_BYTES written: the file is made durable, then the spans written before are
- * recorded. One at a time; a failed checkpoint only costs the resume.
- */
-class Checkpoints {
-  #since = 0;
-  #running: Promise<void> | undefined;
-
-  constructor(
-    private readonly sync: () => Promise<void>,
-    private readonly write: (record: ResumeRecord) => Promise<void>,
-    private readonly record: () => ResumeRecord,
-  ) {}
-
-  written(bytes: number): void {
-    this.#since += bytes;
-    if (this.#since < CHECKPOINT_BYTES || this.#running !== undefined) return;
-    this.#since = 0;
-    const snapshot = this.record();
-    this.#running = this.sync()
-      .then(() => this.write(snapshot))
-      .catch(() => undefined)
-      .finally(() => {
-        this.#running = undefined;
-      });
-  }
-
-  async idle(): Promise<void> {
-    await this.#running;
   }
 }

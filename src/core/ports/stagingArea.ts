@@ -78,6 +78,11 @@ export interface RandomAccessFile {
    * reuses one buffer instead of leaving one behind per read; the result is what counts either way.
    */
   read(position: number, length: number, into?: Uint8Array): Promise<Uint8Array>;
+  /**
+   * Makes everything written so far durable (data, and the size to read it back), keeping the file
+   * open: a checkpoint. Optional: without it a checkpoint syncs through the staging area.
+   */
+  flush?(): Promise<void>;
   /** Makes everything written durable when `sync`, then closes. Idempotent. */
   close(options: { sync: boolean }): Promise<void>;
 }
