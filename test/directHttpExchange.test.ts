@@ -10,6 +10,7 @@ import { downloadToPath } from './helpers/downloadToPath.js';
 import { parseResponseHead } from '../src/node/responseHead.js';
 import { startTestServer } from './helpers/testServer.js';
 import { TEST_TLS } from './helpers/testTls.js';
+import { createNodeTransport } from '../src/node/nodeTransport.js';
 
 let tmp: string;
 const rawServers: net.Server[] = [];
@@ -104,6 +105,20 @@ describe('the direct transport', () => {
     );
     // Most generated heads are plain: the property must have compared many, not declined them all.
     expect(compared).toBeGreaterThan(30);
+  });
+
+  it('reads no more at once than the sink asks for (a bandwidth cap wants small pieces), down to 16 KiB', async () => {
+    const body = randomBytes(3 * 1024 * 1024);
+    const head = Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n`, 'latin1');
+    const server = await rawServer(() => [Buffer.concat([head, body])]);
+    const transport = createNodeTransport();
+    for (const [asked, largest] of [[20_000, 20_000], [1_000, 16 * 1024]] as const) {
+      const response = await transport.get({ url: new URL(server.url), headers: {}, signal: new AbortController().signal });
+      const pieces: Buffer[] = [];
+      await response.receive({ readBytes: () => asked, write: (bytes) => (pieces.push(Buffer.from(bytes)), true) });
+      expect(Buffer.concat(pieces).equals(body)).toBe(true);
+      expect(Math.max(...pieces.map((piece) => piece.length))).toBeLessThanOrEqual(largest);
+    }
   });
 
   it('takes one request for a plain response, read in pieces, and ignores bytes past its Content-Length', async () => {

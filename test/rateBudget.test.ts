@@ -68,6 +68,19 @@ describe('bandwidth cap', () => {
     expect(budget.bytesPerSecond).toBeUndefined();
   });
 
+  it('asks the transport for pieces of about 20 ms of the cap (at least 16 KiB), and for its own size without a cap', () => {
+    const clock = new SimulatedClock();
+    const timers = simulatedTimers(clock);
+    const budget = new RateBudget(5_000_000, timers);
+    const pacer = new Pacer(budget, timers, () => undefined);
+    expect(pacer.readBytes()).toBe(100_000);
+    budget.setRate(200_000);
+    expect(pacer.readBytes()).toBe(16 * KIB);
+    budget.setRate(undefined);
+    expect(pacer.readBytes()).toBeUndefined();
+    expect(new Pacer(undefined, timers, () => undefined).readBytes()).toBeUndefined();
+  });
+
   it('refuses a cap that is not a positive number', () => {
     const timers = simulatedTimers(new SimulatedClock());
     for (const bad of [0, -1, Number.NaN, Infinity, '5m' as unknown as number]) {

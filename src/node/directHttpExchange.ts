@@ -19,6 +19,8 @@ import { connectExchange, proxyRefusal, type ProxiedConnection } from './proxy.j
 import { headEnd, MAX_HEAD_BYTES, parseResponseHead, type ResponseHead } from './responseHead.js';
 
 const READ_BYTES = 1024 * 1024;
+/** The smallest read a sink may ask for (BodySink.readBytes), and the reads of the head. */
+const MIN_READ_BYTES = 16 * 1024;
 /**
  * Read buffers of closed sockets, taken by the next exchange: a download by ranges sends a request
  * per part, and a fresh 1 MiB each stays allocated until the garbage collector gets to it (measured:
@@ -61,7 +63,17 @@ export async function openDirectExchange(url: URL, headers: Record<string, strin
     };
 
     const hostname = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
-    const onread = { buffer: spareReadBuffers.pop() ?? Buffer.allocUnsafe(READ_BYTES), callback: (length: number, buffer: Uint8Array) => onRead((buffer as Buffer).subarray(0, length)) };
+    const readBuffer = spareReadBuffers.pop() ?? Buffer.allocUnsafe(READ_BYTES);
+    const onread = {
+      // Asked for the next read after each one: a sink that wants smaller pieces (a bandwidth cap) gets a shorter view of the same buffer.
+      // Until the body is handed to a sink (whose wish is not known yet), small reads: the head is small.
+      buffer: () => {
+        if (phase !== 'body') return readBuffer.subarray(0, MIN_READ_BYTES);
+        const wanted = sink?.readBytes?.();
+        return wanted !== undefined && wanted < READ_BYTES ? readBuffer.subarray(0, Math.max(MIN_READ_BYTES, Math.floor(wanted))) : readBuffer;
+      },
+      callback: (length: number, buffer: Uint8Array) => onRead((buffer as Buffer).subarray(0, length)),
+    };
     const socket =
       proxied !== undefined
         ? proxied.socket
@@ -93,7 +105,7 @@ export async function openDirectExchange(url: URL, headers: Record<string, strin
     socket.on('close', onClosed);
     // Closed: no read comes into its buffer any more.
     socket.once('close', () => {
-      if (proxied === undefined && spareReadBuffers.length < MAX_SPARE_READ_BUFFERS) spareReadBuffers.push(onread.buffer);
+      if (proxied === undefined && spareReadBuffers.length < MAX_SPARE_READ_BUFFERS) spareReadBuffers.push(readBuffer);
     });
     socket.write(requestHead(url, headers, proxied), 'latin1');
 
@@ -135,7 +147,11 @@ export async function openDirectExchange(url: URL, headers: Record<string, strin
         phase = 'body';
         const early = pending;
         pending = Buffer.alloc(0);
-        const more = readBody(early);
+        // The body bytes read with the head, in the pieces the sink asks for (they are read: all are handed on).
+        const wanted = bodySink.readBytes?.();
+        const step = wanted === undefined ? Math.max(1, early.length) : Math.max(MIN_READ_BYTES, Math.floor(wanted));
+        let more = readBody(early.subarray(0, step));
+        for (let at = step; at < early.length && phase === 'body' && !control.failure; at += step) more = readBody(early.subarray(at, at + step)) && more;
         if (phase === 'body') {
           if (ended) control.fail(closedEarly());
           else if (more) socket.resume();

@@ -214,6 +214,7 @@ async function receive(response: TransportResponse, context: ReceiveContext): Pr
   let bodyError: unknown;
   try {
     await response.receive({
+      readBytes: () => pacer.readBytes(),
       write(bytes) {
         if (attempt.failure) return false;
         guard.arrived(bytes.length);

@@ -387,6 +387,7 @@ async function receiveRange(sent: SentRequest, start: number, bodyEnd: number, h
   let bodyError: unknown;
   try {
     await response.receive({
+      readBytes: () => pacer.readBytes(),
       write(bytes) {
         if (attempt.failure || badChunk) return false;
         guard.arrived(bytes.length);

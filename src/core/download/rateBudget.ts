@@ -12,6 +12,10 @@ import type { GuardLimits, Timers } from './transferGuard.js';
 export const RECHECK_MS = 250;
 /** How far ahead of the budget's time line the connections may run: a short burst after a pause, no more. */
 const BURST_SECONDS = 0.25;
+/** Under a cap, a connection reads about this long of the whole budget at once (BodySink.readBytes)... */
+const PIECE_SECONDS = 0.02;
+/** ...and never less than this (a read per 16 KiB costs little; smaller ones would). */
+const MIN_PIECE_BYTES = 16 * 1024;
 
 /**
  * A reservation scheduler (GCRA, a token bucket's exact twin): each piece a connection received books
@@ -111,6 +115,15 @@ export class Pacer {
   /** True while waiting for the budget. */
   get paused(): boolean {
     return this.#unsubscribe !== undefined;
+  }
+
+  /**
+   * The piece a connection should read at once under the cap: about {@link PIECE_SECONDS} of the whole
+   * budget, so the bytes let in follow the cap closely; undefined without a cap (the transport's size).
+   */
+  readBytes(): number | undefined {
+    const rate = this.budget?.bytesPerSecond;
+    return rate === undefined ? undefined : Math.max(MIN_PIECE_BYTES, Math.round(rate * PIECE_SECONDS));
   }
 
   /** Counts bytes received; false: stop reading until `resume`. */

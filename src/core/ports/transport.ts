@@ -21,6 +21,12 @@ export interface TransportRequest {
 export interface BodySink {
   /** Takes the next bytes. False: the transport stops reading until `TransportResponse.resume()`. */
   write(bytes: Uint8Array): boolean;
+  /**
+   * The most bytes the sink wants in one piece, asked before each read; undefined: the transport's
+   * own size. A transport reading into its own buffer reads no more at once. A sink under a bandwidth
+   * cap asks for small pieces, so what it lets in follows the cap closely rather than a megabyte at a time.
+   */
+  readBytes?(): number | undefined;
 }
 
 export interface TransportResponse {
