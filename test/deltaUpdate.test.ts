@@ -4,12 +4,16 @@
  * whole-file SHA-256 is checked; a version installed before indexes gets its index computed locally; a
  * server without Range, a chunk that fails its hash and a file changed under us are handled.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, open, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { deltaDownload, heldContent } from '../src/core/delta/deltaDownload.js';
+import { fetchChunkIndex } from '../src/core/delta/fetchChunkIndex.js';
+import { encodeChunkIndex } from '../src/core/chunks/chunkIndex.js';
+import { DEFAULT_CHUNKER_PARAMS } from '../src/core/chunks/contentChunker.js';
+import { nodeSha256 } from '../src/node/fileStagingArea.js';
 import { UpdateError } from '../src/core/errors.js';
 import type { Transport } from '../src/core/ports/transport.js';
 import { createModelUpdater } from '../src/node/createModelUpdater.js';
@@ -313,6 +317,18 @@ describe('faults in a differential download (loopback test server)', () => {
     expect(await staging.size({ version: '2.0.0', path: FILE })).toBe(0);
     const rangeRequests = server.requests.filter((request) => request.path.endsWith(FILE) && request.headers['if-range'] !== undefined);
     expect(rangeRequests.some((request) => request.status === 200)).toBe(true);
+  });
+
+  it('reads an index larger than one socket read byte for byte (the transport reuses its read buffer)', async () => {
+    // An index of a 1 GiB file (4,096 chunks of 256 KiB, 147 KB of index): many reads of the Node transport.
+    const chunks = Array.from({ length: 4096 }, (_, i) => ({ offset: i * 256 * 1024, length: 256 * 1024, sha256: createHash('sha256').update(String(i)).digest('hex') }));
+    const bytes = encodeChunkIndex({ format: 1, params: DEFAULT_CHUNKER_PARAMS, size: 4096 * 256 * 1024, chunks });
+    await mkdir(path.join(site, 'chunks'), { recursive: true });
+    await writeFile(path.join(site, 'chunks', 'big.mucx'), bytes);
+    const ref = { url: 'chunks/big.mucx', size: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') };
+    const fetched = await fetchChunkIndex({ url: new URL(ref.url, server.url).href, ref, fileSize: 4096 * 256 * 1024, file: { version: '3.0.0', path: FILE }, transport: createNodeTransport(), createHash: async () => nodeSha256() });
+    expect(Buffer.from(fetched.bytes).equals(Buffer.from(bytes))).toBe(true);
+    expect(fetched.index.chunks).toEqual(chunks);
   });
 
   it('refuses an index whose bytes are not the ones the signed manifest names (INTEGRITY_MISMATCH), before fetching the file', async () => {

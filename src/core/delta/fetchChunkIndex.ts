@@ -94,7 +94,8 @@ class MemoryFile implements StagingArea {
     this.#length = options.position === 0 ? 0 : this.#length;
     return {
       write: (bytes) => {
-        this.#pieces.push(bytes.slice());
+        // A copy: the transport reads into a buffer it reuses, and a Buffer's slice() is only a view.
+        this.#pieces.push(new Uint8Array(bytes));
         this.#length += bytes.length;
         return true;
       },
