@@ -1,10 +1,10 @@
 /**
- * The checkpoints of a download by ranges: the file is synced every CHECKPOINT_BYTES, and what a sync
- * made durable is recorded at once when the last record is a second old, else a second after it. Time is
- * a simulated clock.
+ * The checkpoints of a download written at any offsets: the file is synced every CHECKPOINT_BYTES or a
+ * second after the last sync, and what a sync made durable is recorded at once when the last record is
+ * a second old, else a second after it. Time is a simulated clock.
  */
 import { describe, expect, it } from 'vitest';
-import { CHECKPOINT_BYTES, Checkpoints, RECORD_INTERVAL_MS } from '../src/core/download/checkpoints.js';
+import { CHECKPOINT_BYTES, Checkpoints, CHECKPOINT_INTERVAL_MS } from '../src/core/download/checkpoints.js';
 import type { Timers } from '../src/core/download/transferGuard.js';
 import type { ResumeRecord } from '../src/core/ports/stagingArea.js';
 
@@ -84,7 +84,7 @@ describe('checkpoints of a download by ranges', () => {
     await settle();
     expect(log.filter((entry) => entry.startsWith('record'))).toHaveLength(1);
     // Nothing more arrives; at 1 s after the first record the newest synced spans are recorded.
-    clock.advance(RECORD_INTERVAL_MS - 401);
+    clock.advance(CHECKPOINT_INTERVAL_MS - 401);
     await settle();
     expect(log.filter((entry) => entry.startsWith('record'))).toHaveLength(1);
     clock.advance(1);
@@ -114,9 +114,26 @@ describe('checkpoints of a download by ranges', () => {
     await settle();
     expect(log).toEqual(['sync', `record [[0,${CHECKPOINT_BYTES}]]`, 'sync']);
     finishSync();
-    clock.advance(RECORD_INTERVAL_MS);
+    clock.advance(CHECKPOINT_INTERVAL_MS);
     await settle();
     expect(log.at(-1)).toBe(`record [[0,${2 * CHECKPOINT_BYTES}]]`);
+  });
+
+  it('on a slow link, a second after the last sync what was written is synced and recorded, though nothing more comes', async () => {
+    const { log, write, clock } = checkpointsUnderTest();
+    write(100 * 1024);
+    await settle();
+    clock.advance(CHECKPOINT_INTERVAL_MS - 1);
+    await settle();
+    expect(log).toEqual([]);
+    clock.advance(1);
+    await settle();
+    expect(log).toEqual(['sync', `record [[0,${100 * 1024}]]`]);
+    // The next second: the next bytes, the same way.
+    write(200 * 1024);
+    clock.advance(CHECKPOINT_INTERVAL_MS);
+    await settle();
+    expect(log).toEqual(['sync', `record [[0,${100 * 1024}]]`, 'sync', `record [[0,${200 * 1024}]]`]);
   });
 
   it('idle() waits for the sync under way and drops a record still waiting for its time (the caller writes its own)', async () => {
@@ -128,7 +145,7 @@ describe('checkpoints of a download by ranges', () => {
     await checkpoints.idle();
     expect(log).toEqual(['sync', `record [[0,${CHECKPOINT_BYTES}]]`, 'sync']);
     expect(clock.pending()).toBe(0);
-    clock.advance(RECORD_INTERVAL_MS);
+    clock.advance(CHECKPOINT_INTERVAL_MS);
     await settle();
     expect(log).toHaveLength(3);
   });

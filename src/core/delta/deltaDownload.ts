@@ -22,7 +22,10 @@ import { cancelled } from '../download/downloadErrors.js';
 import { fetchSpans, isRestartRequired, type FetchChunk, type FetchSpan as RangeSpan } from '../download/fetchSpans.js';
 import type { DownloadFileResult } from '../download/downloadFile.js';
 import type { RateBudget } from '../download/rateBudget.js';
-import type { DownloadLimits, Timers } from '../download/transferGuard.js';
+import { REAL_TIMERS, type DownloadLimits, type Timers } from '../download/transferGuard.js';
+import { Checkpoints } from '../download/checkpoints.js';
+import { SpanSet } from '../download/spanSet.js';
+import { strong } from '../download/sendRequest.js';
 import { UpdateError } from '../errors.js';
 import type { ModelStore } from '../ports/modelStore.js';
 import type { RandomAccessFile, ResumeRecord, StagedFile, StagingArea } from '../ports/stagingArea.js';
@@ -155,7 +158,7 @@ export async function deltaDownload(options: DeltaDownloadOptions): Promise<Delt
   const kept = await keptChunks(staging, file, expected.size, planId);
   if (kept === null) await staging.remove(file);
   const target = await staging.openRandomAccess(file, expected.size);
-  const progress = new DurableProgress(staging, file, expected.size, planId, kept);
+  const progress = new DurableProgress(staging, file, expected.size, planId, kept, target, options.timers ?? REAL_TIMERS);
   try {
     const result = await assemble(target, plan, options, progress);
     await progress.idle();
@@ -199,25 +202,14 @@ async function keptChunks(staging: StagingArea, file: StagedFile, size: number, 
   return completed.length === 0 ? null : { validator, completed };
 }
 
-/** A strong ETag or Last-Modified (what If-Range may carry); never a weak ETag. */
-function strong(validator: string | undefined): string | undefined {
-  return validator === undefined || validator.startsWith('W/') ? undefined : validator;
-}
-
-/** New durable bytes worth a checkpoint (an fsync and a record). */
-const CHECKPOINT_BYTES = 1024 * 1024;
-
 /**
- * The ranges of the staged file known written (copied, or fetched and verified), recorded in the resume
- * record only once durable: the file is synced first, then the record written. One checkpoint at a time;
- * ranges added meanwhile go in the next.
+ * The ranges of the staged file known written (copied, or fetched and verified), made durable and
+ * recorded in the resume record by the download's checkpoints (download/checkpoints.ts).
  */
 class DurableProgress {
   readonly done = new Coverage();
   validator: string | undefined;
-  #pending = 0;
-  #running: Promise<void> | undefined;
-  #again = false;
+  readonly #checkpoints: Checkpoints;
 
   constructor(
     private readonly staging: StagingArea,
@@ -225,38 +217,26 @@ class DurableProgress {
     private readonly size: number,
     private readonly planId: string,
     kept: KeptChunks | null,
+    target: RandomAccessFile,
+    timers: Timers,
   ) {
     this.validator = kept?.validator;
     for (const [start, end] of kept?.completed ?? []) this.done.add(start, end);
+    this.#checkpoints = new Checkpoints(
+      () => (target.flush ? target.flush() : staging.sync(file)),
+      (record) => staging.writeRecord(file, record),
+      () => this.#snapshot(),
+      timers,
+    );
   }
 
   add(start: number, end: number): void {
     this.done.add(start, end);
-    this.#pending += end - start;
-    if (this.#pending >= CHECKPOINT_BYTES) this.checkpoint();
+    this.#checkpoints.written(end - start);
   }
 
   learned(validator: string | undefined): void {
     this.validator ??= strong(validator);
-  }
-
-  checkpoint(): void {
-    if (this.#running) {
-      this.#again = true;
-      return;
-    }
-    this.#running = (async () => {
-      do {
-        this.#again = false;
-        this.#pending = 0;
-        const snapshot = this.#snapshot();
-        if (snapshot === undefined) return;
-        await this.staging.sync(this.file);
-        await this.staging.writeRecord(this.file, snapshot);
-      } while (this.#again);
-    })()
-      .catch(() => undefined) // a checkpoint that fails costs only what the next attempt refetches
-      .finally(() => (this.#running = undefined));
   }
 
   /** Writes the record now (the caller made the file durable). */
@@ -265,8 +245,8 @@ class DurableProgress {
     if (snapshot !== undefined) await this.staging.writeRecord(this.file, snapshot);
   }
 
-  async idle(): Promise<void> {
-    while (this.#running) await this.#running;
+  idle(): Promise<void> {
+    return this.#checkpoints.idle();
   }
 
   #snapshot(): ResumeRecord | undefined {
@@ -278,19 +258,12 @@ class DurableProgress {
 
 /** Covered ranges of the staged file, with waiters for a range to be covered. */
 class Coverage {
-  #ranges: Array<[number, number]> = [];
+  readonly #spans = new SpanSet();
   #waiters: Array<{ start: number; end: number; resolve: () => void; reject: (error: unknown) => void }> = [];
   #failure: unknown;
 
   add(start: number, end: number): void {
-    const merged: Array<[number, number]> = [];
-    let [s, e] = [start, end];
-    for (const [a, b] of this.#ranges) {
-      if (b < s || a > e) merged.push([a, b]);
-      else [s, e] = [Math.min(a, s), Math.max(b, e)];
-    }
-    merged.push([s, e]);
-    this.#ranges = merged.sort((x, y) => x[0] - y[0]);
+    this.#spans.add(start, end);
     this.#waiters = this.#waiters.filter((waiter) => {
       if (!this.covers(waiter.start, waiter.end)) return true;
       waiter.resolve();
@@ -299,11 +272,11 @@ class Coverage {
   }
 
   ranges(): Array<[number, number]> {
-    return this.#ranges.map(([a, b]) => [a, b]);
+    return this.#spans.list();
   }
 
   covers(start: number, end: number): boolean {
-    return this.#ranges.some(([a, b]) => a <= start && end <= b);
+    return end <= start || this.#spans.endOf(start) >= end;
   }
 
   wait(start: number, end: number): Promise<void> {

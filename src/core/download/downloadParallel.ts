@@ -6,9 +6,9 @@
  * - the first answer decides: a server that ignores Range sends the whole file in that one request;
  * - the whole-file SHA-256 is computed in order as the bytes arrive: the connection at the hashed
  *   frontier hashes what it receives, the rest is read back as soon as the frontier reaches it;
- * - resume by span: the spans written are made durable every {@link CHECKPOINT_BYTES} and listed in
- *   the resume record at most every {@link RECORD_INTERVAL_MS}, so after a crash only the missing ones
- *   are fetched, and only when the server still has the same validator.
+ * - resume by span: the spans written are made durable and recorded as checkpoints.ts says (every
+ *   16 MiB or every second), so after a crash only the missing ones are fetched, and only when the
+ *   server still has the same validator.
  */
 import { UpdateError } from '../errors.js';
 import type { RandomAccessFile, ResumeRecord, Sha256, StagedFile, StagingArea } from '../ports/stagingArea.js';
@@ -18,7 +18,7 @@ import type { RateBudget } from './rateBudget.js';
 import { storage, strong, throwIfAborted } from './sendRequest.js';
 import { SpanSet } from './spanSet.js';
 import { REAL_TIMERS, resolveConnections } from './transferGuard.js';
-import { CHECKPOINT_BYTES, Checkpoints, RECORD_INTERVAL_MS } from './checkpoints.js';
+import { Checkpoints } from './checkpoints.js';
 
 const MIB = 1024 * 1024;
 /** Smaller files go in one request: the extra connections' set-up and the read-back cost more than they gain. */
