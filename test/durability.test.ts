@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile, utimes } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -46,6 +46,19 @@ describe('locking', () => {
     await mkdir(world.dir, { recursive: true });
     await writeFile(join(world.dir, LOCK_FILE), JSON.stringify({ pid, host: hostname(), token: 'old', leaseUntil: Date.now() + 60_000 }));
     await expect(updater.start()).resolves.toBeUndefined();
+  });
+
+  it('does not take over a lock still empty (its holder is writing it); one left empty for 10 s is stale', async () => {
+    await world.publishVersion('1.0.0');
+    const probe = world.updater();
+    await probe.start();
+    probe.stop();
+    const lock = join(world.dir, LOCK_FILE);
+    await writeFile(lock, '');
+    await expect(world.updater().start()).rejects.toMatchObject({ code: 'LOCKED' });
+    const old = new Date(Date.now() - 11_000);
+    await utimes(lock, old, old);
+    await expect(world.updater().start()).resolves.toBeUndefined();
   });
 
   it('respects a live lock on another host until its lease expires', async () => {

@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { closeSync, constants, lstatSync, openSync, readFileSync, rmSync } from 'node:fs';
-import { link, open, rename, rm } from 'node:fs/promises';
+import { link, open, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { UpdateError } from '../core/errors.js';
 import { writeFileAtomic } from './durableWrite.js';
@@ -43,7 +43,10 @@ function pidAlive(pid: number): boolean {
   }
 }
 
-async function readLock(path: string): Promise<LockContent | null> {
+/** An unreadable lock younger than this may be a holder of an older version still writing it: not stale yet. */
+const TORN_GRACE_MS = 10_000;
+
+async function readLock(path: string, now: number): Promise<LockContent | null> {
   // A link in place of the lock is refused, not read: its target is outside the folder's care.
   const text = await readFileNoFollow(dirname(path), path, 'take the lock of').catch((error: unknown) => {
     if (error instanceof UpdateError) throw error;
@@ -53,30 +56,41 @@ async function readLock(path: string): Promise<LockContent | null> {
   try {
     return JSON.parse(text) as LockContent;
   } catch {
-    // A holder died between creating and writing the file: as good as stale.
-    return { pid: -1, host: hostname(), token: 'torn', leaseUntil: 0 };
+    // Empty or cut short: a holder that died while writing it, or (a version that created the file
+    // before writing it) one still writing. Stale once it is old; until then, held by someone unknown.
+    const modified = await stat(path).then((info) => info.mtimeMs, () => 0);
+    return { pid: -1, host: hostname(), token: 'torn', leaseUntil: now - modified < TORN_GRACE_MS ? modified + TORN_GRACE_MS : 0 };
   }
 }
 
 function isStale(lock: LockContent, now: number): boolean {
   if (lock.leaseUntil < now) return true;
+  if (lock.token === 'torn') return false;
   return lock.host === hostname() && !pidAlive(lock.pid) && !(lock.pid === process.pid);
 }
 
+/**
+ * Creates the lock with its content already in it: written and synced under a name of its own, then
+ * hard-linked to the lock's name, which fails if a lock is there. A reader never sees an empty lock
+ * (with O_EXCL and a write after, a racer read one as torn, took it over, and two updaters ran).
+ */
 async function tryCreate(path: string, content: LockContent): Promise<boolean> {
+  const own = `${path}.${content.token}`;
   try {
-    // O_EXCL never follows a link; O_NOFOLLOW says so to the reader too.
-    const handle = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | NO_FOLLOW, 0o644);
+    const handle = await open(own, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | NO_FOLLOW, 0o644);
     try {
       await handle.writeFile(JSON.stringify(content));
       await handle.sync();
     } finally {
       await handle.close();
     }
+    await link(own, path);
     return true;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
     throw new UpdateError('STORAGE_FAILED', `Could not create the lock ${path}: ${(error as Error).message}. Check the folder's permissions.`, { cause: error });
+  } finally {
+    await rm(own, { force: true }).catch(() => undefined);
   }
 }
 
@@ -88,7 +102,7 @@ async function takeOver(path: string, stale: LockContent, token: string): Promis
   } catch {
     return; // someone else moved it first
   }
-  const moved = await readLock(aside);
+  const moved = await readLock(aside, Date.now());
   if (moved && moved.token !== stale.token) await link(aside, path).catch(() => undefined);
   await rm(aside, { force: true });
 }
@@ -108,7 +122,7 @@ export async function acquireDirLock(dir: string, options: DirLockOptions = {}):
 
   for (;;) {
     if (!heldHere.has(path) && (await tryCreate(path, content()))) break;
-    const holder = await readLock(path);
+    const holder = await readLock(path, now());
     if (holder && !heldHere.has(path) && isStale(holder, now())) {
       await takeOver(path, holder, token);
       continue;
