@@ -62,6 +62,8 @@ describe('findLeftoverProcesses', () => {
       await writeFile(path.join(tmp, 'index.html'), 'hello');
       const server = await startNginx({ root: tmp });
       const prefix = path.dirname(path.dirname(server.accessLog));
+      // The master listens before it forks its worker: only an answer proves the worker is there to outlive it.
+      expect(await (await fetch(`${server.url}index.html`)).text()).toBe('hello');
       process.kill(server.pid, 'SIGKILL');
       await server.stop(); // waits for the master; the worker lives on
       const leftovers = await findLeftoverProcesses({ marker: randomUUID(), tempRoot: prefix });
