@@ -12,9 +12,10 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readLogFile } from '../src/node/fileEventLog.js';
 import { publish } from '../src/publish/publish.js';
+import { readChunkIndexEntries } from './helpers/publishedSite.js';
 import { startTestServer, type RecordedRequest, type TestServer } from './helpers/testServer.js';
 
-/** Every published file names its chunk index (see test/chunkIndex.test.ts and test/deltaUpdate.test.ts). */
+/** Every published file has a chunk index, listed in manifest.chunks.json (see test/chunkIndexDocument.test.ts). */
 const indexRef = { url: expect.stringMatching(/^chunks\/[0-9a-f]{64}\.mucx$/), size: expect.any(Number), sha256: expect.stringMatching(/^[0-9a-f]{64}$/) };
 
 const MIB = 1024 * 1024;
@@ -108,7 +109,9 @@ describe('publish', () => {
     const [entry] = manifest.versions;
     expect(entry.version).toBe('1.0.0');
     expect(entry.channel).toBe('stable');
-    expect(entry.files).toEqual([{ path: 'model.onnx', size: content.length, sha256: sha256(content), url: '1.0.0/model.onnx', chunkIndex: indexRef }]);
+    // The manifest keeps the shape every earlier client parses; the chunk index is listed beside it.
+    expect(entry.files).toEqual([{ path: 'model.onnx', size: content.length, sha256: sha256(content), url: '1.0.0/model.onnx' }]);
+    expect(await readChunkIndexEntries(out)).toEqual([{ sha256: sha256(content), size: content.length, chunkIndex: indexRef }]);
     expect(result.json.version).toEqual(entry);
     expect((await readFile(path.join(out, '1.0.0', 'model.onnx'))).equals(content)).toBe(true);
   });
@@ -124,9 +127,11 @@ describe('publish', () => {
     const manifest = JSON.parse(await readFile(path.join(out, 'manifest.json'), 'utf8'));
     const files = [...manifest.versions[0].files].sort((x: { path: string }, y: { path: string }) => x.path.localeCompare(y.path));
     expect(files).toEqual([
-      { path: 'config.json', size: 100, sha256: sha256(b.content), url: '2.1.0/config.json', chunkIndex: indexRef },
-      { path: 'weights/a.bin', size: a.content.length, sha256: sha256(a.content), url: '2.1.0/weights/a.bin', chunkIndex: indexRef },
+      { path: 'config.json', size: 100, sha256: sha256(b.content), url: '2.1.0/config.json' },
+      { path: 'weights/a.bin', size: a.content.length, sha256: sha256(a.content), url: '2.1.0/weights/a.bin' },
     ]);
+    const indexed = (await readChunkIndexEntries(out)).map((entry) => entry.sha256).sort();
+    expect(indexed).toEqual([sha256(b.content), sha256(a.content)].sort());
     expect((await readFile(path.join(out, '2.1.0', 'weights', 'a.bin'))).equals(a.content)).toBe(true);
     expect((await readFile(path.join(out, '2.1.0', 'config.json'))).equals(b.content)).toBe(true);
   });

@@ -19,7 +19,7 @@ import { FileStagingArea } from '../src/node/fileStagingArea.js';
 import { FsModelStore } from '../src/node/fsModelStore.js';
 import { createNodeTransport } from '../src/node/nodeTransport.js';
 import { publish } from '../src/publish/publish.js';
-import type { Manifest } from '../machines/types.js';
+import { readPublishedManifest } from './helpers/publishedSite.js';
 import { startTestServer, type TestServer } from './helpers/testServer.js';
 
 const MIB = 1024 * 1024;
@@ -77,7 +77,7 @@ afterEach(async () => {
 });
 
 async function v2Entry() {
-  const manifest = JSON.parse(await readFile(path.join(site, 'manifest.json'), 'utf8')) as Manifest;
+  const manifest = await readPublishedManifest(site);
   return manifest.versions.find((entry) => entry.version === '2.0.0')!.files[0]!;
 }
 

@@ -368,12 +368,18 @@ describe('slow retrieval', () => {
       const attempt = snapshot.context.session?.attempt ?? 1;
       return (snapshot.matches({ downloading: 'fetching' }) && heads() >= attempt) || snapshot.matches({ downloading: 'retryWait' });
     };
-    for (let seconds = 0; !settled && seconds < 600; seconds++) {
-      while (!settled && !waitingOnTheClock()) await new Promise((resolve) => setImmediate(resolve));
-      if (settled) break;
+    let seconds = 0;
+    for (; !settled && seconds < 600; seconds++) {
+      const spinningSince = Date.now();
+      while (!settled && !waitingOnTheClock() && Date.now() - spinningSince < 10_000) await new Promise((resolve) => setImmediate(resolve));
+      if (settled || !waitingOnTheClock()) break;
       clock.increment(1_000);
       for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve));
     }
+    // Stuck instead of settled: say where, rather than time out.
+    const where = () => `state ${JSON.stringify(updater.getSnapshot().value)}, attempt ${updater.getSnapshot().context.session?.attempt}, heads ${heads()}, ${seconds} s simulated`;
+    if (!settled) await Promise.race([result, new Promise((resolve) => setTimeout(resolve, 5_000))]);
+    expect(settled, where()).toBe(true);
     expect(await result).toMatchObject({ outcome: 'failed', error: { code: 'DOWNLOAD_STALLED' } });
     expect(new Set(waits)).toEqual(new Set([expect.stringMatching(/sent nothing for 30000 ms/)]));
     expect(modelRequests().filter((r) => r.path === '/1.1.0/model.bin')).toHaveLength(2);

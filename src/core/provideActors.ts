@@ -11,7 +11,7 @@ import { createCheckHealth } from './actors/checkHealth.js';
 import { createDownloadVersion } from './actors/downloadVersion.js';
 import { createFetchManifest } from './actors/fetchManifest.js';
 import { estimateFetchBytes } from './delta/estimateFetch.js';
-import { IndexCache } from './delta/deltaDownload.js';
+import { IndexCache, supportsDifferential, wantsChunkIndex } from './delta/deltaDownload.js';
 import { createLoadModel } from './actors/loadModel.js';
 import { createRestoreVersion } from './actors/restoreVersion.js';
 import { createRunMigration } from './actors/runMigration.js';
@@ -78,6 +78,7 @@ export function provideActors({ options, platform, store, models, config, policy
         ...(options.headers ? { headers: options.headers } : {}),
         ...(platform.trust ? { trustStore: { write: saveTrust ?? ((trust: TrustState) => platform.trust!.write(trust)) } } : {}),
         ...(platform.fetch ? { fetch: platform.fetch } : {}),
+        wantsChunkIndexes: (candidate) => supportsDifferential(store, platform.staging) && candidate.files.some(wantsChunkIndex),
         estimateFetch: (candidate, baseUrl, signal) =>
           estimateFetchBytes(candidate, { store, staging: platform.staging, transport: platform.transport, baseUrl, signal, limits: options.download ?? {}, timers: downloadTimers(options, now), indexCache }),
       }),

@@ -1,6 +1,7 @@
 /**
- * Adds a version to a static update-service folder: copies the files under `<out>/<version>/` and
- * rewrites manifest.json atomically. The folder can be served by any static HTTP server or CDN.
+ * Adds a version to a static update-service folder: copies the files under `<out>/<version>/`, writes
+ * their chunk indexes under `chunks/` and lists them in manifest.chunks.json, and rewrites manifest.json,
+ * each atomically. The folder can be served by any static HTTP server or CDN.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -15,6 +16,14 @@ import { indexFileOnDisk } from './chunkIndexFile.js';
 import { UpdateError } from '../core/errors.js';
 import { writeFileAtomic } from '../node/durableWrite.js';
 import { parseManifest } from '../core/manifest/schema.js';
+import {
+  CHUNK_INDEX_DOCUMENT_FILE,
+  CHUNK_INDEX_DOCUMENT_TYPE,
+  CHUNK_INDEX_DOCUMENT_VERSION,
+  parseChunkIndexDocument,
+  type ChunkIndexDocument,
+  type ChunkIndexEntry,
+} from '../core/manifest/chunkIndexDocument.js';
 import type { KeyObject } from 'node:crypto';
 import { looksSigned, parseEnvelope } from '../core/trust/envelope.js';
 import { signEnvelope } from './sign.js';
@@ -62,7 +71,7 @@ export interface PublishOptions {
    * installs running it roll back (VERSION_PULLED). Give no `version` and no inputs with it. */
   pull?: string;
   /**
-   * Writes a chunk index of every file under `chunks/` and names it in the manifest, so clients fetch
+   * Writes a chunk index of every file under `chunks/` and lists it in manifest.chunks.json, so clients fetch
    * only the chunks they do not hold (differential updates). Default true; sizes default
    * DEFAULT_CHUNKER_PARAMS. False: no indexes (clients download changed files whole).
    */
@@ -96,13 +105,60 @@ async function collect(inputs: string[]): Promise<Array<{ source: string; path: 
   return files;
 }
 
-async function readManifest(out: string, modelId: string): Promise<Manifest> {
+/** What a service folder publishes: its manifest, and the chunk indexes of its files. */
+interface Service {
+  /** Without chunk indexes in it: a client of 0.2.0 refuses a manifest whose files name one. */
+  manifest: Manifest;
+  /** From manifest.chunks.json, and from the files of a manifest written by 0.3.0, which named them itself. */
+  chunkIndexes: ChunkIndexEntry[];
+}
+
+/** Reads the folder's own documents back: the content is re-signed when written, not trusted here. */
+async function readService(out: string, modelId: string): Promise<Service> {
   const text = await readFile(join(out, 'manifest.json'), 'utf8').catch(() => null);
-  if (text === null) return { schemaVersion: 1, modelId, versions: [] };
+  if (text === null) return { manifest: { schemaVersion: 1, modelId, versions: [] }, chunkIndexes: [] };
   const source = `${join(out, 'manifest.json')}`;
   const document = parseStrictJson(text, source);
-  // The publisher reads its own signed manifest back: the content is re-signed below, not trusted here.
-  return parseManifest(looksSigned(document) ? parseEnvelope(document, source).signed : document, source);
+  const manifest = parseManifest(looksSigned(document) ? parseEnvelope(document, source).signed : document, source);
+  const chunkIndexes = await readChunkIndexDocument(out, manifest.modelId);
+  const versions = manifest.versions.map((entry) => ({
+    ...entry,
+    files: entry.files.map(({ chunkIndex, ...file }) => {
+      if (chunkIndex) chunkIndexes.push({ sha256: file.sha256, size: file.size, chunkIndex });
+      return file;
+    }),
+  }));
+  return { manifest: { ...manifest, versions }, chunkIndexes };
+}
+
+async function readChunkIndexDocument(out: string, modelId: string): Promise<ChunkIndexEntry[]> {
+  const path = join(out, CHUNK_INDEX_DOCUMENT_FILE);
+  const text = await readFile(path, 'utf8').catch(() => null);
+  if (text === null) return [];
+  const document = parseStrictJson(text, path);
+  const parsed = parseChunkIndexDocument(looksSigned(document) ? parseEnvelope(document, path).signed : document, path);
+  if (parsed.modelId !== modelId) {
+    throw new UpdateError('INVALID_ARGUMENT', `${path} is for model "${parsed.modelId}", but manifest.json is for "${modelId}": one folder publishes one model. Remove the stray file, or publish into another folder.`);
+  }
+  return parsed.files;
+}
+
+/**
+ * Writes the chunk-index document (the indexes of the files the manifest lists), then the manifest:
+ * a client that sees the new manifest finds the indexes of its new files. Both are signed with the keys.
+ */
+async function writeService(out: string, { manifest, chunkIndexes }: Service, options: PublishOptions): Promise<void> {
+  const { signed, text } = finish(manifest, options);
+  const listed = new Map(signed.versions.flatMap((entry) => entry.files.map((file) => [file.sha256, file.size] as const)));
+  const unique = new Map(chunkIndexes.filter((entry) => listed.get(entry.sha256) === entry.size).map((entry) => [entry.sha256, entry]));
+  const path = join(out, CHUNK_INDEX_DOCUMENT_FILE);
+  if (unique.size > 0 || (await stat(path).catch(() => null))) {
+    const document: ChunkIndexDocument = { type: CHUNK_INDEX_DOCUMENT_TYPE, schemaVersion: CHUNK_INDEX_DOCUMENT_VERSION, modelId: signed.modelId, files: [...unique.values()] };
+    const checked = parseChunkIndexDocument(document, 'the new chunk-index document');
+    const signing = (options.keys?.length ?? 0) > 0;
+    await writeFileAtomic(path, `${JSON.stringify(signing ? signEnvelope(checked, options.keys!) : checked, null, 2)}\n`);
+  }
+  await writeFileAtomic(join(out, 'manifest.json'), text);
 }
 
 /** The manifest as written: signed with the keys when there are some, with the next serial and an expiry. */
@@ -147,8 +203,7 @@ export async function publish(options: PublishOptions): Promise<ManifestVersion 
     return changePublished(options, options.version, () => ({ rollout: options.rollout! }));
   }
   if (options.version === undefined && options.inputs.length === 0) {
-    const manifest = await readManifest(options.out, options.modelId ?? basename(options.out));
-    await writeFileAtomic(join(options.out, 'manifest.json'), finish(manifest, options).text);
+    await writeService(options.out, await readService(options.out, options.modelId ?? basename(options.out)), options);
     return null;
   }
   if (options.version === undefined || semver.valid(options.version) !== options.version) {
@@ -156,7 +211,7 @@ export async function publish(options: PublishOptions): Promise<ManifestVersion 
   }
   if (options.inputs.length === 0) throw new UpdateError('INVALID_ARGUMENT', 'Give at least one file or folder to publish.');
   await mkdir(options.out, { recursive: true });
-  const manifest = await readManifest(options.out, options.modelId ?? basename(options.out));
+  const { manifest, chunkIndexes } = await readService(options.out, options.modelId ?? basename(options.out));
   if (manifest.versions.some((entry) => entry.version === options.version)) {
     throw new UpdateError('INVALID_ARGUMENT', `Version ${options.version} is already published in ${options.out}; published versions are immutable, publish a new version number.`);
   }
@@ -173,7 +228,8 @@ export async function publish(options: PublishOptions): Promise<ManifestVersion 
     }
     const params = options.chunkIndex === true || options.chunkIndex === undefined ? DEFAULT_CHUNKER_PARAMS : options.chunkIndex;
     const { sha256, index } = await indexFileOnDisk(target, params);
-    files.push({ path, size, sha256, url, chunkIndex: await writeChunkIndex(options.out, index) });
+    files.push({ path, size, sha256, url });
+    chunkIndexes.push({ sha256, size, chunkIndex: await writeChunkIndex(options.out, index) });
   }
   const entry: ManifestVersion = {
     version: options.version,
@@ -185,8 +241,7 @@ export async function publish(options: PublishOptions): Promise<ManifestVersion 
     ...(options.rollout !== undefined ? { rollout: options.rollout } : {}),
     files,
   };
-  const { text } = finish({ ...manifest, versions: [...manifest.versions, entry] }, options);
-  await writeFileAtomic(join(options.out, 'manifest.json'), text);
+  await writeService(options.out, { manifest: { ...manifest, versions: [...manifest.versions, entry] }, chunkIndexes }, options);
   return entry;
 }
 
@@ -211,7 +266,7 @@ async function writeChunkIndex(out: string, index: ChunkIndex): Promise<ChunkInd
 async function changePublished(options: PublishOptions, version: string, change: () => Partial<ManifestVersion>): Promise<ManifestVersion> {
   if (options.inputs.length > 0) throw new UpdateError('INVALID_ARGUMENT', `Changing published version ${version} takes no files: published versions are immutable.`);
   if (options.pull !== undefined && options.version !== undefined) throw new UpdateError('INVALID_ARGUMENT', '--pull takes the version to withdraw itself: give it without --version.');
-  const manifest = await readManifest(options.out, options.modelId ?? basename(options.out));
+  const { manifest, chunkIndexes } = await readService(options.out, options.modelId ?? basename(options.out));
   const index = manifest.versions.findIndex((entry) => entry.version === version);
   if (index === -1) {
     const listed = manifest.versions.map((entry) => entry.version).join(', ') || 'none';
@@ -222,8 +277,7 @@ async function changePublished(options: PublishOptions, version: string, change:
   }
   const entry = { ...manifest.versions[index]!, ...change() };
   const versions = manifest.versions.map((old, i) => (i === index ? entry : old));
-  const { text } = finish({ ...manifest, versions }, options);
-  await writeFileAtomic(join(options.out, 'manifest.json'), text);
+  await writeService(options.out, { manifest: { ...manifest, versions }, chunkIndexes }, options);
   return entry;
 }
 

@@ -76,7 +76,7 @@ export async function createWorld(serverOptions: Partial<ServerOptions> = {}): P
       installer.stop();
     },
     // Model files only: neither the manifest nor the chunk indexes (chunks/) a check may fetch.
-    modelRequests: () => server.requests.filter((r) => !r.path.endsWith('manifest.json') && !r.path.startsWith('/chunks/')),
+    modelRequests: () => server.requests.filter((r) => !/manifest(\.chunks)?\.json$/.test(r.path) && !r.path.startsWith('/chunks/')),
     async close() {
       for (const updater of updaters) updater.stop();
       await server.close();

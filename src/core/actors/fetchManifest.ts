@@ -14,7 +14,9 @@ import { selectCandidate } from '../../../machines/selectCandidate.js';
 import { systemTimers, type TimerSource } from '../backgroundTimers.js';
 import { isTransientCode, UpdateError } from '../errors.js';
 import { parseRetryAfter } from '../retryAfter.js';
+import { acceptChunkIndexes } from '../trust/acceptChunkIndexes.js';
 import { acceptManifest, expired } from '../trust/acceptManifest.js';
+import { chunkIndexDocumentUrl, lacksChunkIndexes, withChunkIndexes } from '../manifest/chunkIndexDocument.js';
 import { parseStrictJson } from '../trust/strictJson.js';
 
 export interface FetchManifestOptions {
@@ -46,6 +48,11 @@ export interface FetchManifestOptions {
    * candidate (`update-available`, `check`). A failure leaves the estimate out, nothing more.
    */
   estimateFetch?: (candidate: ManifestVersion, baseUrl: string, signal: AbortSignal) => Promise<number>;
+  /**
+   * Whether a differential update to `candidate` could use chunk indexes its manifest does not name:
+   * then the check reads the chunk-index document beside a new manifest. Absent: never.
+   */
+  wantsChunkIndexes?: (candidate: ManifestVersion) => boolean;
 }
 
 /** The output with the estimate of its candidate's update, when the input says how to select it. */
@@ -244,6 +251,30 @@ async function fromMirror(mirror: string, input: FetchManifestInput, options: Fe
 }
 
 /**
+ * A new manifest with the chunk indexes its signed chunk-index document names (chunkIndexDocument.ts),
+ * fetched from beside it when the candidate has a file a differential download could use one for. They
+ * only make downloads smaller: a document that is missing, late, unsigned or invalid leaves the manifest
+ * as it is (those files download whole).
+ */
+async function withChunkIndexDocument(output: FetchManifestOutput, input: FetchManifestInput, options: FetchManifestOptions, signal: AbortSignal): Promise<FetchManifestOutput> {
+  const { selection } = input;
+  if (output.notModified || !options.wantsChunkIndexes || !selection || selection.active === null || !lacksChunkIndexes(output.manifest)) return output;
+  const candidate = selectCandidate(output.manifest, selection.config, selection.active, selection.quarantine);
+  if (!candidate || !options.wantsChunkIndexes(candidate)) return output;
+  const url = chunkIndexDocumentUrl(output.url);
+  try {
+    const fetched = await withDeadline(url, options, signal, (deadlineSignal) => get(url, { ...input, etag: null }, options, deadlineSignal));
+    if (fetched.status === 304) return output;
+    const policy = { trust: output.trust, unsigned: output.unsigned, modelId: output.manifest.modelId };
+    const entries = await acceptChunkIndexes(parseStrictJson(fetched.body, url), policy, `The chunk-index document at ${url}`);
+    return { ...output, manifest: withChunkIndexes(output.manifest, entries) };
+  } catch {
+    if (signal.aborted) throw new UpdateError('CANCELLED', 'The check was cancelled.');
+    return output;
+  }
+}
+
+/**
  * @example
  * const fetchManifest = createFetchManifest({ manifestUrl: [primary, mirror], maxBytes: 1 << 20, timeoutMs: 30_000 })
  */
@@ -253,7 +284,8 @@ export function createFetchManifest(options: FetchManifestOptions) {
     const failures: UpdateError[] = [];
     for (const mirror of mirrors) {
       try {
-        return await withEstimate(await fromMirror(mirror, input, options, signal), mirror, input, options, signal);
+        const output = await withChunkIndexDocument(await fromMirror(mirror, input, options, signal), input, options, signal);
+        return await withEstimate(output, mirror, input, options, signal);
       } catch (error) {
         const failure = toUpdateError(error, mirror);
         if (failure.code === 'CANCELLED' || signal.aborted) throw failure;

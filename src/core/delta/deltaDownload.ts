@@ -86,6 +86,16 @@ export class IndexCache {
  */
 export const DELTA_MIN_FILE_BYTES = 8 * 1024 * 1024;
 
+/** Whether this platform can assemble a file from the chunks it holds: random-access staging, readable content. */
+export function supportsDifferential(store: ModelStore, staging: StagingArea): boolean {
+  return staging.openRandomAccess !== undefined && store.readContent !== undefined;
+}
+
+/** Whether a differential download of this file could use a chunk index it does not have yet. */
+export function wantsChunkIndex(file: ManifestFile): boolean {
+  return file.chunkIndex === undefined && file.size >= DELTA_MIN_FILE_BYTES;
+}
+
 export interface DeltaDownloadResult extends DownloadFileResult {
   /** Bytes copied from held content. */
   copiedBytes: number;

@@ -9,7 +9,7 @@ import { UpdateError } from '../errors.js';
 import type { ModelStore } from '../ports/modelStore.js';
 import type { StagingArea } from '../ports/stagingArea.js';
 import type { Transport } from '../ports/transport.js';
-import { DELTA_MIN_FILE_BYTES, heldContent, planFileDelta, type IndexCache } from './deltaDownload.js';
+import { DELTA_MIN_FILE_BYTES, heldContent, planFileDelta, supportsDifferential, type IndexCache } from './deltaDownload.js';
 
 export interface EstimateFetchOptions {
   store: ModelStore;
@@ -31,7 +31,7 @@ export interface EstimateFetchOptions {
  */
 export async function estimateFetchBytes(candidate: ManifestVersion, options: EstimateFetchOptions): Promise<number> {
   const { store, staging } = options;
-  const differential = staging.openRandomAccess !== undefined && store.readContent !== undefined;
+  const differential = supportsDifferential(store, staging);
   const held = differential && candidate.files.some((file) => file.chunkIndex) ? await heldContent(store) : [];
   let bytes = 0;
   for (const file of candidate.files) {
