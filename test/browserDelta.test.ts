@@ -142,6 +142,8 @@ describe.skipIf(chromium.skip)('differential updates in Chromium', () => {
     expect(modelRequests('1.0.0').map((r) => r.headers.range)).toEqual([undefined]);
     expect(await installedFile('1.1.0')).toEqual({ size: v2.length, sha256: sha256(v2) });
 
+    // The chunk indexes came from the signed document beside the manifest, read once.
+    expect(world.server.requests.filter((r) => r.path.endsWith('manifest.chunks.json'))).toHaveLength(1);
     const requests = modelRequests('1.1.0');
     expect(requests.length).toBeGreaterThan(0);
     for (const request of requests) {
@@ -206,6 +208,8 @@ describe.skipIf(chromium.skip)('differential updates in Chromium', () => {
     expect(requests.map((r) => r.headers.range)).toEqual([undefined]);
     expect(requests[0]!.bytesSent).toBe(v2.length);
     expect((await announced()).at(-1)).toEqual({ size: v2.length, fetchBytes: v2.length });
+    // Nothing could use the chunk indexes here, so the check did not ask for them.
+    expect(world.server.requests.filter((r) => r.path.endsWith('manifest.chunks.json'))).toEqual([]);
     // readContent reads the Blob of v1's IndexedDB chunks, sliced.
     const slice = await page.evaluate(async (v1Sha) => [...(await (globalThis as any).updater.store.readContent(v1Sha, 1_048_000, 1000))], sha256(v1));
     expect(Buffer.from(slice).equals(v1.subarray(1_048_000, 1_049_000))).toBe(true);

@@ -10,6 +10,7 @@ import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { SimulatedClock } from 'xstate';
 import { chunkIndexDocumentUrl, CHUNK_INDEX_DOCUMENT_TYPE } from '../src/core/manifest/chunkIndexDocument.js';
 import { acceptChunkIndexes } from '../src/core/trust/acceptChunkIndexes.js';
 import { initialTrust } from '../src/core/trust/acceptManifest.js';
@@ -171,16 +172,49 @@ describe('a signed differential update through the document (loopback server)', 
     ['altered after it was signed', (document) => ({ ...document, signed: { ...document.signed, note: 'added by a mirror' } })],
     ['signed by the right key, for another model', (document) => signEnvelope({ ...document.signed, modelId: 'another-model' }, [key.privateKey])],
     ['not JSON', () => '{ "signed": '],
+    ['missing (404)', () => null],
   ];
   it.each(untrusted)('a document %s costs a whole download, never the update', async (_case, spoil) => {
     await installV1ThenPublishV2();
     const file = path.join(site, 'manifest.chunks.json');
     const spoiled = spoil(JSON.parse(await readFile(file, 'utf8')) as SignedEnvelope<Record<string, unknown>>);
-    await writeFile(file, typeof spoiled === 'string' ? spoiled : JSON.stringify(spoiled));
+    if (spoiled === null) await rm(file);
+    else await writeFile(file, typeof spoiled === 'string' ? spoiled : JSON.stringify(spoiled));
     const announced = await updateToV2();
     expect(documentRequests()).toHaveLength(1);
     expect(v2Bytes()).toBe(v2.length);
     expect(announced).toEqual([expect.objectContaining({ size: v2.length, fetchBytes: v2.length })]);
+  });
+
+  it('a document that does not come within the manifest deadline costs a whole download, never the update', async () => {
+    await installV1ThenPublishV2();
+    server.fault('/manifest.chunks.json', { kind: 'hang' });
+    const clock = new SimulatedClock();
+    clock.set(Date.now());
+    const second = createModelUpdater({ manifestUrl: `${server.url}manifest.json`, dir, trustedKeys: [key.publicKey], clock, policy: { approval: 'auto', checkOnStart: false } });
+    await second.start();
+    const result = second.check();
+    // The clock moves once the document's request is out and hanging: the default deadline (30 s) passes.
+    while (documentRequests().length === 0) await new Promise((resolve) => setImmediate(resolve));
+    clock.increment(30_000);
+    expect(await result).toMatchObject({ outcome: 'activated', version: '2.0.0' });
+    second.stop();
+    expect(v2Bytes()).toBe(v2.length);
+    expect((await readFile(path.join(dir, 'versions', '2.0.0', FILE))).equals(v2)).toBe(true);
+  });
+
+  it('checks the document against the keys the manifest left trusted: after a rotation, the new ones', async () => {
+    await installV1ThenPublishV2();
+    // 2.0.0 is re-signed as a rotation to a new key (signed by the old and the new one); the document
+    // only by the new key, which the client trusts only once it has taken the rotation.
+    const next = newKey();
+    await publish({ out: site, keys: [key.privateKey, next.privateKey], inputs: [], rotateTo: { keys: [next.publicKey], threshold: 1 } });
+    const file = path.join(site, 'manifest.chunks.json');
+    const document = JSON.parse(await readFile(file, 'utf8')) as SignedEnvelope;
+    await writeFile(file, JSON.stringify(signEnvelope(document.signed, [next.privateKey])));
+    await updateToV2();
+    expect(documentRequests()).toHaveLength(1);
+    expect(v2Bytes()).toBeLessThan(v2.length / 4);
   });
 
   it('asks for no document when the candidate has no file a differential download would use', async () => {
