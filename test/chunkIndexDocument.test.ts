@@ -5,8 +5,8 @@
  * and a client updates differentially through it; a document it cannot trust costs a whole download,
  * never the update. Real files, a real loopback server, real signatures.
  */
-import { randomBytes } from 'node:crypto';
-import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -45,6 +45,7 @@ afterEach(async () => {
   await rm(tmp, { recursive: true, force: true });
 });
 
+const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
 const signedPart = async (file: string) => parseEnvelope(JSON.parse(await readFile(file, 'utf8')), file).signed;
 
 describe('publish', () => {
@@ -140,8 +141,10 @@ describe('a signed differential update through the document (loopback server)', 
     await first.start();
     expect(await first.check()).toMatchObject({ outcome: 'activated', version: '1.0.0' });
     first.stop();
-    // Nothing is held before the first install: nothing to copy from, so no document was asked for.
-    expect(documentRequests()).toEqual([]);
+    // A first install reads the document too: it keeps 1.0.0's index for the update that copies from it.
+    expect(documentRequests()).toHaveLength(1);
+    expect((await readdir(path.join(dir, 'chunk-index'))).map((name) => name.split('.')[0])).toEqual([sha256(v1)]);
+    server.requests.length = 0;
     await publish({ out: site, version: '2.0.0', inputs: [path.join(tmp, 'v2', FILE)], keys: [key.privateKey] });
   }
 
@@ -223,6 +226,7 @@ describe('a signed differential update through the document (loopback server)', 
     await first.start();
     await first.check();
     first.stop();
+    server.requests.length = 0;
     await mkdir(path.join(tmp, 'small'));
     await writeFile(path.join(tmp, 'small', FILE), randomBytes(100_000));
     await publish({ out: site, version: '2.0.0', inputs: [path.join(tmp, 'small', FILE)], keys: [key.privateKey] });

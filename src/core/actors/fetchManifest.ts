@@ -252,13 +252,14 @@ async function fromMirror(mirror: string, input: FetchManifestInput, options: Fe
 
 /**
  * A new manifest with the chunk indexes its signed chunk-index document names (chunkIndexDocument.ts),
- * fetched from beside it when the candidate has a file a differential download could use one for. They
+ * fetched from beside it when the candidate has a file a differential download could use one for (on a
+ * first install too: the index is kept, so the next update need not compute it from the file). They
  * only make downloads smaller: a document that is missing, late, unsigned or invalid leaves the manifest
  * as it is (those files download whole).
  */
 async function withChunkIndexDocument(output: FetchManifestOutput, input: FetchManifestInput, options: FetchManifestOptions, signal: AbortSignal): Promise<FetchManifestOutput> {
   const { selection } = input;
-  if (output.notModified || !options.wantsChunkIndexes || !selection || selection.active === null || !lacksChunkIndexes(output.manifest)) return output;
+  if (output.notModified || !options.wantsChunkIndexes || !selection || !lacksChunkIndexes(output.manifest)) return output;
   const candidate = selectCandidate(output.manifest, selection.config, selection.active, selection.quarantine);
   if (!candidate || !options.wantsChunkIndexes(candidate)) return output;
   const url = chunkIndexDocumentUrl(output.url);
