@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdir, readdir, readFile, writeFile, utimes } from 'node:fs/promises';
+import { lutimes, mkdir, readdir, readFile, symlink, writeFile, utimes } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -59,6 +59,31 @@ describe('locking', () => {
     const old = new Date(Date.now() - 11_000);
     await utimes(lock, old, old);
     await expect(world.updater().start()).resolves.toBeUndefined();
+  });
+
+  it('sweeps what a process killed while taking the lock left beside it: only old regular files, never through a link', async () => {
+    await world.publishVersion('1.0.0');
+    const probe = world.updater();
+    await probe.start();
+    probe.stop();
+    const old = new Date(Date.now() - 11_000);
+    const at = (name: string) => join(world.dir, name);
+    // Killed between writing its own lock and linking it, or after moving a stale lock aside.
+    for (const name of [`${LOCK_FILE}.3f6c1d52-0000-4000-8000-000000000000`, `${LOCK_FILE}.takeover-9a1b`]) {
+      await writeFile(at(name), '{"pid":1}');
+      await utimes(at(name), old, old);
+    }
+    // A racer writing its own right now, and a link planted by another local user.
+    await writeFile(at(`${LOCK_FILE}.fresh`), '{"pid":2}');
+    const outside = join(world.root, 'outside.txt');
+    await writeFile(outside, 'not ours');
+    await symlink(outside, at(`${LOCK_FILE}.planted`));
+    await lutimes(at(`${LOCK_FILE}.planted`), old, old);
+    const updater = world.updater();
+    await updater.start();
+    updater.stop();
+    expect((await readdir(world.dir)).filter((name) => name.startsWith(`${LOCK_FILE}.`)).sort()).toEqual([`${LOCK_FILE}.fresh`, `${LOCK_FILE}.planted`]);
+    expect(await readFile(outside, 'utf8')).toBe('not ours');
   });
 
   it('respects a live lock on another host until its lease expires', async () => {

@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { closeSync, constants, lstatSync, openSync, readFileSync, rmSync } from 'node:fs';
-import { link, open, rename, rm, stat } from 'node:fs/promises';
+import { link, lstat, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { UpdateError } from '../core/errors.js';
 import { writeFileAtomic } from './durableWrite.js';
@@ -87,7 +87,9 @@ async function tryCreate(path: string, content: LockContent): Promise<boolean> {
     await link(own, path);
     return true;
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    // EEXIST: a lock is there. ENOENT: our own file was swept as litter while we stood frozen; try again.
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST' || code === 'ENOENT') return false;
     throw new UpdateError('STORAGE_FAILED', `Could not create the lock ${path}: ${(error as Error).message}. Check the folder's permissions.`, { cause: error });
   } finally {
     await rm(own, { force: true }).catch(() => undefined);
@@ -105,6 +107,22 @@ async function takeOver(path: string, stale: LockContent, token: string): Promis
   const moved = await readLock(aside, Date.now());
   if (moved && moved.token !== stale.token) await link(aside, path).catch(() => undefined);
   await rm(aside, { force: true });
+}
+
+/**
+ * Removes what a process killed in the middle of taking or taking over the lock leaves beside it: its
+ * own file (`.lock.<token>`) or the lock it moved aside (`.lock.takeover-<token>`). Only regular files
+ * older than TORN_GRACE_MS (a live process links or removes its own within milliseconds), never through
+ * a link; run by the holder, so no other process is taking the lock over meanwhile.
+ */
+async function sweepLeftovers(dir: string, now: number): Promise<void> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  for (const name of names) {
+    if (!name.startsWith(`${LOCK_FILE}.`)) continue;
+    const path = join(dir, name);
+    const info = await lstat(path).catch(() => null);
+    if (info?.isFile() && now - info.mtimeMs > TORN_GRACE_MS) await rm(path, { force: true }).catch(() => undefined);
+  }
 }
 
 /**
@@ -134,6 +152,7 @@ export async function acquireDirLock(dir: string, options: DirLockOptions = {}):
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   heldHere.add(path);
+  await sweepLeftovers(dir, Date.now());
 
   const renew = setInterval(() => {
     void writeFileAtomic(path, JSON.stringify(content())).catch(() => undefined);
