@@ -64,8 +64,11 @@ describe('verify-service', () => {
       expect(file).toMatchObject({ status: 206, range: true, size: 50_000, problems: [], sha256: expect.stringMatching(/^[0-9a-f]{64}$/) });
       expect(file.etag).toMatch(/^"/);
     }
+    // Every file has its index in the signed document (none is 8 MiB, so clients would fetch none of them).
+    expect(result.json.chunkIndexes).toEqual({ url: manifestUrl.replace('manifest.json', 'manifest.chunks.json'), ok: true, files: 3, problems: [], warnings: [] });
     const text = await verify('--manifest', manifestUrl, '--trusted-key', publicKeyFile);
     expect(text.code).toBe(0);
+    expect(text.stdout).toContain('manifest.chunks.json: ok, 3 file(s) listed');
     expect(text.stdout).toMatch(/version\s+path\s+size\s+status\s+range\s+etag/);
     expect(text.stdout).toMatch(/1\.1\.0\s+vocab\.txt\s+50000\s+206\s+yes\s+strong/);
   });
@@ -102,6 +105,38 @@ describe('verify-service', () => {
     expect(full.json.files[0].problems).toEqual([expect.stringContaining('SHA-256')]);
   });
 
+  it('fails a chunk-index document clients would not trust, and an index that is not the one it names; warns when there is none', async () => {
+    const root = await site('chunkdoc');
+    // A large file, so clients would fetch its index.
+    const large = path.join(tmp, 'src', 'chunkdoc', '2.0.0');
+    await mkdir(large, { recursive: true });
+    await writeFile(path.join(large, 'weights.bin'), randomBytes(8 * 1024 * 1024));
+    await publish({ out: root, version: '2.0.0', inputs: [large], keys: [key] });
+    const manifestUrl = await serve(root);
+    expect((await verify('--manifest', manifestUrl, '--trusted-key', publicKeyFile, '--json')).json.chunkIndexes).toMatchObject({ ok: true, files: 4, problems: [] });
+
+    const documentFile = path.join(root, 'manifest.chunks.json');
+    const original = await readFile(documentFile, 'utf8');
+    const document = JSON.parse(original);
+    const indexFile = path.join(root, document.signed.files.find((entry: { size: number }) => entry.size === 8 * 1024 * 1024).chunkIndex.url);
+    const index = await readFile(indexFile);
+    await writeFile(indexFile, Buffer.concat([index, Buffer.from([0])]));
+    const wrongIndex = await verify('--manifest', manifestUrl, '--trusted-key', publicKeyFile, '--json');
+    expect(wrongIndex.code).toBe(1);
+    expect(wrongIndex.json.chunkIndexes.problems).toEqual([expect.stringContaining('INTEGRITY_MISMATCH')]);
+    await writeFile(indexFile, index);
+
+    await writeFile(documentFile, JSON.stringify({ ...document, signed: { ...document.signed, files: [] } }));
+    const altered = await verify('--manifest', manifestUrl, '--trusted-key', publicKeyFile, '--json');
+    expect(altered.code).toBe(1);
+    expect(altered.json).toMatchObject({ ok: false, manifest: { ok: true }, chunkIndexes: { ok: false, problems: [expect.stringContaining('SIGNATURE_INVALID')] } });
+
+    await rm(documentFile);
+    const none = await verify('--manifest', manifestUrl, '--trusted-key', publicKeyFile, '--json');
+    expect(none.code).toBe(0);
+    expect(none.json.chunkIndexes).toMatchObject({ ok: true, files: 0, warnings: [expect.stringContaining('none published')] });
+  });
+
   it('fails a manifest not signed by the trusted key; warns (exit 0) when it expires within 7 days', async () => {
     const manifestUrl = await serve(await site('soon', { expires: '3d' }));
     const wrongKey = await verify('--manifest', manifestUrl, '--trusted-key', otherKeyFile, '--json');
@@ -131,6 +166,9 @@ describe.skipIf(nginx.skip)("the README's nginx example", () => {
       expect(result.json.manifest.etag).toMatch(/^"/);
       const manifest = await fetch(`${server.url}manifest.json`);
       expect(manifest.headers.get('cache-control')).toBe('no-cache');
+      const document = await fetch(`${server.url}manifest.chunks.json`);
+      expect(document.headers.get('cache-control')).toBe('no-cache');
+      await document.arrayBuffer();
       const file = await fetch(`${server.url}1.0.0/model.bin`);
       expect(file.headers.get('cache-control')).toBe('public, max-age=31536000, immutable');
       await file.arrayBuffer();

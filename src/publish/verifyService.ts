@@ -2,12 +2,14 @@
  * Checks a deployed update service the way a client sees it: the manifest through the client's own
  * manifest code (createFetchManifest: size cap, strict JSON, schema, signatures, expiry), then every file
  * through the client's Transport: its size, a Range request, a strong ETag that If-Range honours, and
- * (with `full`) its bytes' SHA-256.
+ * (with `full`) its bytes' SHA-256; then the chunk-index document and the indexes clients would use.
  */
 import { createHash } from 'node:crypto';
 import { createActor, toPromise } from 'xstate';
 import type { ManifestFile, ManifestVersion, TrustState } from '../../machines/types.js';
-import { createFetchManifest } from '../core/actors/fetchManifest.js';
+import { createFetchManifest, fetchChunkIndexDocument, type AcceptedManifest, type FetchManifestOptions } from '../core/actors/fetchManifest.js';
+import { DELTA_MIN_FILE_BYTES, wantsChunkIndex } from '../core/delta/deltaDownload.js';
+import { chunkIndexDocumentUrl, withChunkIndexes } from '../core/manifest/chunkIndexDocument.js';
 import { toErrorData, UpdateError } from '../core/errors.js';
 import type { Transport, TransportResponse } from '../core/ports/transport.js';
 import { initialTrust } from '../core/trust/acceptManifest.js';
@@ -62,6 +64,18 @@ export interface ServiceReport {
     warnings: string[];
   };
   files: FileReport[];
+  /** The chunk-index document beside the manifest (manifest.chunks.json), and the indexes clients would use. */
+  chunkIndexes: ChunkIndexReport;
+}
+
+export interface ChunkIndexReport {
+  url: string | null;
+  /** Nothing in it stops an update (a missing document only makes updates download whole: a warning). */
+  ok: boolean;
+  /** Files of the manifest it lists an index for. */
+  files: number;
+  problems: string[];
+  warnings: string[];
 }
 
 /**
@@ -76,14 +90,16 @@ export async function verifyService(options: VerifyServiceOptions): Promise<Serv
     url: options.manifestUrl, ok: false, signed: false, serial: null, expires: null, expiresInDays: null, etag: null, versions: [], pulled: [], problems: [], warnings: [],
   };
   const trust: TrustState = { ...initialTrust(keys, options.threshold ?? 1) };
-  const fetchManifest = createFetchManifest({ manifestUrl: options.manifestUrl, maxBytes: 16 * 1024 * 1024, timeoutMs: options.timeoutMs ?? 30_000, allowUnsigned: keys.length === 0 });
+  const fetchOptions = { manifestUrl: options.manifestUrl, maxBytes: 16 * 1024 * 1024, timeoutMs: options.timeoutMs ?? 30_000, allowUnsigned: keys.length === 0 };
+  const fetchManifest = createFetchManifest(fetchOptions);
+  const chunkIndexes: ChunkIndexReport = { url: null, ok: true, files: 0, problems: [], warnings: [] };
   let output;
   try {
     output = await toPromise(createActor(fetchManifest, { input: { etag: null, startedAt: now, trust, held: null } }).start());
   } catch (error) {
     const data = toErrorData(error);
     manifest.problems.push(`${data.code}: ${data.message}`);
-    return { ok: false, manifest, files: [] };
+    return { ok: false, manifest, files: [], chunkIndexes };
   }
   if (output.notModified) throw new UpdateError('UNKNOWN', 'The service answered 304 to a request without a validator.');
   const body = output.manifest;
@@ -108,8 +124,61 @@ export async function verifyService(options: VerifyServiceOptions): Promise<Serv
   for (const entry of body.versions) {
     for (const file of entry.files) files.push(await checkFile(transport, new URL(file.url, output.url), entry, file, options.full ?? false));
   }
-  const ok = manifest.ok && files.every((file) => file.problems.length === 0);
-  return { ok, manifest, files };
+  await checkChunkIndexes(chunkIndexes, output, fetchOptions, transport);
+  const ok = manifest.ok && files.every((file) => file.problems.length === 0) && chunkIndexes.ok;
+  return { ok, manifest, files, chunkIndexes };
+}
+
+/**
+ * The chunk-index document as a client reads it (signature, type, model), then the index of every file
+ * a differential download would use one for: a missing one only costs whole downloads, a wrong one
+ * fails the update (INTEGRITY_MISMATCH).
+ */
+async function checkChunkIndexes(report: ChunkIndexReport, accepted: AcceptedManifest, options: FetchManifestOptions, transport: Transport): Promise<void> {
+  report.url = chunkIndexDocumentUrl(accepted.url);
+  const controller = new AbortController();
+  let entries;
+  try {
+    entries = await fetchChunkIndexDocument(accepted, options, controller.signal);
+  } catch (error) {
+    const data = toErrorData(error);
+    if (data.code === 'SERVICE_REJECTED' && /answered (404|410)/.test(data.message)) {
+      report.warnings.push('none published: clients download changed files whole (`model-updater publish` writes it unless --no-chunk-index)');
+    } else {
+      report.ok = false;
+      report.problems.push(`${data.code}: ${data.message}`);
+    }
+    return;
+  } finally {
+    controller.abort();
+  }
+  const manifest = withChunkIndexes(accepted.manifest, entries);
+  const files = manifest.versions.flatMap((entry) => entry.files.map((file) => ({ version: entry.version, file })));
+  report.files = files.filter(({ file }) => file.chunkIndex).length;
+  const unindexed = files.filter(({ file }) => wantsChunkIndex(file)).map(({ version, file }) => `${version}/${file.path}`);
+  if (unindexed.length) report.warnings.push(`no chunk index for ${unindexed.join(', ')}: these download whole`);
+  for (const { version, file } of files) {
+    if (!file.chunkIndex || file.size < DELTA_MIN_FILE_BYTES) continue;
+    const url = new URL(file.chunkIndex.url, accepted.url);
+    const where = `the chunk index of ${version}/${file.path} (${url.href})`;
+    try {
+      const { response } = await get(transport, url, {}, new AbortController().signal);
+      const hash = createHash('sha256');
+      let bytes = 0;
+      await readAll(response, (chunk) => {
+        bytes += chunk.byteLength;
+        hash.update(chunk);
+      });
+      if (response.status === 404 || response.status === 410) report.warnings.push(`${where} answered ${response.status}: the file downloads whole`);
+      else if (response.status !== 200) report.problems.push(`${where} answered ${response.status}`);
+      else if (bytes !== file.chunkIndex.size || hash.digest('hex') !== file.chunkIndex.sha256) {
+        report.problems.push(`${where} is not the one the signed document names (${bytes} bytes, ${file.chunkIndex.size} expected, or another SHA-256): updates to ${version} fail with INTEGRITY_MISMATCH; upload chunks/ again`);
+      }
+    } catch (error) {
+      report.problems.push(`${where}: request failed: ${(error as Error).message ?? String(error)}`);
+    }
+  }
+  report.ok = report.problems.length === 0;
 }
 
 /** A GET through the client's transport, following redirects as downloads do. */

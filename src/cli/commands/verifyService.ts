@@ -28,12 +28,16 @@ export async function run(argv: string[]): Promise<number> {
     if (!Number.isInteger(threshold) || threshold < 1) throw new UpdateError('INVALID_ARGUMENT', `--threshold must be a whole number >= 1, got "${values.threshold}".`);
     const report = await verifyService({ manifestUrl, trustedKeys, threshold, full: values.full ?? false });
     const m = report.manifest;
+    const c = report.chunkIndexes;
     const lines = [
       `manifest ${m.url}: ${m.ok ? 'ok' : 'FAILED'}${m.ok ? `, ${m.signed ? 'signature checked' : 'signature not checked'}, serial ${m.serial ?? '-'}, expires ${m.expires ?? '-'}${m.expiresInDays === null ? '' : ` (${m.expiresInDays} days)`}, ETag ${m.etag ?? '-'}` : ''}`,
       ...m.problems.map((problem) => `  problem: ${problem}`),
       ...m.warnings.map((warning) => `  warning: ${warning}`),
       ...(report.files.length ? table(report.files) : []),
-      report.ok ? `ok: the service answers as clients need${m.warnings.length ? ' (see the warnings)' : ''}` : 'FAILED: clients will not update from this service as it is',
+      ...(c.url === null ? [] : [`chunk indexes ${c.url}: ${c.ok ? 'ok' : 'FAILED'}, ${c.files} file(s) listed`]),
+      ...c.problems.map((problem) => `  problem: ${problem}`),
+      ...c.warnings.map((warning) => `  warning: ${warning}`),
+      report.ok ? `ok: the service answers as clients need${m.warnings.length || c.warnings.length ? ' (see the warnings)' : ''}` : 'FAILED: clients will not update from this service as it is',
     ];
     if (output.json) process.stdout.write(`${JSON.stringify(report)}\n`);
     else for (const line of lines) process.stdout.write(`${line}\n`);

@@ -16,7 +16,7 @@ import { isTransientCode, UpdateError } from '../errors.js';
 import { parseRetryAfter } from '../retryAfter.js';
 import { acceptChunkIndexes } from '../trust/acceptChunkIndexes.js';
 import { acceptManifest, expired } from '../trust/acceptManifest.js';
-import { chunkIndexDocumentUrl, lacksChunkIndexes, withChunkIndexes } from '../manifest/chunkIndexDocument.js';
+import { chunkIndexDocumentUrl, lacksChunkIndexes, withChunkIndexes, type ChunkIndexEntry } from '../manifest/chunkIndexDocument.js';
 import { parseStrictJson } from '../trust/strictJson.js';
 
 export interface FetchManifestOptions {
@@ -136,7 +136,7 @@ function toUpdateError(error: unknown, url: string): UpdateError {
 type Fetched = { status: 304 } | { status: 200; body: Uint8Array; etag: string | null; url: string };
 
 /** One GET of the manifest from one mirror, following redirects by hand. */
-async function get(start: string, input: FetchManifestInput, options: FetchManifestOptions, signal: AbortSignal): Promise<Fetched> {
+async function get(start: string, etag: string | null, options: FetchManifestOptions, signal: AbortSignal): Promise<Fetched> {
   let url = new URL(start);
   let headers: Record<string, string> = { ...options.headers };
   for (let redirects = 0; ; redirects++) {
@@ -147,7 +147,7 @@ async function get(start: string, input: FetchManifestInput, options: FetchManif
         timeout: false,
         cache: 'no-store',
         redirect: 'manual',
-        headers: input.etag ? { ...headers, 'if-none-match': input.etag } : headers,
+        headers: etag ? { ...headers, 'if-none-match': etag } : headers,
         retry: {
           limit: options.retries ?? 0,
           backoffLimit: 2_000,
@@ -223,7 +223,7 @@ async function decoded<T>(source: string, decode: () => Promise<T>): Promise<T> 
 async function fromMirror(mirror: string, input: FetchManifestInput, options: FetchManifestOptions, signal: AbortSignal): Promise<FetchManifestOutput> {
   const source = `The manifest at ${mirror}`;
   const clockSkewMs = options.clockSkewMs ?? 0;
-  const fetched = await withDeadline(mirror, options, signal, (deadlineSignal) => get(mirror, input, options, deadlineSignal));
+  const fetched = await withDeadline(mirror, options, signal, (deadlineSignal) => get(mirror, input.etag, options, deadlineSignal));
   if (fetched.status === 304) {
     // An unchanged manifest still expires: a server answering 304 forever must not freeze the updater.
     const expires = input.held?.expires;
@@ -250,25 +250,37 @@ async function fromMirror(mirror: string, input: FetchManifestInput, options: Fe
   };
 }
 
+/** A manifest accepted from a mirror: where it came from and the trust it left. */
+export type AcceptedManifest = Extract<FetchManifestOutput, { notModified: false }>;
+
 /**
- * A new manifest with the chunk indexes its signed chunk-index document names (chunkIndexDocument.ts),
- * fetched from beside it when the candidate has a file a differential download could use one for (on a
- * first install too: the index is kept, so the next update need not compute it from the file). They
- * only make downloads smaller: a document that is missing, late, unsigned or invalid leaves the manifest
- * as it is (those files download whole).
+ * Fetches and checks the chunk-index document beside an accepted manifest (chunkIndexDocument.ts), with
+ * the manifest's request rules (deadline, size cap, redirects, headers). Throws the typed error.
+ * @example
+ * const entries = await fetchChunkIndexDocument(accepted, options, signal)
+ */
+export async function fetchChunkIndexDocument(accepted: AcceptedManifest, options: FetchManifestOptions, signal: AbortSignal): Promise<ChunkIndexEntry[]> {
+  const url = chunkIndexDocumentUrl(accepted.url);
+  const source = `The chunk-index document at ${url}`;
+  const fetched = await withDeadline(url, options, signal, (deadlineSignal) => get(url, null, options, deadlineSignal));
+  if (fetched.status === 304) throw new UpdateError('UNKNOWN', `${url} answered 304 to a request without a validator.`);
+  const policy = { trust: accepted.trust, unsigned: accepted.unsigned, modelId: accepted.manifest.modelId };
+  return decoded(source, () => acceptChunkIndexes(parseStrictJson(fetched.body, source), policy, source));
+}
+
+/**
+ * A new manifest with the chunk indexes its signed chunk-index document names, read when the candidate
+ * has a file a differential download could use one for (on a first install too: the index is kept, so
+ * the next update need not compute it from the file). They only make downloads smaller: a document
+ * that is missing, late, unsigned or invalid leaves the manifest as it is (those files download whole).
  */
 async function withChunkIndexDocument(output: FetchManifestOutput, input: FetchManifestInput, options: FetchManifestOptions, signal: AbortSignal): Promise<FetchManifestOutput> {
   const { selection } = input;
   if (output.notModified || !options.wantsChunkIndexes || !selection || !lacksChunkIndexes(output.manifest)) return output;
   const candidate = selectCandidate(output.manifest, selection.config, selection.active, selection.quarantine);
   if (!candidate || !options.wantsChunkIndexes(candidate)) return output;
-  const url = chunkIndexDocumentUrl(output.url);
   try {
-    const fetched = await withDeadline(url, options, signal, (deadlineSignal) => get(url, { ...input, etag: null }, options, deadlineSignal));
-    if (fetched.status === 304) return output;
-    const policy = { trust: output.trust, unsigned: output.unsigned, modelId: output.manifest.modelId };
-    const entries = await acceptChunkIndexes(parseStrictJson(fetched.body, url), policy, `The chunk-index document at ${url}`);
-    return { ...output, manifest: withChunkIndexes(output.manifest, entries) };
+    return { ...output, manifest: withChunkIndexes(output.manifest, await fetchChunkIndexDocument(output, options, signal)) };
   } catch {
     if (signal.aborted) throw new UpdateError('CANCELLED', 'The check was cancelled.');
     return output;
