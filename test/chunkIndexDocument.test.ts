@@ -81,6 +81,18 @@ describe('publish', () => {
     expect(entries).toHaveLength(3);
     expect(entries).toEqual(expect.arrayContaining(oldRefs.map((ref) => expect.objectContaining(ref))));
   });
+
+  it('refuses to publish onto a chunk-index document it cannot read back, and changes nothing', async () => {
+    await mkdir(path.join(tmp, 'in'));
+    await writeFile(path.join(tmp, 'in', FILE), randomBytes(1000));
+    await publish({ out: site, version: '1.0.0', inputs: [path.join(tmp, 'in', FILE)] });
+    await writeFile(path.join(site, 'manifest.chunks.json'), '{ "cut short');
+    const manifestBefore = await readFile(path.join(site, 'manifest.json'), 'utf8');
+    await expect(publish({ out: site, version: '1.1.0', inputs: [path.join(tmp, 'in', FILE)] })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('Delete it and publish again') });
+    expect(await readFile(path.join(site, 'manifest.json'), 'utf8')).toBe(manifestBefore);
+    expect(await readFile(path.join(site, 'manifest.chunks.json'), 'utf8')).toBe('{ "cut short');
+    await expect(readdir(path.join(site, '1.1.0'))).rejects.toMatchObject({ code: 'ENOENT' });
+  });
 });
 
 describe('chunkIndexDocumentUrl', () => {

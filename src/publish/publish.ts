@@ -135,8 +135,17 @@ async function readChunkIndexDocument(out: string, modelId: string): Promise<Chu
   const path = join(out, CHUNK_INDEX_DOCUMENT_FILE);
   const text = await readFile(path, 'utf8').catch(() => null);
   if (text === null) return [];
-  const document = parseStrictJson(text, path);
-  const parsed = parseChunkIndexDocument(looksSigned(document) ? parseEnvelope(document, path).signed : document, path);
+  let parsed: ChunkIndexDocument;
+  try {
+    const document = parseStrictJson(text, path);
+    parsed = parseChunkIndexDocument(looksSigned(document) ? parseEnvelope(document, path).signed : document, path);
+  } catch (error) {
+    throw new UpdateError(
+      'INVALID_ARGUMENT',
+      `${path} cannot be read back (${(error as Error).message}). Nothing was published. Delete it and publish again: it is rewritten with the indexes of the versions published from then on (the others download whole).`,
+      { cause: error },
+    );
+  }
   if (parsed.modelId !== modelId) {
     throw new UpdateError('INVALID_ARGUMENT', `${path} is for model "${parsed.modelId}", but manifest.json is for "${modelId}": one folder publishes one model. Remove the stray file, or publish into another folder.`);
   }
