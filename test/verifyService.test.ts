@@ -124,6 +124,10 @@ describe('verify-service', () => {
     const wrongIndex = await verify('--manifest', manifestUrl, '--trusted-key', publicKeyFile, '--json');
     expect(wrongIndex.code).toBe(1);
     expect(wrongIndex.json.chunkIndexes.problems).toEqual([expect.stringContaining('INTEGRITY_MISMATCH')]);
+    await rm(indexFile);
+    const missingIndex = await verify('--manifest', manifestUrl, '--trusted-key', publicKeyFile, '--json');
+    expect(missingIndex.code).toBe(0);
+    expect(missingIndex.json.chunkIndexes).toMatchObject({ ok: true, problems: [], warnings: [expect.stringContaining('answered 404: the file downloads whole')] });
     await writeFile(indexFile, index);
 
     await writeFile(documentFile, JSON.stringify({ ...document, signed: { ...document.signed, files: [] } }));
