@@ -5,7 +5,7 @@
  *   npx tsx bench/download.ts            # 1 GiB
  *   BENCH_BYTES=268435456 npx tsx bench/download.ts
  *   BENCH_RUNS=6 npx tsx bench/download.ts   # best of 6 for each side (default 4: page-cache noise is large)
- *   BENCH_UPDATE=download npx tsx bench/download.ts   # (b) = downloadFile() alone, even if the CLI is built
+ *   BENCH_UPDATE=download npx tsx bench/download.ts   # (b) = downloadFile() alone instead of the CLI
  *   BENCH_TRANSPORT=node-http npx tsx bench/download.ts   # (b) = downloadFile() alone over the node:http fallback
  *                                                         # (BENCH_TRANSPORT=direct: alone, over the direct transport)
  *   BENCH_DEBUG=1 ...                                  # also print every run and what each (b) child reported
@@ -15,8 +15,8 @@
  * VM the update ran much slower right after the curl run than right after its own (2.4-3.6 s against
  * 1.5-1.7 s), while curl did not care which came before.
  * The server runs in a child process (this file with --serve), like curl and (b), so each side of the
- * comparison has the same CPUs to share. (b) is the built CLI, or until it exists downloadFile() in a
- * plain-node child (see runUpdate).
+ * comparison has the same CPUs to share. (b) is the CLI bundled from the current source the way
+ * `npm run build` bundles it, or downloadFile() in a plain-node child (see runUpdate).
  * The last line printed is one JSON object: {"bytes","baselineSeconds","updateSeconds","ratio","peakRssMB"}.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -27,12 +27,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { bundleCli } from '../scripts/bundleCli.js';
 import { startTestServer } from '../test/helpers/testServer.js';
 
 const MIB = 1024 * 1024;
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 /** The package's bin, as users run it (`npm run build` makes it). */
-const CLI = path.join(REPO, (JSON.parse(await readFile(path.join(REPO, 'package.json'), 'utf8')) as { bin: Record<string, string> }).bin['model-updater']!);
+/** The CLI as `npm run build` bundles it, made from the current source into the bench's folder: a
+ * dist/ left from an earlier build would measure old code. */
+let CLI = '';
 
 interface Measured {
   seconds: number;
@@ -54,6 +57,7 @@ async function main(): Promise<void> {
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'model-updater-bench-'));
   let server: ChildProcess | undefined;
   try {
+    if (useCli()) CLI = await bundleCli(path.join(tmp, 'cli'));
     const root = path.join(tmp, 'site');
     await mkdir(root);
 
@@ -139,7 +143,7 @@ async function main(): Promise<void> {
 
 /** BENCH_UPDATE=download (or a BENCH_TRANSPORT) measures downloadFile() alone even when the CLI is built. */
 function useCli(): boolean {
-  return process.env.BENCH_UPDATE !== 'download' && process.env.BENCH_TRANSPORT === undefined && existsSync(CLI);
+  return process.env.BENCH_UPDATE !== 'download' && process.env.BENCH_TRANSPORT === undefined;
 }
 
 /** Which Node transport (b) uses when it runs downloadFile() alone: the direct one (default) or node:http. */
@@ -154,8 +158,8 @@ interface BenchManifest {
 }
 
 /**
- * (b): the real CLI when it is built. Until then, downloadFile() — what the CLI spends its time in — run
- * the same way: a plain-node child process (the module transpiled to JS into `dir`) that fetches the
+ * (b): the real CLI, bundled from the current source. With BENCH_UPDATE=download or a BENCH_TRANSPORT,
+ * downloadFile() alone — what the CLI spends its time in — run the same way: a plain-node child process (the module transpiled to JS into `dir`) that fetches the
  * manifest, downloads into `dir` (fsynced before it resolves) and checks the hash. Not in-process: under
  * tsx the bench process starts at ~75 MB RSS (tsx's loader thread) and has done the other work already,
  * so its maxRSS would measure tsx, not the transport.
@@ -169,7 +173,7 @@ async function runUpdate(manifestUrl: string, dir: string): Promise<Measured> {
   const runner = await buildFallbackRunner(path.join(dir, '.bench-runner'));
   const transport = transportName();
   const measured = await measureChild(runner, [manifestUrl, dir, transport]);
-  const why = process.env.BENCH_TRANSPORT !== undefined ? `BENCH_TRANSPORT=${transport}` : existsSync(CLI) ? 'BENCH_UPDATE=download' : `CLI not built: ${path.relative(REPO, CLI)} missing, run npm run build`;
+  const why = process.env.BENCH_TRANSPORT !== undefined ? `BENCH_TRANSPORT=${transport}` : 'BENCH_UPDATE=download';
   return { ...measured, what: `downloadFile() in a node child (${why})` };
 }
 

@@ -7,18 +7,18 @@
  *                                             NAME_MAX because of it
  *
  * node:crypto cannot save a hash's state, so a resumed file's prefix is hashed again from disk.
- * Writes go through a few reused 1 MiB slots, one positional write each (slotWriter.ts). Nothing is
+ * Writes go through a few reused 1 MiB slots, one positional write each (core/download/rangeWriter.ts). Nothing is
  * read or written through a symbolic link planted in the folder.
  */
 import { createHash as nodeHash } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
-import { lstat, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { lstat, open, readFile, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { UpdateError } from '../core/errors.js';
 import type { OpenOptions, RandomAccessFile, ResumeRecord, Sha256, StagedFile, StagedWriter, StagingArea } from '../core/ports/stagingArea.js';
 import { storageError } from '../core/storageError.js';
 import { assertNoSymlinks, mkdirNoFollow, NO_FOLLOW, WRITE_NO_FOLLOW } from './noSymlinks.js';
-import { SlotWriter } from './slotWriter.js';
+import { RangeWriter } from '../core/download/rangeWriter.js';
 
 const MIB = 1024 * 1024;
 
@@ -125,43 +125,7 @@ export class FileStagingArea implements StagingArea {
       }
       return opened;
     }, `open ${path}`);
-    let closing: Promise<void> | undefined;
-    return {
-      async write(position, bytes) {
-        await storage(async () => {
-          for (let done = 0; done < bytes.byteLength; ) {
-            const { bytesWritten } = await handle.write(bytes, done, bytes.byteLength - done, position + done);
-            done += bytesWritten;
-          }
-        }, `write ${path}`);
-      },
-      async read(position, length, into) {
-        return storage(async () => {
-          const buffer = into !== undefined && into.byteLength >= length ? Buffer.from(into.buffer, into.byteOffset, length) : Buffer.allocUnsafe(length);
-          let done = 0;
-          while (done < length) {
-            const { bytesRead } = await handle.read(buffer, done, length - done, position + done);
-            if (bytesRead === 0) break;
-            done += bytesRead;
-          }
-          return new Uint8Array(buffer.buffer, buffer.byteOffset, done);
-        }, `read ${path}`);
-      },
-      async flush() {
-        // fdatasync: the data and the size, not the times; one handle, no open per checkpoint.
-        await storage(() => handle.datasync(), `flush ${path} to disk`);
-      },
-      close({ sync }) {
-        closing ??= storage(async () => {
-          try {
-            if (sync) await handle.sync();
-          } finally {
-            await handle.close();
-          }
-        }, `write ${path}`);
-        return closing;
-      },
-    };
+    return randomAccessOver(handle, path);
   }
 
   async hashPrefix(file: StagedFile, length: number, signal: AbortSignal): Promise<{ hash: Sha256; length: number }> {
@@ -205,18 +169,18 @@ export class FileStagingArea implements StagingArea {
       await handle.close().catch(() => undefined);
       throw storageError(error, `truncate ${path}`);
     }
-    const writer = new SlotWriter(handle, position, { onDrain: options.onDrain, onError: options.onError });
+    const target = randomAccessOver(handle, path);
+    const writer = new RangeWriter(target, position, { slots: 4, syncEveryBytes: 16 * MIB, onDrain: options.onDrain, onError: options.onError });
     return {
       write: (bytes) => writer.push(bytes),
       async finish({ sync }) {
         try {
           await writer.end();
-          if (sync) await handle.sync();
         } catch (error) {
+          await target.close({ sync: false }).catch(() => undefined);
           throw storageError(error, `write ${path}`);
-        } finally {
-          await handle.close().catch(() => undefined);
         }
+        await target.close({ sync });
       },
     };
   }
@@ -267,4 +231,45 @@ function isSpanList(value: unknown): value is Array<[number, number]> {
     last = end;
   }
   return true;
+}
+
+/** An open staged file as the port's RandomAccessFile: whole positional writes, reads, flushes. */
+function randomAccessOver(handle: FileHandle, path: string): RandomAccessFile {
+  let closing: Promise<void> | undefined;
+  return {
+    async write(position, bytes) {
+      await storage(async () => {
+        for (let done = 0; done < bytes.byteLength; ) {
+          const { bytesWritten } = await handle.write(bytes, done, bytes.byteLength - done, position + done);
+          done += bytesWritten;
+        }
+      }, `write ${path}`);
+    },
+    async read(position, length, into) {
+      return storage(async () => {
+        const buffer = into !== undefined && into.byteLength >= length ? Buffer.from(into.buffer, into.byteOffset, length) : Buffer.allocUnsafe(length);
+        let done = 0;
+        while (done < length) {
+          const { bytesRead } = await handle.read(buffer, done, length - done, position + done);
+          if (bytesRead === 0) break;
+          done += bytesRead;
+        }
+        return new Uint8Array(buffer.buffer, buffer.byteOffset, done);
+      }, `read ${path}`);
+    },
+    async flush() {
+      // fdatasync: the data and the size, not the times; one handle, no open per checkpoint.
+      await storage(() => handle.datasync(), `flush ${path} to disk`);
+    },
+    close({ sync }) {
+      closing ??= storage(async () => {
+        try {
+          if (sync) await handle.sync();
+        } finally {
+          await handle.close();
+        }
+      }, `write ${path}`);
+      return closing;
+    },
+  };
 }

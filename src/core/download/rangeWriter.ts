@@ -1,7 +1,16 @@
 /**
  * Writes one connection's bytes into a RandomAccessFile from a position on, through a few reused
- * slots: a chunk is copied out as it arrives (the transport reuses its buffer), and one full slot is
- * one positional write. Writes of one connection go in order, so `written` only grows.
+ * slots: the one write path of every download (a plain stream, each range of a parallel or
+ * differential one).
+ *
+ * Why slots: a chunk is copied out as soon as it arrives, so the transport can reuse its buffer (the
+ * direct one) or let it die young (node:http's); keeping chunks until they were written got them
+ * promoted to the old generation, where they piled up. One full slot is one positional write: few,
+ * large writes. Writes of one connection go in order, so `written` only grows.
+ * Why background syncs (`syncEveryBytes`): the kernel would otherwise keep the whole file dirty in
+ * memory and write it all during the final fsync; a flush every 16 MiB, one at a time, overlaps that
+ * writeback with the transfer, so the final fsync only has the tail left. The ranged paths sync at
+ * their checkpoints instead (checkpoints.ts).
  */
 import type { RandomAccessFile } from '../ports/stagingArea.js';
 
@@ -20,6 +29,8 @@ export interface RangeWriterOptions {
   onWritten?: (writtenEnd: number) => void;
   /** Free slots shared with the other writers of a download: reused, not reallocated per request. */
   pool?: Uint8Array[];
+  /** Bytes written between background flushes (the file's `flush`); 0 or absent: none. */
+  syncEveryBytes?: number;
 }
 
 /**
@@ -43,6 +54,10 @@ export class RangeWriter {
   #writes: Promise<void> = Promise.resolve();
   #error: unknown;
   #full = false;
+  /** The pool is this writer's own: slots made for a push past `slots` are dropped when released. */
+  readonly #ownPool: boolean;
+  #sinceSync = 0;
+  #sync: Promise<void> | undefined;
 
   constructor(file: RandomAccessFile, position: number, options: RangeWriterOptions = {}) {
     this.#file = file;
@@ -51,6 +66,7 @@ export class RangeWriter {
     this.#slotBytes = options.slotBytes ?? MIB;
     this.#maxSlots = Math.max(2, options.slots ?? 3);
     this.#free = options.pool ?? [];
+    this.#ownPool = options.pool === undefined;
   }
 
   /** The position after the last byte written. */
@@ -82,6 +98,7 @@ export class RangeWriter {
   async end(): Promise<void> {
     this.#flush();
     await this.#writes;
+    await this.#sync;
     if (this.#error !== undefined) throw this.#error;
   }
 
@@ -110,9 +127,9 @@ export class RangeWriter {
         await this.#file.write(position, slot.subarray(0, length));
         this.#written = position + length;
         this.#options.onWritten?.(this.#written);
+        this.#syncInBackground(length);
       } catch (error) {
-        this.#error = error;
-        this.#options.onError?.(error);
+        this.#fail(error);
         return;
       } finally {
         this.#release(slot);
@@ -126,6 +143,29 @@ export class RangeWriter {
 
   #release(slot: Uint8Array): void {
     this.#held--;
+    // A spare made by a push past `slots` is dropped, so an own pool shrinks back to its size.
+    if (this.#ownPool && this.#free.length + this.#held >= this.#maxSlots) return;
     this.#free.push(slot);
+  }
+
+  #fail(error: unknown): void {
+    if (this.#error !== undefined) return;
+    this.#error = error;
+    this.#options.onError?.(error);
+  }
+
+  #syncInBackground(written: number): void {
+    const every = this.#options.syncEveryBytes ?? 0;
+    if (every === 0 || !this.#file.flush) return;
+    this.#sinceSync += written;
+    if (this.#sync !== undefined || this.#sinceSync < every) return;
+    this.#sinceSync = 0;
+    this.#sync = this.#file.flush().then(
+      () => (this.#sync = undefined),
+      (error: unknown) => {
+        this.#sync = undefined;
+        this.#fail(error);
+      },
+    );
   }
 }
