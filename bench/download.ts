@@ -6,6 +6,7 @@
  *   BENCH_BYTES=268435456 npx tsx bench/download.ts
  *   BENCH_RUNS=6 npx tsx bench/download.ts   # best of 6 for each side (default 4: page-cache noise is large)
  *   BENCH_UPDATE=download npx tsx bench/download.ts   # (b) = downloadFile() alone instead of the CLI
+ *   BENCH_CLI=/tmp/old/main.js npx tsx bench/download.ts  # (b) = that bundle (tsx scripts/bundleCli.ts OUT), to compare versions
  *   BENCH_TRANSPORT=node-http npx tsx bench/download.ts   # (b) = downloadFile() alone over the node:http fallback
  *                                                         # (BENCH_TRANSPORT=direct: alone, over the direct transport)
  *   BENCH_DEBUG=1 ...                                  # also print every run and what each (b) child reported
@@ -57,7 +58,7 @@ async function main(): Promise<void> {
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'model-updater-bench-'));
   let server: ChildProcess | undefined;
   try {
-    if (useCli()) CLI = await bundleCli(path.join(tmp, 'cli'));
+    if (useCli()) CLI = process.env.BENCH_CLI ? path.resolve(process.env.BENCH_CLI) : await bundleCli(path.join(tmp, 'cli'));
     const root = path.join(tmp, 'site');
     await mkdir(root);
 
