@@ -6,6 +6,7 @@
  * One deadline per mirror covers the whole answer (redirects, headers and body), armed once and never
  * re-armed by arriving bytes: a server that drips the body cannot hold the check (and the folder lock).
  * A failed request is not retried here: the chart defers the check (journaled), honouring Retry-After.
+ * Beside a new manifest it reads the signed chunk-index document when the update could use it.
  */
 import ky, { HTTPError } from 'ky';
 import { fromPromise } from 'xstate';
