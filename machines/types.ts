@@ -396,6 +396,11 @@ export interface ConditionsOutput { unmet: string[] }
 export interface DownloadInput { candidate: ManifestVersion; attempt: number; baseUrl?: string }
 export interface DownloadOutput {
   digests: FileDigest[];
+  /**
+   * Bytes the attempt that completed fetched over the network; the rest was copied from versions the
+   * device holds, already stored, or kept from an earlier attempt. Absent in logs written before 0.4.0.
+   */
+  fetchedBytes?: number;
   /** SHA-256 names of stored content that did not hash to its name and was removed before the download. */
   discardedContent?: string[];
 }

@@ -16,7 +16,9 @@ import { acceptChunkIndexes } from '../src/core/trust/acceptChunkIndexes.js';
 import { initialTrust } from '../src/core/trust/acceptManifest.js';
 import { parseEnvelope, type SignedEnvelope } from '../src/core/trust/envelope.js';
 import { validSigners } from '../src/core/trust/verifySignatures.js';
+import { summarize } from '../src/core/log/describe.js';
 import { createModelUpdater } from '../src/node/createModelUpdater.js';
+import { readLogFile } from '../src/node/fileEventLog.js';
 import { generateKeyPair, parsePrivateKeyText } from '../src/publish/keys.js';
 import { publish } from '../src/publish/publish.js';
 import { signEnvelope } from '../src/publish/sign.js';
@@ -179,6 +181,10 @@ describe('a signed differential update through the document (loopback server)', 
     expect(v2Bytes()).toBeGreaterThanOrEqual(3 * 64 * 1024);
     expect(v2Bytes()).toBeLessThan(v2.length / 4);
     expect(announced).toEqual([expect.objectContaining({ size: v2.length, fetchBytes: v2Bytes() })]);
+    // The audit trail says what each download fetched: all of 1.0.0, the changed spans of 2.0.0.
+    const completed = readLogFile(path.join(dir, 'events.log')).records.filter((record) => record.type === 'download.completed');
+    expect(completed.map((record) => (record.data as { fetchedBytes?: number }).fetchedBytes)).toEqual([v1.length, v2Bytes()]);
+    expect(completed.map((record) => summarize(record))).toEqual([`fetched ${v1.length} of ${v1.length} bytes`, `fetched ${v2Bytes()} of ${v2.length} bytes`]);
   });
 
   const untrusted: Array<[string, (document: SignedEnvelope<Record<string, unknown>>) => unknown]> = [

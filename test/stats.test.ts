@@ -52,6 +52,8 @@ it('stats() and `model-updater stats` report outcomes, failure codes, downloads 
   expect(stats.downloads.map((d) => d.version)).toEqual(['1.0.0', '1.1.0', '1.2.0']);
   expect(stats.downloads[0]!.bytes).toBe(1_000_000);
   expect(stats.downloads[0]!.bytesPerSecond).toBeGreaterThan(0);
+  // Small files come whole: each download fetched all of its bytes (test/chunkIndexDocument.test.ts has a differential one).
+  expect(stats.downloads.map((d) => d.fetchedBytes)).toEqual(stats.downloads.map((d) => d.bytes));
   expect(Object.keys(stats.timeInState)).toEqual(expect.arrayContaining(['checking', 'downloading.fetching', 'migrating.checkingHealth']));
   expect(stats.bySession.map((s) => s.outcome)).toEqual(['activated', 'up-to-date', 'failed', 'rolled-back']);
   expect(stats.bySession.every((s) => s.durationMs !== null && s.durationMs >= 0)).toBe(true);
@@ -68,4 +70,8 @@ it('stats() and `model-updater stats` report outcomes, failure codes, downloads 
   const cli = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'stats', '--dir', world.dir, '--json'], { cwd: join(import.meta.dirname, '..'), encoding: 'utf8' });
   expect(cli.status, cli.stderr).toBe(0);
   expect(JSON.parse(cli.stdout)).toMatchObject({ ok: true, sessions: 4, failuresByCode: { INTEGRITY_MISMATCH: 1, HEALTH_CHECK_FAILED: 1 } });
+  const text = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'stats', '--dir', world.dir], { cwd: join(import.meta.dirname, '..'), encoding: 'utf8' });
+  const total = stats.downloads.reduce((sum, d) => sum + d.bytes, 0);
+  expect(text.stdout).toContain(`downloads: 3, median throughput`);
+  expect(text.stdout).toContain(`, fetched ${total} of ${total} bytes`);
 });

@@ -18,11 +18,20 @@ export async function run(argv: string[]): Promise<number> {
       `sessions: ${stats.sessions}  ${Object.entries(stats.outcomes).map(([k, v]) => `${k} ${v}`).join(', ')}`,
       `success rate: ${rate}`,
       `failures by code: ${Object.entries(stats.failuresByCode).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}`,
-      `downloads: ${stats.downloads.length}, median throughput ${median}`,
+      `downloads: ${stats.downloads.length}, median throughput ${median}${fetchedLine(stats.downloads)}`,
       `time in state (s): ${Object.entries(stats.timeInState).map(([k, v]) => `${k} ${(v / 1000).toFixed(1)}`).join(', ')}`,
     ]);
     return 0;
   } catch (error) {
     return output.failure(error);
   }
+}
+
+/** ", fetched X of Y bytes": what the downloads that recorded it fetched, against their size. */
+function fetchedLine(downloads: Array<{ bytes: number; fetchedBytes?: number }>): string {
+  const recorded = downloads.filter((download) => download.fetchedBytes !== undefined);
+  if (recorded.length === 0) return '';
+  const fetched = recorded.reduce((sum, download) => sum + download.fetchedBytes!, 0);
+  const size = recorded.reduce((sum, download) => sum + download.bytes, 0);
+  return `, fetched ${fetched} of ${size} bytes`;
 }

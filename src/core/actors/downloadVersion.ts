@@ -141,6 +141,6 @@ export function createDownloadVersion(options: DownloadVersionOptions) {
       digests.push({ path: file.path, size: result.size, sha256: result.sha256 });
     }
     report(true);
-    return discarded.length === 0 ? { digests } : { digests, discardedContent: discarded };
+    return { digests, fetchedBytes: fetched, ...(discarded.length === 0 ? {} : { discardedContent: discarded }) };
   });
 }

@@ -40,8 +40,13 @@ export function summarize(record: LogRecord): string {
         data.rotated ? `, trusted keys rotated (${data.trust.keys.length}, threshold ${data.trust.threshold})` : '',
         data.unsigned ? ' WARNING: unsigned, accepted because allowUnsigned is set' : '',
       ].join('');
-    case 'download.completed':
-      return data.discardedContent ? `removed stored content that did not match its SHA-256: ${data.discardedContent.join(', ')}` : '';
+    case 'download.completed': {
+      const size = (data.digests as Array<{ size: number }>).reduce((sum, digest) => sum + digest.size, 0);
+      return [
+        data.fetchedBytes === undefined ? '' : `fetched ${data.fetchedBytes} of ${size} bytes`,
+        data.discardedContent ? `removed stored content that did not match its SHA-256: ${data.discardedContent.join(', ')}` : '',
+      ].filter(Boolean).join('; ');
+    }
     case 'version.activated':
     case 'rollback.completed':
       return `active: ${data.active?.version ?? 'none'}`;

@@ -5,7 +5,7 @@
 import { initialTransition, transition } from 'xstate';
 import { updaterMachine } from '../../../machines/updater.machine.js';
 import { totalSize } from '../../../machines/selectCandidate.js';
-import type { UpdaterInput } from '../../../machines/types.js';
+import type { DownloadOutput, UpdaterInput } from '../../../machines/types.js';
 import { statePath } from '../statePath.js';
 import { CHECKPOINT, type LogRecord } from './record.js';
 import { chartEventOf, INIT_EVENT, isMachineRecord } from './domainEvents.js';
@@ -26,6 +26,8 @@ export interface DownloadStats {
   sessionId: string;
   version: string;
   bytes: number;
+  /** Of those, fetched over the network (a differential download copies the rest); absent before 0.4.0. */
+  fetchedBytes?: number;
   seconds: number;
   bytesPerSecond: number;
 }
@@ -77,7 +79,15 @@ export function logStats(records: Iterable<LogRecord>): UpdateStats {
       const candidate = snapshot.context.candidate!;
       const seconds = Math.max(0.001, (at - downloadStart) / 1000);
       const bytes = totalSize(candidate);
-      stats.downloads.push({ sessionId: snapshot.context.session?.id ?? '', version: candidate.version, bytes, seconds, bytesPerSecond: Math.round(bytes / seconds) });
+      const fetchedBytes = (event as { output?: DownloadOutput }).output?.fetchedBytes;
+      stats.downloads.push({
+        sessionId: snapshot.context.session?.id ?? '',
+        version: candidate.version,
+        bytes,
+        ...(fetchedBytes === undefined ? {} : { fetchedBytes }),
+        seconds,
+        bytesPerSecond: Math.round(bytes / seconds),
+      });
       downloadStart = null;
     }
 
