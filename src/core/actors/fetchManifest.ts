@@ -184,12 +184,18 @@ async function get(start: string, etag: string | null, options: FetchManifestOpt
  * Runs one mirror's request under a deadline armed once: when it passes, the request and its body are
  * aborted and the check fails as SERVICE_UNAVAILABLE (deferred and retried like an outage).
  */
-async function withDeadline<T>(mirror: string, options: FetchManifestOptions, signal: AbortSignal, run: (signal: AbortSignal) => Promise<T>, what = 'the manifest'): Promise<T> {
+async function withDeadline<T>(
+  mirror: string,
+  options: FetchManifestOptions,
+  signal: AbortSignal,
+  run: (signal: AbortSignal) => Promise<T>,
+  late = { what: 'the manifest', then: 'The check will be retried later.' },
+): Promise<T> {
   const controller = new AbortController();
   const seconds = Math.round(options.timeoutMs / 100) / 10;
   const tooSlow = new UpdateError(
     'SERVICE_UNAVAILABLE',
-    `The service sent ${what} too slowly: ${mirror} did not send its complete answer within ${seconds} s (manifestTimeoutMs). The check will be retried later.`,
+    `The service sent ${late.what} too slowly: ${mirror} did not send its complete answer within ${seconds} s (manifestTimeoutMs). ${late.then}`,
   );
   const timers = options.timers ?? systemTimers;
   const timer = timers.setTimeout(() => controller.abort(tooSlow), options.timeoutMs);
@@ -263,7 +269,10 @@ export type AcceptedManifest = Extract<FetchManifestOutput, { notModified: false
 export async function fetchChunkIndexDocument(accepted: AcceptedManifest, options: FetchManifestOptions, signal: AbortSignal): Promise<ChunkIndexEntry[]> {
   const url = chunkIndexDocumentUrl(accepted.url);
   const source = `The chunk-index document at ${url}`;
-  const fetched = await withDeadline(url, options, signal, (deadlineSignal) => get(url, null, options, deadlineSignal), 'the chunk-index document');
+  const fetched = await withDeadline(url, options, signal, (deadlineSignal) => get(url, null, options, deadlineSignal), {
+    what: 'the chunk-index document',
+    then: 'Updates download changed files whole until it comes in time.',
+  });
   if (fetched.status === 304) throw new UpdateError('UNKNOWN', `${url} answered 304 to a request without a validator.`);
   const policy = { trust: accepted.trust, unsigned: accepted.unsigned, modelId: accepted.manifest.modelId };
   return decoded(source, () => acceptChunkIndexes(parseStrictJson(fetched.body, source), policy, source));
