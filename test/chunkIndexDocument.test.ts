@@ -97,6 +97,19 @@ describe('publish', () => {
   });
 });
 
+describe("0.2.0's manifest schema (frozen)", () => {
+  it('refuses the fields the README names as newer than 0.2.0, and takes the same manifest without them', () => {
+    const file = { path: 'model.bin', size: 1, sha256: 'a'.repeat(64), url: '1.0.0/model.bin' };
+    const version = { version: '1.0.0', channel: 'stable', files: [file] };
+    const manifest = (entry: Record<string, unknown>) => ({ schemaVersion: 1, modelId: 'asr', versions: [{ ...version, ...entry }] });
+    expect(() => parseManifestAsV020(manifest({}))).not.toThrow();
+    expect(() => parseManifestAsV020(manifest({ requires: { app: '>=1' } }))).not.toThrow();
+    for (const newer of [{ metadata: {} }, { requires: { runtime: { onnxruntime: '>=1' } } }, { pulled: true }, { files: [{ ...file, chunkIndex: { url: 'c', size: 68, sha256: 'b'.repeat(64) } }] }]) {
+      expect(() => parseManifestAsV020(manifest(newer))).toThrow(/refuses/);
+    }
+  });
+});
+
 describe('chunkIndexDocumentUrl', () => {
   it('names the document after the manifest, beside it, without its query', () => {
     expect(chunkIndexDocumentUrl('https://cdn.example/m/manifest.json')).toBe('https://cdn.example/m/manifest.chunks.json');
