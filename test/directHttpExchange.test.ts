@@ -107,6 +107,14 @@ describe('the direct transport', () => {
     expect(compared).toBeGreaterThan(30);
   });
 
+  it('declines a head with a field named __proto__, which node:http drops, so node:http reads it (found by the property above)', async () => {
+    const head = 'HTTP/1.1 200 OK\r\n__proto__: !\r\nContent-Length: 5\r\nConnection: close\r\n\r\n';
+    expect(parseResponseHead(head)).toBeUndefined();
+    const theirs = await readWithNodeHttp(head);
+    expect(theirs).not.toBe('error');
+    expect(Object.keys((theirs as { headers: Record<string, string> }).headers).sort()).toEqual(['connection', 'content-length']);
+  });
+
   it('reads no more at once than the sink asks for (a bandwidth cap wants small pieces), down to 16 KiB', async () => {
     const body = randomBytes(3 * 1024 * 1024);
     const head = Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n`, 'latin1');

@@ -61,12 +61,14 @@ export function parseResponseHead(text: string): ResponseHead | undefined {
   if (lines.some((line) => line.includes('\r') || line.includes('\n'))) return undefined;
   const status = STATUS_LINE.exec(lines[0] ?? '');
   if (status === null) return undefined;
-  // No prototype: a field named __proto__ is just a field.
+  // No prototype, so no field name reaches one; and a field named __proto__, which node:http drops
+  // (its headers object has one), is not plain: node:http reads that head, as it always has.
   const headers: Record<string, string> = Object.create(null) as Record<string, string>;
   for (const line of lines.slice(1)) {
     const field = FIELD_LINE.exec(line);
     if (field === null) return undefined;
     const name = field[1]!.toLowerCase();
+    if (name === '__proto__') return undefined;
     const value = field[2]!;
     const previous = headers[name];
     if (previous === undefined) headers[name] = value;
