@@ -74,7 +74,7 @@ describe('entry points by audience', () => {
       const testing = await import('model-updater/testing');
       console.log(JSON.stringify({ publish: Object.keys(publish), browser: Object.keys(browser), testing: Object.keys(testing).length }));
     `);
-    expect(result.publish).toEqual(expect.arrayContaining(['publish', 'generateKeyPair', 'writeKeyPair', 'readPrivateKeyFile', 'signEnvelope']));
+    expect(result.publish).toEqual(expect.arrayContaining(['publish', 'generateKeyPair', 'writeKeyPair', 'readPrivateKeyFile', 'signEnvelope', 'verifyService', 'chunkIndexDocumentUrl', 'parseChunkIndexDocument']));
     expect(result.browser).toContain('createBrowserModelUpdater');
     expect(result.testing).toBeGreaterThan(0);
   });

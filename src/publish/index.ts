@@ -10,4 +10,12 @@ export { type SignedEnvelope, type Signature } from '../core/trust/envelope.js';
 export { canonicalJson } from '../core/trust/canonical.js';
 export { parseManifest, parseManifestText, MANIFEST_SCHEMA_VERSION } from '../core/manifest/schema.js';
 export type { Manifest, ManifestVersion, ManifestFile } from '../../machines/types.js';
-export { verifyService, EXPIRY_WARNING_MS, type VerifyServiceOptions, type ServiceReport, type FileReport } from './verifyService.js';
+export { verifyService, EXPIRY_WARNING_MS, type VerifyServiceOptions, type ServiceReport, type FileReport, type ChunkIndexReport } from './verifyService.js';
+export {
+  CHUNK_INDEX_DOCUMENT_FILE,
+  CHUNK_INDEX_DOCUMENT_TYPE,
+  chunkIndexDocumentUrl,
+  parseChunkIndexDocument,
+  type ChunkIndexDocument,
+  type ChunkIndexEntry,
+} from '../core/manifest/chunkIndexDocument.js';
